@@ -1,0 +1,12 @@
+/** Passport strategy name registered by {@link A2AJwtStrategy}; usable as `AuthGuard('a2a-jwt')`. */
+export const A2A_JWT_STRATEGY = 'a2a-jwt';
+/** Injection token of the validated {@link ResolvedOptions}. */
+export const A2A_AUTH_RESOLVED_OPTIONS = Symbol('A2A_AUTH_RESOLVED_OPTIONS');
+/** Injection token of the {@link AuditSink}; provide your own to replace the default logger sink. */
+export const A2A_AUDIT_SINK = Symbol('A2A_AUDIT_SINK');
+/** Metadata key set by `@Public()`. */
+export const IS_PUBLIC_KEY = 'a2a-auth:public';
+/** Metadata key set by `@RequireScopes()`. */
+export const REQUIRED_SCOPES_KEY = 'a2a-auth:scopes';
+/** Metadata key set by `@AgentSkill()`. */
+export const AGENT_SKILL_KEY = 'a2a-auth:skill';

@@ -1,0 +1,120 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
+import type { ResolvedOptions } from '../options';
+import { A2AJwtStrategy, DECODED_SLOT, TOKEN_SLOT } from '../passport/a2a-jwt.strategy';
+import { extractBearerToken } from '../token/bearer';
+import type { A2ACaller } from '../token/caller';
+import { decodeForVerification, type DecodedToken } from '../token/decode';
+import { AuthError } from '../token/errors';
+import { reasonFromJwtError } from '../token/claims';
+import { tokenHash, VerifiedTokenCache } from '../token/token-cache';
+import { countAuthorizationHeaders, socketOf, type HttpRequestLike } from './request-info';
+
+/** What is known about a request's token so far; filled during {@link A2AAuthenticator.authenticate} for the audit event. */
+export interface AuthAttempt {
+  /** SHA-256 of the token (base64url). */
+  hash?: string;
+  /** Unverified header and payload, once decoded. */
+  decoded?: DecodedToken;
+  /** Whether the caller came from the verified-token cache. */
+  cacheHit?: boolean;
+}
+
+/**
+ * Authenticates one HTTP request: bearer extraction, the verified-token cache, then the Passport
+ * strategy on a miss, then per-request bindings (RFC 8705 certificate binding).
+ * Shared by the global guard, the extended card and the A2A skill checks.
+ */
+@Injectable()
+export class A2AAuthenticator {
+  constructor(
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
+    private readonly strategy: A2AJwtStrategy,
+    readonly cache: VerifiedTokenCache,
+  ) {}
+
+  /**
+   * @returns the verified caller (synchronously on a cache hit).
+   * @throws AuthError (400/401/503; see {@link REASONS}).
+   */
+  authenticate(req: HttpRequestLike, attempt: AuthAttempt = {}): A2ACaller | Promise<A2ACaller> {
+    const token = extractBearerToken(
+      {
+        authorization: req.headers.authorization,
+        authorizationCount: countAuthorizationHeaders(req),
+        queryToken: req.query?.access_token as string | string[] | undefined,
+      },
+      { allowQueryToken: this.opts.allowQueryToken, maxTokenLength: this.opts.maxTokenLength },
+    );
+    const cache = this.cache;
+    if (cache.enabled) {
+      const hash = (attempt.hash = tokenHash(token));
+      const hit = cache.get(hash);
+      if (hit) {
+        attempt.cacheHit = true;
+        this.checkBinding(req, hit);
+        return hit;
+      }
+    }
+    const decoded = (attempt.decoded = decodeForVerification(token, this.opts.algorithms, this.opts.issuerNames));
+    return this.verify(req, token, decoded).then((caller) => {
+      this.checkBinding(req, caller);
+      if (cache.enabled) {
+        const c = caller.claims;
+        let notAfter = caller.expiresAt + this.opts.clockTolerance;
+        if (this.opts.maxTokenAge !== undefined && typeof c.iat === 'number') notAfter = Math.min(notAfter, c.iat + this.opts.maxTokenAge + this.opts.clockTolerance);
+        cache.set(attempt.hash!, caller, notAfter);
+      }
+      return caller;
+    });
+  }
+
+  /** Runs the Passport strategy per Passport's strategy contract (success / fail / error), without the middleware. */
+  private verify(req: HttpRequestLike, token: string, decoded: DecodedToken): Promise<A2ACaller> {
+    const r = req as HttpRequestLike & { [TOKEN_SLOT]?: string; [DECODED_SLOT]?: DecodedToken };
+    r[TOKEN_SLOT] = token;
+    r[DECODED_SLOT] = decoded;
+    return new Promise<A2ACaller>((resolve, reject) => {
+      const s = Object.create(this.strategy) as {
+        success: (u: A2ACaller) => void;
+        fail: (info?: unknown) => void;
+        error: (e: unknown) => void;
+        pass: () => void;
+        redirect: () => void;
+        authenticate: (req: unknown, o: unknown) => void;
+      };
+      s.success = (u) => resolve(u);
+      s.fail = (info) => reject(reasonFromJwtError(info));
+      s.error = (e) => reject(reasonFromJwtError(e));
+      s.pass = () => reject(new AuthError('missing_token'));
+      s.redirect = () => reject(new AuthError('missing_token'));
+      try {
+        s.authenticate(req, { session: false });
+      } catch (e) {
+        reject(reasonFromJwtError(e));
+      }
+    }).finally(() => {
+      delete r[TOKEN_SLOT];
+      delete r[DECODED_SLOT];
+    });
+  }
+
+  /** RFC 8705 §3: the token's `cnf["x5t#S256"]` must equal the SHA-256 of the client certificate (DER). */
+  private checkBinding(req: HttpRequestLike, caller: A2ACaller): void {
+    if (!this.opts.mtls?.requireBoundTokens) return;
+    const cnf = caller.claims.cnf as Record<string, unknown> | undefined;
+    const want = cnf && typeof cnf === 'object' ? cnf['x5t#S256'] : undefined;
+    if (typeof want !== 'string') throw new AuthError('certificate_mismatch', 'token has no cnf x5t#S256');
+    const sock = socketOf(req);
+    const cert = sock?.getPeerCertificate?.(false) as { raw?: Buffer } | undefined;
+    if (!sock?.authorized || !cert?.raw) throw new AuthError('certificate_mismatch', 'no verified client certificate');
+    if (certificateThumbprint(cert.raw) !== want) throw new AuthError('certificate_mismatch', 'certificate thumbprint differs');
+  }
+}
+
+/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of a certificate's DER. Accepts DER bytes or an `X509Certificate`. */
+export function certificateThumbprint(cert: Buffer | X509Certificate): string {
+  const der = cert instanceof X509Certificate ? cert.raw : cert;
+  return createHash('sha256').update(der).digest('base64url');
+}

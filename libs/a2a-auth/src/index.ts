@@ -1,0 +1,49 @@
+/**
+ * nestjs-a2a-auth: make a NestJS A2A agent an OAuth 2.0 resource server.
+ * Everything a user imports comes from here.
+ */
+export { A2AAuthModule, type A2AAuthModuleExtras } from './a2a-auth.module';
+export {
+  resolveOptions,
+  A2AAuthConfigError,
+  SUPPORTED_ALGORITHMS,
+  type SupportedAlgorithm,
+  type A2AAuthModuleOptions,
+  type ResolvedOptions,
+  type IssuerOptions,
+  type CardOptions,
+  type CardThrottleOptions,
+  type CardSigningOptions,
+  type AgentInterfaceOptions,
+  type ProtocolBinding,
+  type MtlsOptions,
+  type TokenCacheOptions,
+  type AuditOptions,
+} from './options';
+export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './constants';
+export { Public } from './decorators/public.decorator';
+export { RequireScopes } from './decorators/require-scopes.decorator';
+export { AgentSkill, type AgentSkillOptions } from './decorators/agent-skill.decorator';
+export { A2ACaller } from './decorators/a2a-caller.decorator';
+export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './token/errors';
+export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './token/bearer';
+export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './token/challenge';
+export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './token/scopes';
+export { checkClaims, type ClaimValidator, type ClaimPolicy } from './token/claims';
+export { VerifiedTokenCache, tokenHash } from './token/token-cache';
+export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './keys/key-store';
+export { KeyRegistry } from './keys/key-registry';
+export { A2AJwtStrategy } from './passport/a2a-jwt.strategy';
+export { A2AAuthGuard } from './guard/a2a-auth.guard';
+export { A2AAuthenticator, certificateThumbprint, type AuthAttempt } from './guard/authenticator';
+export { clientAddress } from './guard/request-info';
+export { routeAuth, type RouteAuth } from './guard/route-auth';
+export { AuthAuditService } from './audit/auth-audit.service';
+export { LoggerAuditSink } from './audit/logger-audit-sink';
+export type { AuditSink, AuthAuditEvent } from './audit/audit-event';
+export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
+export type { AgentCardJson, AgentSkillJson, AgentInterfaceJson, SecurityRequirementJson, SecuritySchemeJson, AgentCardSignatureJson } from './card/agent-card.types';
+export { signAgentCard, verifyAgentCard, canonicalCardBytes, type CardSignature } from './card/card-signer';
+export { protectedResourceMetadataUrl, buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './card/resource-metadata';
+export { AgentCardService, type ServedDocument, type CardView } from './card/card.service';
+export { SkillRegistry, type RegisteredSkill } from './card/skill-registry';

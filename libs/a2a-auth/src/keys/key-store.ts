@@ -1,0 +1,187 @@
+import { createPublicKey, KeyObject } from 'node:crypto';
+import { JwksClient } from 'jwks-rsa';
+import { AuthError } from '../token/errors';
+import { fetchJson } from './http';
+
+/** One verification key, parsed once into a `KeyObject`. */
+export interface VerificationKey {
+  /** JWK `kid`, if the JWKS gave one. */
+  kid?: string;
+  /** JWK `alg`, if the JWKS gave one (a token must then use exactly this alg). */
+  alg?: string;
+  /** Parsed public key; verifying with it costs no PEM parsing. */
+  key: KeyObject;
+}
+
+/** Timing for a {@link JwksKeyStore}. All durations in seconds. */
+export interface KeyStoreTiming {
+  /** Total deadline of one JWKS or discovery fetch, seconds. Default 5. */
+  timeout: number;
+  /** Minimum time between two refetches triggered by unknown `kid`s, shared by all kids, seconds. Default 30. */
+  cooldown: number;
+  /** Age after which the key set is refreshed in the background, seconds. Default 600. */
+  maxAge: number;
+}
+
+/** Where a key set comes from: a fixed `jwksUri`, or the issuer's metadata (OIDC Discovery §4 / RFC 8414 §3). */
+export interface KeySource {
+  issuer: string;
+  jwksUri?: string;
+}
+
+/**
+ * The signing keys of one issuer.
+ *
+ * - Keys come from the JWKS (RFC 7517), fetched through jwks-rsa with a bounded fetcher, and are
+ *   parsed once into `KeyObject`s.
+ * - Concurrent fetches are single-flight.
+ * - An unknown `kid` triggers at most one refetch per `cooldown`, shared by all kids.
+ * - Failures are never cached; known keys keep working while the key server is down.
+ * - Keys that disappear from the JWKS are reported through `onKeysRemoved` (e.g. to drop cached tokens).
+ */
+export class JwksKeyStore {
+  private keys = new Map<string, VerificationKey>();
+  private all: VerificationKey[] = [];
+  private loadedAt = 0;
+  private lastRefetch = 0;
+  private inflight?: Promise<void>;
+  private resolvedJwksUri?: string;
+  /** Number of completed JWKS HTTP fetch attempts (for tests and metrics). */
+  fetchCount = 0;
+
+  constructor(
+    private readonly source: KeySource,
+    private readonly timing: KeyStoreTiming,
+    private readonly onKeysRemoved?: (issuer: string, kids: string[]) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The issuer this store serves. */
+  get issuer(): string {
+    return this.source.issuer;
+  }
+
+  /**
+   * Returns the key for a token header.
+   * - With a `kid`: that key; an unknown kid refetches at most once per cooldown.
+   * - Without a `kid`: the only signing key, if the JWKS holds exactly one (else `missing_kid`).
+   *
+   * @throws AuthError `unknown_kid` (401), `missing_kid` (401), `unsupported_alg` (401, JWK `alg` differs),
+   *   `jwks_unavailable` (503) when the keys cannot be fetched and no known key fits.
+   */
+  async getKey(kid: string | undefined, alg: string): Promise<KeyObject> {
+    const t = this.now();
+    if (this.loadedAt === 0) {
+      this.lastRefetch = t;
+      await this.refresh();
+    } else if (t - this.loadedAt > this.timing.maxAge * 1000) {
+      this.refresh().catch(() => undefined); // background; stale keys keep serving
+    }
+    let k = this.find(kid);
+    if (!k && kid !== undefined && t - this.lastRefetch >= this.timing.cooldown * 1000) {
+      this.lastRefetch = t;
+      await this.refresh();
+      k = this.find(kid);
+    }
+    if (!k) {
+      if (kid === undefined) throw new AuthError('missing_kid', `token has no kid and the JWKS holds ${this.all.length} keys`);
+      throw new AuthError('unknown_kid', 'no key with this kid');
+    }
+    if (k.alg && k.alg !== alg) throw new AuthError('unsupported_alg', `key ${kid ?? ''} is for ${k.alg}`);
+    return k.key;
+  }
+
+  private find(kid: string | undefined): VerificationKey | undefined {
+    if (kid === undefined) return this.all.length === 1 ? this.all[0] : undefined;
+    return this.keys.get(kid);
+  }
+
+  /** Fetches the JWKS now (single-flight). @throws AuthError `jwks_unavailable` (503). */
+  refresh(): Promise<void> {
+    if (!this.inflight) {
+      this.inflight = this.load().finally(() => {
+        this.inflight = undefined;
+      });
+    }
+    return this.inflight;
+  }
+
+  private async load(): Promise<void> {
+    let fetched: VerificationKey[];
+    try {
+      const uri = await this.jwksUri();
+      this.fetchCount++;
+      const client = new JwksClient({ jwksUri: uri, fetcher: (u: string) => fetchJwks(u, this.timing.timeout * 1000) } as never);
+      const signingKeys = await client.getSigningKeys();
+      fetched = signingKeys.map((sk) => ({
+        kid: (sk as { kid?: string }).kid,
+        alg: (sk as { alg?: string }).alg,
+        key: createPublicKey(sk.getPublicKey()),
+      }));
+    } catch (e) {
+      if (e instanceof AuthError) throw e;
+      throw new AuthError('jwks_unavailable', `JWKS fetch for ${this.source.issuer} failed: ${(e as Error)?.message ?? 'error'}`);
+    }
+    const next = new Map<string, VerificationKey>();
+    const unnamed: VerificationKey[] = [];
+    for (const k of fetched) {
+      if (k.kid === undefined) unnamed.push(k);
+      else if (!next.has(k.kid)) next.set(k.kid, k);
+    }
+    const removed = [...this.keys.keys()].filter((kid) => !next.has(kid));
+    this.keys = next;
+    this.all = [...next.values(), ...unnamed];
+    this.loadedAt = this.now();
+    if (removed.length && this.onKeysRemoved) this.onKeysRemoved(this.source.issuer, removed);
+  }
+
+  private async jwksUri(): Promise<string> {
+    if (this.source.jwksUri) return this.source.jwksUri;
+    if (this.resolvedJwksUri) return this.resolvedJwksUri;
+    const uri = await discoverJwksUri(this.source.issuer, this.timing.timeout * 1000);
+    this.resolvedJwksUri = uri;
+    return uri;
+  }
+}
+
+async function fetchJwks(uri: string, timeoutMs: number): Promise<{ keys: unknown[] }> {
+  const doc = await fetchJson(uri, timeoutMs);
+  if (!doc || typeof doc !== 'object' || !Array.isArray((doc as { keys?: unknown }).keys)) {
+    throw new Error('not a JWK Set');
+  }
+  // Drop entries that are not objects, so jwks-rsa never sees garbage.
+  return { keys: (doc as { keys: unknown[] }).keys.filter((k) => k && typeof k === 'object' && !Array.isArray(k)) };
+}
+
+/**
+ * Finds `jwks_uri` from the issuer's metadata: OpenID Connect Discovery 1.0 §4
+ * (`{issuer}/.well-known/openid-configuration`), then RFC 8414 §3.1
+ * (`/.well-known/oauth-authorization-server` inserted before the issuer's path).
+ * The metadata's `issuer` must equal the configured issuer (RFC 8414 §3.3).
+ *
+ * @param timeoutMs deadline per fetch, milliseconds.
+ * @throws AuthError `jwks_unavailable` (503) when neither document yields a `jwks_uri`.
+ */
+export async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<string> {
+  const u = new URL(issuer);
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
+  const candidates = [
+    `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`,
+    `${u.origin}/.well-known/oauth-authorization-server${path}`,
+  ];
+  const errors: string[] = [];
+  for (const url of candidates) {
+    try {
+      const meta = (await fetchJson(url, timeoutMs)) as { issuer?: unknown; jwks_uri?: unknown };
+      if (meta?.issuer !== issuer) {
+        errors.push(`${url}: issuer mismatch`);
+        continue;
+      }
+      if (typeof meta.jwks_uri === 'string' && /^https?:\/\//.test(meta.jwks_uri)) return meta.jwks_uri;
+      errors.push(`${url}: no jwks_uri`);
+    } catch (e) {
+      errors.push(`${url}: ${(e as Error).message}`);
+    }
+  }
+  throw new AuthError('jwks_unavailable', `metadata discovery failed: ${errors.join('; ')}`);
+}
