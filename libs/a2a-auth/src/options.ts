@@ -163,7 +163,7 @@ export interface A2AAuthModuleOptions {
   tokenUrl?: string;
   /** Authorization server metadata URL for the card's `oauth2MetadataUrl` (RFC 8414). Default: derived from the first issuer. */
   oauth2MetadataUrl?: string;
-  /** RFC 9728 `resource` identifier. Default: `card.url`, else the first audience. */
+  /** RFC 9728 `resource` identifier. Default: `card.url`, else the first audience that is an absolute URL; without one, no metadata is served and challenges carry no `resource_metadata`. */
   resource?: string;
   /** Realm in `WWW-Authenticate`. Default: the card name, else `'a2a'`. */
   realm?: string;
@@ -205,7 +205,8 @@ export interface ResolvedOptions {
   scopes: Record<string, string>;
   tokenUrl?: string;
   oauth2MetadataUrl: string;
-  resource: string;
+  /** RFC 9728 resource identifier; `undefined` when neither `resource`, `card.url` nor an absolute-URL audience gives one. */
+  resource?: string;
   realm: string;
   card?: CardOptions & Required<Pick<CardOptions, 'version' | 'cacheMaxAge' | 'defaultVersion' | 'legacyPath' | 'securitySchemeName'>>;
   throttle: Required<CardThrottleOptions>;
@@ -332,7 +333,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     scopes: { ...scopes },
     tokenUrl: o.tokenUrl,
     oauth2MetadataUrl: o.oauth2MetadataUrl ?? `${firstIssuer}/.well-known/openid-configuration`,
-    resource: o.resource ?? o.card?.url ?? audience[0],
+    resource: o.resource ?? o.card?.url ?? audience.find((a) => /^https?:\/\//.test(a)),
     realm: o.realm ?? o.card?.name ?? 'a2a',
     card,
     throttle,

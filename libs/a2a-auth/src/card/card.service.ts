@@ -41,9 +41,9 @@ export class AgentCardService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     const skills = this.skills.all(); // runs the boot checks even without a card
     const o = this.opts;
-    this.metadata = this.serve(
+    if (o.resource) this.metadata = this.serve(
       buildProtectedResourceMetadata({
-        resource: o.resource,
+        resource: o.resource!,
         issuers: o.issuerNames,
         scopes: Object.keys(o.scopes),
         resourceName: o.card?.name,
@@ -90,14 +90,14 @@ export class AgentCardService implements OnModuleInit {
     return this.docs.get('v03')?.json as AgentCardV03Json;
   }
 
-  /** The RFC 9728 document. */
-  resourceMetadata(): ServedDocument {
-    return this.metadata!;
+  /** The RFC 9728 document, or `undefined` without a resource identifier. */
+  resourceMetadata(): ServedDocument | undefined {
+    return this.metadata;
   }
 
-  /** Parsed RFC 9728 metadata JSON. */
-  resourceMetadataJson(): ProtectedResourceMetadata {
-    return this.metadata!.json as ProtectedResourceMetadata;
+  /** Parsed RFC 9728 metadata JSON, or `undefined` without a resource identifier. */
+  resourceMetadataJson(): ProtectedResourceMetadata | undefined {
+    return this.metadata?.json as ProtectedResourceMetadata | undefined;
   }
 
   private serve(json: object): ServedDocument {

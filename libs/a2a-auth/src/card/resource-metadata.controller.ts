@@ -22,7 +22,7 @@ export class ResourceMetadataController {
     private readonly cards: AgentCardService,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
   ) {
-    const p = new URL(opts.resource).pathname;
+    const p = opts.resource ? new URL(opts.resource).pathname : '/';
     this.resourcePath = p === '/' ? '' : p.replace(/\/$/, '');
   }
 
@@ -39,6 +39,7 @@ export class ResourceMetadataController {
     const suffix = url.replace(/^.*?\/\.well-known\/oauth-protected-resource/, '').replace(/\/$/, '');
     if (suffix !== '' && suffix !== this.resourcePath) throw new NotFoundException();
     const doc = this.cards.resourceMetadata();
+    if (!doc) throw new NotFoundException();
     const status = etagMatches(inm, doc.etag) ? 304 : 200;
     sendRaw(
       res,

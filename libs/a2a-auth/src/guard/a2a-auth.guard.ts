@@ -46,7 +46,7 @@ export class A2AAuthGuard implements CanActivate {
     private readonly adapterHost: HttpAdapterHost,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
   ) {
-    this.challenges = new ChallengeBuilder({ realm: opts.realm, resourceMetadata: protectedResourceMetadataUrl(opts.resource) });
+    this.challenges = new ChallengeBuilder({ realm: opts.realm, resourceMetadata: opts.resource ? protectedResourceMetadataUrl(opts.resource) : undefined });
     this.retryAfter = String(Math.max(1, Math.ceil(opts.jwksTimeout)));
   }
 
