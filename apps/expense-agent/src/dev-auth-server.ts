@@ -1,0 +1,205 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { DevClient } from './dev-clients';
+
+/**
+ * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
+ *
+ * - Grant: client credentials only (RFC 6749 §4.4), client authentication `client_secret_basic` or `client_secret_post`.
+ * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience. The
+ *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
+ *   `resource` parameter gets a token the agent accepts.
+ * - Keys are generated at start-up and live only in memory.
+ *
+ * It is not a production authorization server and refuses to start when `NODE_ENV=production`.
+ */
+
+/** Options of {@link startDevAuthServer}. */
+export interface DevAuthServerOptions {
+  /** The agent's audience: the `aud` of every token (and the only accepted `resource`). */
+  audience: string;
+  /** The clients (ids, secrets, allowed scopes). */
+  clients: DevClient[];
+  /** TCP port on 127.0.0.1. Default 0 (ephemeral). */
+  port?: number;
+  /** Access-token lifetime in seconds. Default 300. */
+  tokenTtl?: number;
+  /** `NODE_ENV` to check. Default `process.env.NODE_ENV`. */
+  nodeEnv?: string;
+}
+
+/** A running dev authorization server. */
+export interface DevAuthServer {
+  /** `iss` of its tokens, e.g. `http://127.0.0.1:41234` (no trailing slash). */
+  issuer: string;
+  /** Token endpoint (RFC 6749 §3.2). */
+  tokenUrl: string;
+  /** JWKS with the public signing key (RFC 7517). */
+  jwksUri: string;
+  /** The audience of its tokens. */
+  audience: string;
+  /** Access-token lifetime, seconds. */
+  tokenTtl: number;
+  /** The registered clients. */
+  clients: DevClient[];
+  /** Stops listening and drops open connections. */
+  close(): Promise<void>;
+}
+
+/** Thrown by {@link startDevAuthServer} when `NODE_ENV=production`. */
+export class DevAuthServerRefusedError extends Error {
+  constructor() {
+    super(
+      'The embedded development authorization server refuses to start with NODE_ENV=production. ' +
+        'Point the agent at your real authorization server instead: set A2A_ISSUER and A2A_AUDIENCE ' +
+        '(and A2A_JWKS_URI / A2A_TOKEN_URL unless discoverable from the issuer).',
+    );
+    this.name = 'DevAuthServerRefusedError';
+  }
+}
+
+type OidcProviderModule = typeof import('oidc-provider');
+
+/**
+ * Loads oidc-provider (ESM-only; `import()` from CommonJS). On Node 20 it prints "Unsupported runtime" when the module
+ * is evaluated; that line is noise for a dev server, so it is filtered during the load only.
+ */
+async function loadOidcProvider(): Promise<OidcProviderModule> {
+  const { warn, info } = console;
+  const drop = (orig: (...a: unknown[]) => void) => (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && /oidc-provider (WARNING|NOTICE): Unsupported runtime/.test(args[0])) return;
+    orig.apply(console, args);
+  };
+  console.warn = drop(warn);
+  console.info = drop(info);
+  try {
+    return await import('oidc-provider');
+  } finally {
+    console.warn = warn;
+    console.info = info;
+  }
+}
+
+/**
+ * A tiny Map-based storage adapter. JWT access tokens are never stored, so this is barely used; giving any adapter
+ * also keeps oidc-provider from warning about its own development adapter.
+ */
+function memoryAdapter() {
+  const store = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
+  return class DevMemoryAdapter {
+    constructor(private readonly model: string) {}
+    private key(id: string) {
+      return `${this.model}:${id}`;
+    }
+    async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number) {
+      store.set(this.key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+    }
+    async find(id: string) {
+      const e = store.get(this.key(id));
+      if (!e) return undefined;
+      if (e.expiresAt <= Date.now()) {
+        store.delete(this.key(id));
+        return undefined;
+      }
+      return e.payload;
+    }
+    async findByUserCode() {
+      return undefined;
+    }
+    async findByUid() {
+      return undefined;
+    }
+    async consume(id: string) {
+      const e = store.get(this.key(id));
+      if (e) e.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string) {
+      store.delete(this.key(id));
+    }
+    async revokeByGrantId() {
+      /* client credentials create no grants */
+    }
+  };
+}
+
+/**
+ * Starts the dev authorization server on `127.0.0.1:<port>`.
+ * @throws DevAuthServerRefusedError when `NODE_ENV` is `production`.
+ * @throws Error when the port is taken or a client is misconfigured (checked eagerly, before it answers requests).
+ */
+export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAuthServer> {
+  if ((o.nodeEnv ?? process.env.NODE_ENV) === 'production') throw new DevAuthServerRefusedError();
+  const ttl = o.tokenTtl ?? 300;
+  const { Provider, errors } = await loadOidcProvider();
+
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `dev-${randomBytes(6).toString('base64url')}`, alg: 'RS256', use: 'sig' };
+
+  // The issuer includes the port, which is only known after listen(): listen first, then attach the provider.
+  const server: Server = createServer();
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+
+  try {
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const allScopes = [...new Set(o.clients.flatMap((c) => c.scopes))];
+    const provider = new Provider(issuer, {
+      clients: o.clients.map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.clientSecret,
+        // Defaults are the code flow, which would require redirect_uris.
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: c.scopes.join(' '),
+      })),
+      scopes: allScopes, // custom scopes must be known to the provider, or client metadata fails validation
+      responseTypes: [],
+      clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+      jwks: { keys: [signingKey as never] },
+      adapter: memoryAdapter() as never,
+      features: {
+        clientCredentials: { enabled: true },
+        devInteractions: { enabled: false },
+        introspection: { enabled: false },
+        revocation: { enabled: false },
+        userinfo: { enabled: false },
+        resourceIndicators: {
+          enabled: true,
+          // RFC 6749 §4.4 requests carry no `resource`: default to the agent's audience.
+          defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string | string[]) => oneOf ?? o.audience,
+          useGrantedResource: () => true,
+          getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
+            if (resourceIndicator !== o.audience) throw new errors.InvalidTarget();
+            return { scope: allScopes.join(' '), audience: o.audience, accessTokenTTL: ttl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+          },
+        } as never,
+      },
+      ttl: { ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? ttl } as never,
+      cookies: { keys: [randomBytes(32).toString('base64url')] },
+      clientBasedCORS: () => true,
+    });
+    provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
+    // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
+    for (const c of o.clients) await provider.Client.find(c.clientId);
+    server.on('request', provider.callback());
+    return { issuer, tokenUrl: `${issuer}/token`, jwksUri: `${issuer}/jwks`, audience: o.audience, tokenTtl: ttl, clients: o.clients, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

@@ -1,0 +1,199 @@
+import 'reflect-metadata';
+import { createServer } from 'node:net';
+import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { AppModule } from './app.module';
+import { csv, DEFAULT_HOST, ENV, parsePort, publicUrlOf } from './config';
+import { devClientsFromEnv, type DevClient } from './dev-clients';
+import { startDevAuthServer, type DevAuthServer } from './dev-auth-server';
+
+/** HTTP platforms the sample runs on. */
+export type Platform = 'express' | 'fastify';
+
+/** Options of {@link bootstrap}. */
+export interface BootstrapOptions {
+  /** HTTP platform. Default: `PLATFORM` env, else `'express'`. */
+  platform?: Platform;
+  /** Port. Default: `PORT` env, else 3000. `0` picks a free port (so the card can name it). */
+  port?: number;
+  /** Listening address. Default: `HOST` env, else `127.0.0.1`. */
+  host?: string;
+  /**
+   * Environment to read instead of `process.env` (hermetic tests). When given, `process.env` is ignored entirely.
+   * Default: `process.env`.
+   */
+  env?: Record<string, string | undefined>;
+  /** Nest logger: `false` silences it. Default: Nest's console logger. */
+  logger?: LoggerService | LogLevel[] | false;
+  /** Print the start-up summary (dev clients, curl sequence). Default true; a function receives the text instead. */
+  banner?: boolean | ((text: string) => void);
+}
+
+/** A running sample agent. */
+export interface RunningAgent {
+  app: INestApplication;
+  platform: Platform;
+  /** Where it listens, e.g. `http://127.0.0.1:3000`. */
+  url: string;
+  /** Its public base URL (`PUBLIC_URL`), used in the Agent Card. */
+  publicUrl: string;
+  /** The embedded dev authorization server, when no `A2A_ISSUER` was configured. */
+  devAuth?: DevAuthServer;
+  /** The start-up summary text. */
+  banner: string;
+  /** Stops the agent, then the dev authorization server. */
+  close(): Promise<void>;
+}
+
+/** Asks the OS for a free port on `host` (used for port 0, because the card must name the real port before listen). */
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts the Expense Reimbursement Agent.
+ *
+ * - Without `A2A_ISSUER`: starts the embedded development authorization server (oidc-provider) on 127.0.0.1
+ *   (`DEV_AUTH_PORT`, default ephemeral), and the agent trusts it (issuer, JWKS) and advertises its token endpoint.
+ *   Refuses with `DevAuthServerRefusedError` when `NODE_ENV=production`.
+ * - With `A2A_ISSUER` (and `A2A_AUDIENCE`, `A2A_JWKS_URI`, `A2A_TOKEN_URL` as needed): no dev server; that issuer is trusted.
+ * Listens on `HOST:PORT` (default 127.0.0.1:3000).
+ * @throws Error when the configuration is invalid (the message names the variable or option) or the port is taken.
+ */
+export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent> {
+  const env = o.env ?? process.env;
+  const platform = o.platform ?? ((env.PLATFORM as Platform | undefined) || 'express');
+  if (platform !== 'express' && platform !== 'fastify') throw new Error(`PLATFORM must be "express" or "fastify", got ${JSON.stringify(platform)}`);
+  const host = o.host ?? (env[ENV.host] || DEFAULT_HOST);
+  let port = o.port ?? parsePort(env[ENV.port]);
+  if (port === 0) port = await freePort(host);
+  const publicUrl = publicUrlOf(env[ENV.publicUrl], port);
+  const values: Record<string, string | undefined> = { ...(o.env ?? {}), [ENV.port]: String(port), [ENV.publicUrl]: publicUrl };
+
+  let devAuth: DevAuthServer | undefined;
+  if (!csv(env[ENV.issuer])) {
+    const clients = devClientsFromEnv(env);
+    devAuth = await startDevAuthServer({
+      audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
+      clients: [clients.submitter, clients.approver],
+      port: env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT) : 0,
+      nodeEnv: env.NODE_ENV,
+    });
+    Object.assign(values, { [ENV.issuer]: devAuth.issuer, [ENV.audience]: devAuth.audience, [ENV.jwksUri]: devAuth.jwksUri, [ENV.tokenUrl]: devAuth.tokenUrl });
+  }
+
+  let app: INestApplication | undefined;
+  try {
+    const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+    if (adapter instanceof ExpressAdapter) adapter.getInstance().disable('x-powered-by'); // don't advertise the stack
+    app = await NestFactory.create(AppModule.forRoot({ values, skipProcessEnv: o.env !== undefined }), adapter as never, {
+      logger: o.logger,
+      abortOnError: false,
+    });
+    await app.listen(port, host);
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await devAuth?.close();
+    throw err;
+  }
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shownHost}:${port}`;
+  const banner = startupBanner({ url, publicUrl, platform, devAuth, env });
+  if (o.banner !== false) (typeof o.banner === 'function' ? o.banner : (t: string) => console.log(t))(banner);
+  const nest = app;
+  let closing: Promise<void> | undefined;
+  return {
+    app: nest,
+    platform,
+    url,
+    publicUrl,
+    devAuth,
+    banner,
+    close: () =>
+      (closing ??= (async () => {
+        await nest.close();
+        await devAuth?.close();
+      })()),
+  };
+}
+
+/** Single-quotes a value for a POSIX shell. */
+function sh(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `id:secret` for `curl -u`; an overridden secret is referenced as `$VAR`, never printed. */
+function curlUser(c: DevClient): string {
+  return c.secretFrom ? `"${c.clientId.replace(/["$`\\]/g, '\\$&')}:\$${c.secretFrom}"` : sh(`${c.clientId}:${c.clientSecret}`);
+}
+
+/**
+ * The start-up summary: where the agent listens, whom it trusts, and (with the dev server) the dev clients and a
+ * ready-to-paste curl sequence. Secrets overridden through the environment are never printed.
+ */
+export function startupBanner(i: { url: string; publicUrl: string; platform: Platform; devAuth?: DevAuthServer; env: Record<string, string | undefined> }): string {
+  const { publicUrl: p, devAuth: d } = i;
+  const lines = [
+    '',
+    `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`,
+    `  Agent Card     ${p}/.well-known/agent-card.json`,
+  ];
+  if (!d) {
+    lines.push(`  Issuer         ${i.env[ENV.issuer]} (external authorization server)`, `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`, '');
+    return lines.join('\n');
+  }
+  const [sub, appr] = d.clients;
+  const json = (field: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${field}'`;
+  const token = (c: DevClient) => `$(curl -s -u ${curlUser(c)} -d grant_type=client_credentials --data-urlencode ${sh(`scope=${c.scopes.join(' ')}`)} ${d.tokenUrl} | ${json('access_token')})`;
+  const secretCol = (c: DevClient) => (c.secretFrom ? `(from $${c.secretFrom})` : c.clientSecret);
+  const w = Math.max(...d.clients.map((c) => c.clientId.length), 9);
+  const ws = Math.max(...d.clients.map((c) => secretCol(c).length), 6);
+  lines.push(
+    `  Issuer         ${d.issuer}  (embedded DEVELOPMENT authorization server, oidc-provider; never use in production)`,
+    `  Token URL      ${d.tokenUrl}  (client_credentials; JWT access tokens, RS256, ${d.tokenTtl} s)`,
+    `  Audience       ${d.audience}`,
+    '',
+    'Dev clients (client_secret_basic):',
+    `  ${'client_id'.padEnd(w)}  ${'secret'.padEnd(ws)}  scopes`,
+    ...d.clients.map((c) => `  ${c.clientId.padEnd(w)}  ${secretCol(c).padEnd(ws)}  ${c.scopes.join(' ')}`),
+    '',
+    'Try it (paste into a POSIX shell):',
+    `  SUBMITTER=${token(sub)}`,
+    `  ID=$(curl -s -X POST ${p}/expenses -H "Authorization: Bearer $SUBMITTER" -H 'Content-Type: application/json' -d '{"amount":42.5,"currency":"EUR","description":"Taxi to the airport"}' | ${json('id')})`,
+    `  curl -i ${p}/expenses/$ID -H "Authorization: Bearer $SUBMITTER"                 # 200`,
+    `  curl -i -X POST ${p}/expenses/$ID/approve -H "Authorization: Bearer $SUBMITTER"  # 403 insufficient_scope`,
+    `  curl -i ${p}/expenses                                                           # 401 no token`,
+    `  APPROVER=${token(appr)}`,
+    `  curl -i -X POST ${p}/expenses/$ID/approve -H "Authorization: Bearer $APPROVER"   # 200`,
+    '',
+    'Or run the calling agent: npm run demo',
+    '',
+  );
+  return lines.join('\n');
+}
+
+if (require.main === module) {
+  bootstrap().then(
+    (agent) => {
+      const stop = (signal: string) => {
+        console.log(`${signal}: shutting down`);
+        agent.close().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    },
+    (err: Error) => {
+      console.error(`Expense Reimbursement Agent failed to start: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,360 @@
+import { createServer } from 'node:net';
+import request from 'supertest';
+import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
+import { runDemo } from '../apps/expense-agent/src/demo';
+import { DevAuthServerRefusedError, startDevAuthServer } from '../apps/expense-agent/src/dev-auth-server';
+import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
+import { JwksServer } from './fixtures/jwks-server';
+import { generateTestKey } from './fixtures/keys';
+import { mintToken } from './fixtures/tokens';
+import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
+
+/** Hermetic environment: nothing from the developer's shell (A2A_ISSUER, PORT…) leaks into the sample. */
+const ENV = { NODE_ENV: 'test' };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const SCOPES = {
+  'expense:submit': 'Submit expense claims for reimbursement',
+  'expense:approve': 'Approve submitted expense claims',
+  'expense:read': 'List and read expense claims',
+};
+const jwtPart = (t: string, i: 0 | 1) => JSON.parse(Buffer.from(t.split('.')[i], 'base64url').toString('utf8'));
+
+/** A port on 127.0.0.1 with nothing listening. */
+async function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-provider', (platform) => {
+  let agent: RunningAgent;
+  let challenge: string;
+
+  beforeAll(async () => {
+    agent = await bootstrap({ platform, port: 0, env: ENV, logger: false, banner: false });
+    challenge = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+  });
+  afterAll(async () => {
+    await agent?.close();
+  });
+
+  /** A plain RFC 6749 §4.4 token request: grant_type + scope, client_secret_basic, no `resource`. */
+  async function token(client: { clientId: string; clientSecret: string; scopes: string[] }) {
+    const res = await request(agent.devAuth!.issuer)
+      .post('/token')
+      .auth(client.clientId, client.clientSecret)
+      .type('form')
+      .send({ grant_type: 'client_credentials', scope: client.scopes.join(' ') });
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.body).toEqual({ access_token: expect.any(String), expires_in: 300, scope: client.scopes.join(' '), token_type: 'Bearer' });
+    return res.body.access_token as string;
+  }
+  const submitter = () => token(DEV_CLIENT_DEFAULTS.submitter);
+  const approver = () => token(DEV_CLIENT_DEFAULTS.approver);
+  const submit = async (tok: string) => {
+    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).send({ amount: 42.5, currency: 'EUR', description: 'Taxi to the airport' });
+    expect(res.status).toBe(201);
+    return res.body as { id: string };
+  };
+
+  it('starts the dev authorization server on 127.0.0.1 and trusts it', () => {
+    expect(agent.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(agent.publicUrl).toBe(agent.url);
+    expect(agent.devAuth).toMatchObject({ audience: agent.publicUrl, tokenTtl: 300, tokenUrl: `${agent.devAuth!.issuer}/token`, jwksUri: `${agent.devAuth!.issuer}/jwks` });
+    expect(agent.devAuth!.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('serves the card without a token: tokenUrl is the dev token endpoint; each skill carries its scopes', async () => {
+    const res = await request(agent.url).get('/.well-known/agent-card.json');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.headers['x-powered-by']).toBeUndefined();
+    const card = JSON.parse(res.text);
+    expect(card.name).toBe('Expense Reimbursement Agent');
+    expect(card.supportedInterfaces).toEqual([
+      { url: `${agent.publicUrl}/a2a/jsonrpc`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' },
+      { url: agent.publicUrl, protocolBinding: 'HTTP+JSON', protocolVersion: '1.0' },
+    ]);
+    expect(card.capabilities.extendedAgentCard).toBe(true);
+    expect(card.securitySchemes.oauth2.oauth2SecurityScheme.flows).toEqual({ clientCredentials: { tokenUrl: agent.devAuth!.tokenUrl, scopes: SCOPES } });
+    expect(card.securityRequirements).toEqual([{ schemes: { oauth2: {} } }]);
+    const req = (scope: string) => [{ schemes: { oauth2: { list: [scope] } } }];
+    expect(Object.fromEntries(card.skills.map((s: { id: string; securityRequirements: unknown }) => [s.id, s.securityRequirements]))).toEqual({
+      'submit-expense': req('expense:submit'),
+      'approve-expense': req('expense:approve'),
+      'list-expenses': req('expense:read'),
+    });
+  });
+
+  it('issues RS256 JWT access tokens for the agent audience to a plain §4.4 request (no resource parameter)', async () => {
+    const tok = await submitter();
+    expect(jwtPart(tok, 0)).toEqual({ alg: 'RS256', typ: 'at+jwt', kid: expect.stringMatching(/^dev-/) });
+    expect(jwtPart(tok, 1)).toEqual({
+      iss: agent.devAuth!.issuer,
+      aud: agent.publicUrl,
+      sub: 'expense-submitter',
+      client_id: 'expense-submitter',
+      scope: 'expense:submit expense:read',
+      iat: expect.any(Number),
+      exp: expect.any(Number),
+      jti: expect.any(String),
+    });
+  });
+
+  it('demo outcome 1: the submitter submits an expense → 201, recorded as submitted by its client_id', async () => {
+    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await submitter()}`).send({ amount: 42.5, currency: 'EUR', description: ' Taxi to the airport ' });
+    expect(res.status).toBe(201);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.body).toEqual({
+      id: expect.stringMatching(UUID),
+      amount: 42.5,
+      currency: 'EUR',
+      description: 'Taxi to the airport',
+      status: 'submitted',
+      submittedBy: 'expense-submitter',
+      submittedAt: expect.stringMatching(ISO),
+    });
+  });
+
+  it('demo outcome 2: the submitter tries to approve → 403 insufficient_scope naming expense:approve', async () => {
+    const tok = await submitter();
+    const { id } = await submit(tok);
+    const res = await request(agent.url).post(`/expenses/${id}/approve`).set('Authorization', `Bearer ${tok}`);
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
+    const after = await request(agent.url).get(`/expenses/${id}`).set('Authorization', `Bearer ${tok}`);
+    expect(after.body.status).toBe('submitted');
+  });
+
+  it('demo outcome 3: a call with no token → 401 with a bare Bearer challenge', async () => {
+    const res = await request(agent.url).get('/expenses');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(challenge);
+    expect(res.body).toEqual({ error: 'invalid_request', error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header' });
+  });
+
+  it('the approver approves → 200, recorded as approved by its client_id; approving again → 409', async () => {
+    const { id } = await submit(await submitter());
+    const tok = await approver();
+    const res = await request(agent.url).post(`/expenses/${id}/approve`).set('Authorization', `Bearer ${tok}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      id,
+      amount: 42.5,
+      currency: 'EUR',
+      description: 'Taxi to the airport',
+      status: 'approved',
+      submittedBy: 'expense-submitter',
+      submittedAt: expect.stringMatching(ISO),
+      approvedBy: 'expense-approver',
+      approvedAt: expect.stringMatching(ISO),
+    });
+    const again = await request(agent.url).post(`/expenses/${id}/approve`).set('Authorization', `Bearer ${tok}`);
+    expect(again.status).toBe(409);
+    expect(again.body).toEqual({ statusCode: 409, error: 'Conflict', message: 'expense is already approved' });
+  });
+
+  it('the approver cannot submit (403 naming expense:submit)', async () => {
+    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await approver()}`).send({ amount: 1, currency: 'EUR', description: 'x' });
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:submit"`);
+    expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:submit' });
+  });
+
+  it('lists and reads expenses with expense:read; an unknown id → 404', async () => {
+    const tok = await submitter();
+    const { id } = await submit(tok);
+    const list = await request(agent.url).get('/expenses').set('Authorization', `Bearer ${tok}`);
+    expect(list.status).toBe(200);
+    expect(list.body.expenses).toContainEqual(expect.objectContaining({ id, status: 'submitted', submittedBy: 'expense-submitter' }));
+    const one = await request(agent.url).get(`/expenses/${id}`).set('Authorization', `Bearer ${tok}`);
+    expect(one.status).toBe(200);
+    expect(one.body).toEqual(expect.objectContaining({ id, amount: 42.5 }));
+    for (const path of ['/expenses/nope', `/expenses/${'9'.repeat(90)}`, '/expenses/%E2%82%AC']) {
+      const res = await request(agent.url).get(path).set('Authorization', `Bearer ${tok}`);
+      expect(res.status).toBe(404);
+      expect(res.body).toEqual({ statusCode: 404, error: 'Not Found', message: 'expense not found' });
+    }
+    const approve = await request(agent.url).post('/expenses/nope/approve').set('Authorization', `Bearer ${await approver()}`);
+    expect(approve.status).toBe(404);
+    expect(approve.body).toEqual({ statusCode: 404, error: 'Not Found', message: 'expense not found' });
+  });
+
+  const amountMsg = 'amount must be a positive number of at most 1000000 with at most 2 decimals';
+  const currencyMsg = 'currency must be an ISO 4217 code such as "EUR"';
+  const descMsg = 'description must be a non-empty string of at most 500 characters';
+  const badBodies: Array<[string, unknown, string[]]> = [
+    ['empty object', {}, [amountMsg, currencyMsg, descMsg]],
+    ['array', [1, 2], ['body must be a JSON object with amount, currency and description']],
+    ['negative amount', { amount: -5, currency: 'EUR', description: 'x' }, [amountMsg]],
+    ['amount as string', { amount: '5', currency: 'EUR', description: 'x' }, [amountMsg]],
+    ['three decimals', { amount: 1.234, currency: 'EUR', description: 'x' }, [amountMsg]],
+    ['huge amount', { amount: 1e308, currency: 'EUR', description: 'x' }, [amountMsg]],
+    ['lower-case currency', { amount: 5, currency: 'eur', description: 'x' }, [currencyMsg]],
+    ['blank description', { amount: 5, currency: 'EUR', description: '   ' }, [descMsg]],
+    ['long description', { amount: 5, currency: 'EUR', description: 'x'.repeat(501) }, [descMsg]],
+    ['unknown property', { amount: 5, currency: 'EUR', description: 'x', status: 'approved' }, ['property "status" is not allowed']],
+  ];
+  it.each(badBodies)('400 for a bad body: %s', async (_name, body, messages) => {
+    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await submitter()}`).send(body as object);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
+  });
+
+  it('400 for a __proto__ key (rejected by our validation on express, by the JSON parser on fastify)', async () => {
+    const res = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${await submitter()}`)
+      .set('Content-Type', 'application/json')
+      .send('{"amount":5,"currency":"EUR","description":"x","__proto__":{"admin":true}}');
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual(
+      platform === 'express'
+        ? { statusCode: 400, error: 'Bad Request', message: ['property "__proto__" is not allowed'] }
+        : { statusCode: 400, message: "Body is not valid JSON but content-type is set to 'application/json'" },
+    );
+  });
+
+  it('400 (never 500) for malformed JSON and for no body', async () => {
+    const tok = await submitter();
+    const malformed = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).set('Content-Type', 'application/json').send('{"amount": 1,');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toEqual(expect.objectContaining({ statusCode: 400 }));
+    const none = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`);
+    expect(none.status).toBe(400);
+    expect(none.body).toEqual(expect.objectContaining({ statusCode: 400 }));
+  });
+
+  it("runs the demo's calling agent against it: 201, 403, 401 (and the approver's 200)", async () => {
+    const lines: string[] = [];
+    const r = await runDemo({ agentUrl: agent.url, env: ENV, log: (l) => lines.push(l), startIfMissing: false });
+    expect(r.startedAgent).toBe(false);
+    expect(r.tokenUrl).toBe(agent.devAuth!.tokenUrl);
+    expect(r.outcomes.map((o) => [o.status, o.ok])).toEqual([[201, true], [403, true], [401, true], [200, true]]);
+    expect(r.outcomes[1].wwwAuthenticate).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(r.outcomes[2].wwwAuthenticate).toBe(challenge);
+    expect(r.ok).toBe(true);
+    expect(lines.join('\n')).toContain('All outcomes as expected.');
+    expect(lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret/); // never prints tokens or secrets
+  });
+});
+
+describe('sample Expense agent: start-up and configuration', () => {
+  it('the dev authorization server refuses NODE_ENV=production, and so does the agent without A2A_ISSUER', async () => {
+    await expect(startDevAuthServer({ audience: 'http://127.0.0.1:1', clients: [], nodeEnv: 'production' })).rejects.toThrow(DevAuthServerRefusedError);
+    const port = await closedPort();
+    const err = await bootstrap({ port, env: { NODE_ENV: 'production' }, logger: false, banner: false }).then(() => undefined, (e: Error) => e);
+    expect(err).toBeInstanceOf(DevAuthServerRefusedError);
+    expect(err!.message).toBe(
+      'The embedded development authorization server refuses to start with NODE_ENV=production. ' +
+        'Point the agent at your real authorization server instead: set A2A_ISSUER and A2A_AUDIENCE ' +
+        '(and A2A_JWKS_URI / A2A_TOKEN_URL unless discoverable from the issuer).',
+    );
+    // Nothing was left listening on the agent's port.
+    await expect(fetch(`http://127.0.0.1:${port}/.well-known/agent-card.json`)).rejects.toThrow();
+  });
+
+  it('prints the dev clients and a ready-to-paste curl sequence, without overridden secrets', async () => {
+    let printed = '';
+    const agent = await bootstrap({ port: 0, env: { ...ENV, DEV_APPROVER_SECRET: 'from-the-vault' }, logger: false, banner: (t) => (printed = t) });
+    try {
+      expect(printed).toBe(agent.banner);
+      expect(printed).toContain(`Expense Reimbursement Agent listening on ${agent.url} (express)`);
+      expect(printed).toMatch(/expense-submitter\s+submitter-secret\s+expense:submit expense:read/);
+      expect(printed).toMatch(/expense-approver\s+\(from \$DEV_APPROVER_SECRET\)\s+expense:approve expense:read/);
+      expect(printed).not.toContain('from-the-vault');
+      expect(printed).toContain(`curl -s -u 'expense-submitter:submitter-secret' -d grant_type=client_credentials --data-urlencode 'scope=expense:submit expense:read' ${agent.devAuth!.tokenUrl}`);
+      expect(printed).toContain(`curl -s -u "expense-approver:$DEV_APPROVER_SECRET"`);
+      // The overridden secret is what the dev server accepts.
+      const res = await request(agent.devAuth!.issuer).post('/token').auth('expense-approver', 'from-the-vault').type('form').send({ grant_type: 'client_credentials', scope: 'expense:approve' });
+      expect(res.status).toBe(200);
+      const old = await request(agent.devAuth!.issuer).post('/token').auth('expense-approver', 'approver-secret').type('form').send({ grant_type: 'client_credentials', scope: 'expense:approve' });
+      expect(old.status).toBe(401);
+      expect(old.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('logs every decision but never a token or a secret', async () => {
+    const logger = new CapturingLogger();
+    const agent = await bootstrap({ port: 0, env: ENV, logger, banner: false });
+    try {
+      const r = await runDemo({ agentUrl: agent.url, env: ENV, log: false, startIfMissing: false });
+      expect(r.ok).toBe(true);
+    } finally {
+      await agent.close();
+    }
+    const audit = logger.lines.filter((l) => l.includes('"type":"a2a.auth"'));
+    expect(audit.length).toBeGreaterThanOrEqual(4);
+    expect(logger.lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|Bearer /);
+  });
+
+  describe('with A2A_ISSUER set (a real issuer)', () => {
+    let jwks: JwksServer;
+    const key = generateTestKey('RS256');
+    beforeAll(async () => {
+      jwks = await new JwksServer().start();
+      jwks.keys = [key.publicJwk];
+    });
+    afterAll(async () => {
+      await jwks?.stop();
+    });
+
+    it('starts no dev server, trusts that issuer and advertises A2A_TOKEN_URL', async () => {
+      const env = { ...ENV, A2A_ISSUER: jwks.issuer, A2A_AUDIENCE: 'api://expense-agent', A2A_JWKS_URI: jwks.jwksUri, A2A_TOKEN_URL: 'https://as.example.com/oauth2/token', PUBLIC_URL: 'https://agents.example.com/expenses/' };
+      const agent = await bootstrap({ port: 0, env, logger: false, banner: false });
+      try {
+        expect(agent.devAuth).toBeUndefined();
+        expect(agent.publicUrl).toBe('https://agents.example.com/expenses');
+        expect(agent.banner).toContain(`Issuer         ${jwks.issuer} (external authorization server)`);
+        const card = (await request(agent.url).get('/.well-known/agent-card.json')).body;
+        expect(card.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.tokenUrl).toBe('https://as.example.com/oauth2/token');
+        expect(card.supportedInterfaces[0].url).toBe('https://agents.example.com/expenses/a2a/jsonrpc');
+        const tok = await mintToken({ key, issuer: jwks.issuer, audience: 'api://expense-agent', claims: { client_id: 'billing-agent', sub: 'billing-agent' } });
+        const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).send({ amount: 10, currency: 'USD', description: 'Lunch' });
+        expect(res.status).toBe(201);
+        expect(res.body.submittedBy).toBe('billing-agent');
+        const wrongAud = await mintToken({ key, issuer: jwks.issuer, audience: 'https://agents.example.com/expenses' });
+        expect((await request(agent.url).get('/expenses').set('Authorization', `Bearer ${wrongAud}`)).status).toBe(401);
+      } finally {
+        await agent.close();
+      }
+    });
+
+    it('discovers the token endpoint from the issuer when A2A_TOKEN_URL is unset', async () => {
+      const agent = await bootstrap({ port: 0, env: { ...ENV, A2A_ISSUER: jwks.issuer }, logger: false, banner: false });
+      try {
+        const card = (await request(agent.url).get('/.well-known/agent-card.json')).body;
+        expect(card.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.tokenUrl).toBe(`${jwks.url}/token`);
+      } finally {
+        await agent.close();
+      }
+    });
+
+    it('refuses to boot, naming A2A_TOKEN_URL, when it is unset and not discoverable', async () => {
+      const dead = `http://127.0.0.1:${await closedPort()}`;
+      await expect(bootstrap({ port: 0, env: { ...ENV, A2A_ISSUER: dead }, logger: false, banner: false })).rejects.toThrow(
+        `A2A_TOKEN_URL is not set and no token_endpoint could be discovered from the issuer "${dead}"; set A2A_TOKEN_URL`,
+      );
+    });
+  });
+
+  it('the demo starts the agent in-process when none answers, and reports every outcome as expected', async () => {
+    const lines: string[] = [];
+    const r = await runDemo({ agentUrl: `http://127.0.0.1:${await closedPort()}`, env: ENV, log: (l) => lines.push(l) });
+    expect(r.startedAgent).toBe(true);
+    expect(r.outcomes.map((o) => o.status)).toEqual([201, 403, 401, 200]);
+    expect(r.ok).toBe(true);
+    expect(lines[0]).toMatch(/^No agent answers at http:\/\/127\.0\.0\.1:\d+; starting the Expense agent in-process/);
+    // The in-process agent is gone afterwards.
+    await expect(fetch(`${r.agentUrl}/.well-known/agent-card.json`)).rejects.toThrow();
+  });
+});
