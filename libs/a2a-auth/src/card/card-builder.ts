@@ -32,9 +32,12 @@ function resolveUrl(base: string, url: string): string {
  * Security:
  * - `securitySchemes.<name>.oauth2SecurityScheme` with the `clientCredentials` flow (`tokenUrl`, the scope catalog)
  *   and `oauth2MetadataUrl` (RFC 8414); optional `bearer` (HTTP), `oidc` and `mtls` schemes.
- * - Card `securityRequirements`: a valid token (and the mTLS certificate, when configured).
- * - Each skill's `securityRequirements`: its `@RequireScopes` scopes; a `@Public()` skill gets `[{}]`
- *   (one requirement with no schemes = no authentication, as in OpenAPI).
+ * - Card `securityRequirements`: a valid token, one alternative (OR) per token scheme (`oauth2`, then `bearer`
+ *   and `oidc` when advertised), each together (AND) with `mtls` when advertised; no scopes at card level.
+ * - Each skill's `securityRequirements`: the same alternatives, listing its `@RequireScopes` scopes (class + method);
+ *   a `@Public()` skill gets `[{}]` (one requirement with no schemes = no authentication, as in OpenAPI), which
+ *   survives the SDK round-trip, unlike `[]`.
+ * - `extendedOnly` skills appear only when `extended` is true.
  *
  * @param extended include `extendedOnly` skills (the authenticated extended card).
  * @throws Error when `card` is not configured.
@@ -45,11 +48,14 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
   const scheme = c.securitySchemeName;
   const mtls = o.mtls?.advertise ? 'mtls' : undefined;
 
-  const requirement = (scopes: readonly string[]): SecurityRequirementJson => {
-    const schemes: Record<string, { list?: string[] }> = { [scheme]: scopes.length ? { list: [...scopes] } : {} };
-    if (mtls) schemes[mtls] = {};
-    return { schemes };
-  };
+  // OR across the token schemes the card offers (all yield the same JWT), each AND the mTLS certificate when advertised.
+  const tokenSchemes = [scheme, ...(c.advertiseBearerScheme ? ['bearer'] : []), ...(c.openIdConnectUrl ? ['oidc'] : [])];
+  const requirements = (scopes: readonly string[]): SecurityRequirementJson[] =>
+    tokenSchemes.map((name) => {
+      const schemes: Record<string, { list?: string[] }> = { [name]: scopes.length ? { list: [...scopes] } : {} };
+      if (mtls) schemes[mtls] = {};
+      return { schemes };
+    });
 
   const securitySchemes: Record<string, SecuritySchemeJson> = {};
   const scopes = Object.keys(o.scopes).length ? { ...o.scopes } : undefined;
@@ -70,12 +76,12 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
     .filter((s) => extended || !s.skill.extendedOnly)
     .map((s): AgentSkillJson => {
       const k = s.skill;
-      const j: AgentSkillJson = { id: k.id, name: k.name, description: k.description };
+      const j = { id: k.id, ...(k.name ? { name: k.name } : {}), ...(k.description ? { description: k.description } : {}) } as AgentSkillJson;
       if (k.tags?.length) j.tags = [...k.tags];
       if (k.examples?.length) j.examples = [...k.examples];
       if (k.inputModes?.length) j.inputModes = [...k.inputModes];
       if (k.outputModes?.length) j.outputModes = [...k.outputModes];
-      j.securityRequirements = s.isPublic ? [{}] : [requirement(s.scopes)];
+      j.securityRequirements = s.isPublic ? [{}] : requirements(s.scopes);
       return j;
     });
 
@@ -86,12 +92,12 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
   }));
 
   // Key order follows the SDK's toJSON so the JSON text is identical too.
-  const card: AgentCardJson = {
+  const card = {
     name: c.name,
-    description: c.description,
+    ...(c.description ? { description: c.description } : {}),
     supportedInterfaces: interfaces,
-    ...(c.provider ? { provider: { url: c.provider.url, organization: c.provider.organization } } : {}),
-    version: c.version,
+    ...(c.provider ? { provider: { ...(c.provider.url ? { url: c.provider.url } : {}), ...(c.provider.organization ? { organization: c.provider.organization } : {}) } } : {}),
+    ...(c.version ? { version: c.version } : {}),
     ...(c.documentationUrl ? { documentationUrl: c.documentationUrl } : {}),
     capabilities: {
       streaming: c.capabilities?.streaming ?? false,
@@ -99,12 +105,12 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
       extendedAgentCard: c.extendedCard ?? false,
     },
     securitySchemes,
-    securityRequirements: [requirement([])],
+    securityRequirements: requirements([]),
     ...(inModes.length ? { defaultInputModes: [...inModes] } : {}),
     ...(outModes.length ? { defaultOutputModes: [...outModes] } : {}),
     ...(skillJson.length ? { skills: skillJson } : {}),
     ...(c.iconUrl ? { iconUrl: c.iconUrl } : {}),
-  };
+  } as AgentCardJson;
   return card;
 }
 

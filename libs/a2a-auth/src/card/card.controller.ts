@@ -47,7 +47,9 @@ export class AgentCardController {
   }
 
   @Options(['.well-known/agent-card.json', '.well-known/agent.json'])
-  preflight(@Res() res: unknown): void {
+  preflight(@Req() req: HttpRequestLike, @Res() res: unknown): void {
+    const path = (req.originalUrl ?? req.url ?? req.raw?.url ?? '').split('?')[0];
+    if (!this.opts.card || (!this.opts.card.legacyPath && path.endsWith('/agent.json'))) throw new NotFoundException();
     sendRaw(res, 204, { ...CORS, 'Access-Control-Max-Age': '86400', Vary: 'A2A-Version' });
   }
 

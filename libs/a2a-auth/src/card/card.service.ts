@@ -8,6 +8,12 @@ import { signAgentCard } from './card-signer';
 import { buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './resource-metadata';
 import { SkillRegistry } from './skill-registry';
 
+/** Moves `iconUrl` after `signatures`, the SDK's `toJSON` key order, so the served text matches it too (JCS ignores order). */
+function iconLast<T extends object>(card: T): T {
+  const { iconUrl, ...rest } = card as { iconUrl?: string };
+  return (iconUrl === undefined ? card : { ...rest, iconUrl }) as T;
+}
+
 /** A document ready to serve: serialized once, with its validators. */
 export interface ServedDocument {
   /** The JSON value. */
@@ -63,7 +69,7 @@ export class AgentCardService implements OnModuleInit {
       views.push(['v1-extended', ext], ['v03-extended', toV03Card(ext)]);
     }
     for (const [view, json] of views) {
-      const signed = o.card.signing ? await signAgentCard(json, o.card.signing) : json;
+      const signed = o.card.signing ? iconLast(await signAgentCard(json, o.card.signing)) : json;
       this.docs.set(view, this.serve(signed));
     }
   }

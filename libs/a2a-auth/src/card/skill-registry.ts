@@ -47,17 +47,17 @@ export class SkillRegistry {
   }
 
   private discover(): void {
-    const seen = new Set<string>();
+    // By class identity: a class provided in two modules is read once; two classes sharing a name are both read.
+    const seen = new Set<Function>();
     const found: RegisteredSkill[] = [];
     const usedScopes = new Set<string>();
     const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
     for (const w of wrappers) {
+      // Prototypes, not instances: request-scoped and transient classes have no static instance.
       const cls = w.metatype as Function | undefined;
-      if (!cls || typeof cls !== 'function' || !cls.prototype || (w as { inject?: unknown }).inject) continue;
+      if (!cls || typeof cls !== 'function' || !cls.prototype || (w as { inject?: unknown }).inject || seen.has(cls)) continue;
+      seen.add(cls);
       for (const name of methodNames(cls.prototype)) {
-        const key = `${cls.name}#${name}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
         const handler = cls.prototype[name];
         const meta = routeAuth(this.reflector, cls, handler);
         meta.scopes.forEach((s) => usedScopes.add(s));
