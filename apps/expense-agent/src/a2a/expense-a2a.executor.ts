@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { HttpException, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { Role, type Message, type Part } from '@a2a-js/sdk';
+import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
+import { a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
+import { parseSubmitExpense } from '../expenses/expense';
+import { ExpenseStore } from '../expenses/expense.store';
+
+/** JSON input of a message: the first `data` part, else a text part holding a JSON object. */
+function jsonInput(msg: Message): Record<string, unknown> | undefined {
+  for (const p of msg.parts) {
+    if (p.content?.$case === 'data' && p.content.value && typeof p.content.value === 'object' && !Array.isArray(p.content.value)) {
+      return p.content.value as Record<string, unknown>;
+    }
+  }
+  for (const p of msg.parts) {
+    if (p.content?.$case !== 'text') continue;
+    const t = p.content.value.trim();
+    if (!t.startsWith('{')) continue;
+    try {
+      const v = JSON.parse(t) as unknown;
+      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    } catch {
+      /* not JSON */
+    }
+  }
+  return undefined;
+}
+
+/** The first text part, trimmed. */
+function textInput(msg: Message): string | undefined {
+  for (const p of msg.parts) if (p.content?.$case === 'text') return p.content.value.trim();
+  return undefined;
+}
+
+/**
+ * The Expense agent's A2A executor. It dispatches on the skill the library authorized
+ * (`authorizedSkillOf(ctx.context)`, never a re-read of `metadata.skillId`) to the same {@link ExpenseStore} the
+ * REST routes use, and answers with one agent `Message` whose single `data` part is the result:
+ *
+ * - `submit-expense`: input `{ amount, currency, description }` (a data part, or a text part with that JSON)
+ *   → `{ expense }`.
+ * - `approve-expense`: input `{ id }` (or the id as text) → `{ expense }`.
+ * - `list-expenses`: optional `{ id }` → `{ expense }`, else `{ expenses: [...] }`.
+ * - Business errors → `{ error: { status, message } }` with the HTTP status the REST route would give
+ *   (400 bad input, 404 unknown id, 409 already approved).
+ * - No authorized skill in the context (the call did not come through the library's transport): `{ error: { status: 403 } }`,
+ *   nothing runs.
+ */
+@Injectable()
+export class ExpenseA2AExecutor implements AgentExecutor {
+  private store?: ExpenseStore;
+
+  constructor(private readonly moduleRef: ModuleRef) {}
+
+  /** The sample's store, shared with the REST controller (provided by the app module). */
+  private expenses(): ExpenseStore {
+    return (this.store ??= this.moduleRef.get(ExpenseStore, { strict: false }));
+  }
+
+  execute = async (ctx: RequestContext, bus: ExecutionEventBus): Promise<void> => {
+    const reply = (data: Record<string, unknown>) => {
+      const part: Part = { content: { $case: 'data', value: data }, metadata: undefined, filename: '', mediaType: 'application/json' };
+      const m: Message = {
+        messageId: randomUUID(),
+        contextId: ctx.contextId,
+        taskId: '',
+        role: Role.ROLE_AGENT,
+        parts: [part],
+        metadata: undefined,
+        extensions: [],
+        referenceTaskIds: [],
+      };
+      bus.publish(AgentEvent.message(m));
+      bus.finished();
+    };
+    const authorized = authorizedSkillOf(ctx.context);
+    const caller = a2aCallerOf(ctx.context);
+    if (!authorized || !caller) return reply({ error: { status: 403, message: 'no authorized skill for this call' } });
+    const who = caller.clientId ?? caller.subject ?? 'unknown';
+    const msg = ctx.userMessage;
+    try {
+      switch (authorized.skillId) {
+        case 'submit-expense':
+          return reply({ expense: this.expenses().submit(parseSubmitExpense(jsonInput(msg) ?? null), who) });
+        case 'approve-expense': {
+          const id = idOf(msg);
+          if (!id) return reply({ error: { status: 400, message: 'send the expense id as {"id": "..."} or as text' } });
+          return reply({ expense: this.expenses().approve(id, who) });
+        }
+        case 'list-expenses': {
+          const id = jsonInput(msg)?.id;
+          if (typeof id === 'string' && id) return reply({ expense: this.expenses().get(id) });
+          return reply({ expenses: this.expenses().list() });
+        }
+        default:
+          return reply({ error: { status: 400, message: 'this skill is not available over A2A' } });
+      }
+    } catch (e) {
+      if (e instanceof HttpException) {
+        const r = e.getResponse() as { message?: unknown } | string;
+        const message = typeof r === 'string' ? r : Array.isArray(r.message) ? r.message.join('; ') : String(r.message ?? e.message);
+        return reply({ error: { status: e.getStatus(), message } });
+      }
+      throw e;
+    }
+  };
+
+  cancelTask = async (): Promise<void> => {
+    /* every skill answers at once with a message; there is no running task to cancel */
+  };
+}
+
+function idOf(msg: Message): string | undefined {
+  const j = jsonInput(msg);
+  if (j) return typeof j.id === 'string' && j.id ? j.id.slice(0, 100) : undefined;
+  const t = textInput(msg);
+  return t ? t.slice(0, 100) : undefined;
+}

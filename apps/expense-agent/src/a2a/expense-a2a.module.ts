@@ -1,0 +1,26 @@
+import { Module } from '@nestjs/common';
+import { A2AHttpTransport, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
+import { A2AJsonRpcController, A2ARestController } from './a2a.controllers';
+import { ExpenseA2AExecutor } from './expense-a2a.executor';
+
+/**
+ * The Expense agent's A2A bindings (official `@a2a-js/sdk`, protocol v1.0) served from Nest controllers:
+ * JSON-RPC at `POST /a2a/jsonrpc`, HTTP+JSON at the root. Import it next to `A2AAuthModule` (which provides the
+ * guard, the cards and the skill registry); the executor uses the app's `ExpenseStore`.
+ */
+@Module({
+  controllers: [A2AJsonRpcController, A2ARestController],
+  providers: [
+    A2ASkillAuthorizer,
+    ExpenseA2AExecutor,
+    {
+      provide: A2AHttpTransport,
+      // The SDK handler is built on first use: the cards exist only after AgentCardService.onModuleInit.
+      useFactory: (cards: AgentCardService, authorizer: A2ASkillAuthorizer, executor: ExpenseA2AExecutor) =>
+        new A2AHttpTransport(() => createA2ARequestHandler(cards, executor), authorizer),
+      inject: [AgentCardService, A2ASkillAuthorizer, ExpenseA2AExecutor],
+    },
+  ],
+  exports: [A2AHttpTransport],
+})
+export class ExpenseA2AModule {}

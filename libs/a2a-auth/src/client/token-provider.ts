@@ -1,0 +1,337 @@
+import { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError } from './errors';
+
+/** RFC 6749 §2.3.1 client authentication methods (names from RFC 7591 §2 `token_endpoint_auth_method`). */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
+
+/** Options of {@link ClientCredentialsTokenProvider}. */
+export interface ClientCredentialsOptions {
+  /** Token endpoint (RFC 6749 §3.2). Must be `https:`, or `http:` on a loopback host (127.0.0.0/8, ::1, localhost), unless `allowInsecureHttp`. */
+  tokenUrl: string;
+  /** `client_id`. */
+  clientId: string;
+  /** `client_secret`. Read it from the environment or a secret store; it is never logged or put in an error. */
+  clientSecret: string;
+  /** Default scopes to request (RFC 6749 §3.3); overridable per call. Default none (no `scope` parameter is sent). */
+  scopes?: readonly string[];
+  /** Default RFC 8707 `resource` indicator(s) (absolute URIs); overridable per call. */
+  resource?: string | readonly string[];
+  /** Default `audience` parameter (Auth0 and some others, instead of `resource`); overridable per call. */
+  audience?: string;
+  /** Client authentication. Default `'client_secret_basic'` (RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic). */
+  authMethod?: ClientAuthMethod;
+  /** Deadline for one token request, milliseconds. Default 10,000. */
+  timeoutMs?: number;
+  /** Upper bound of the refresh margin, seconds. Default 60. */
+  maxRefreshMarginSeconds?: number;
+  /** Refresh margin as a fraction of the token lifetime. Default 0.1. */
+  refreshMarginRatio?: number;
+  /** Lifetime assumed when the response has no `expires_in` and the token is not a JWT with `exp`, seconds. Default 60. */
+  defaultExpiresInSeconds?: number;
+  /** Extra form parameters sent with every request (e.g. `{ organization: 'x' }`). Cannot override the grant or credentials. */
+  extraParams?: Readonly<Record<string, string>>;
+  /** Allow a plain-`http:` token endpoint on a non-loopback host. Default false: the secret would travel in clear. */
+  allowInsecureHttp?: boolean;
+  /** The `fetch` to use. Default the global `fetch`. */
+  fetch?: typeof fetch;
+}
+
+/** Per-call overrides of {@link ClientCredentialsTokenProvider.getToken}; each part of the cache key. */
+export interface TokenRequest {
+  /** Scopes to request. Default: the provider's `scopes`. Order does not matter (the cache key sorts them). */
+  scopes?: readonly string[];
+  /** RFC 8707 `resource`. Default: the provider's `resource`. */
+  resource?: string | readonly string[];
+  /** `audience`. Default: the provider's `audience`. */
+  audience?: string;
+}
+
+/** An access token and what is known about it. */
+export interface AccessToken {
+  /** The bearer token (RFC 6750). Treat as a secret. */
+  readonly accessToken: string;
+  /** `token_type`, normally `Bearer`. */
+  readonly tokenType: string;
+  /** Granted scopes: the response `scope` when present (RFC 6749 §5.1), else the requested ones. */
+  readonly scopes: readonly string[];
+  /** When the token was requested, milliseconds since the epoch (lifetimes count from here, conservatively). */
+  readonly obtainedAt: number;
+  /** Expiry, milliseconds since the epoch: `obtainedAt + expires_in`. */
+  readonly expiresAt: number;
+  /** When the provider stops reusing it and fetches a new one, milliseconds since the epoch: `expiresAt - margin`. */
+  readonly refreshAt: number;
+}
+
+interface CacheEntry {
+  token?: AccessToken;
+  inflight?: Promise<AccessToken>;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_BODY = 256 * 1024;
+
+/**
+ * The refresh margin for a token lifetime, in seconds: `min(maxMargin, ratio × lifetime)`.
+ * 3600 s → 60 s; 300 s → 30 s; 60 s → 6 s; 2 s → 0.2 s. So a short token is still reused for 90% of its life,
+ * and a long one is refreshed a minute early (room for clock skew and the request itself).
+ */
+export function refreshMarginSeconds(lifetimeSeconds: number, maxMarginSeconds = 60, ratio = 0.1): number {
+  return Math.max(0, Math.min(maxMarginSeconds, lifetimeSeconds * ratio));
+}
+
+/**
+ * OAuth 2.0 client-credentials grant (RFC 6749 §4.4) for a calling agent, with a token cache.
+ *
+ * - `POST tokenUrl` with `grant_type=client_credentials`, `scope` (space-separated), optional `resource` (RFC 8707,
+ *   repeatable) or `audience`; client authentication `client_secret_basic` (default) or `client_secret_post`.
+ * - Caches one token per (tokenUrl, clientId, sorted scopes, resource, audience); a provider has one tokenUrl and
+ *   client, and {@link getToken} takes the rest per call.
+ * - Reuses a token until `expiresAt - margin`, margin = {@link refreshMarginSeconds} (min(60 s, 10% of lifetime)).
+ * - Concurrent callers of the same key share one in-flight request.
+ * - If a refresh fails for a transient reason ({@link TokenEndpointUnavailableError}) while the cached token has not
+ *   expired yet, the cached token is returned.
+ * - {@link invalidate} drops a token the resource server rejected (HTTP 401), so the next call fetches a new one.
+ * - Redirects from the token endpoint are never followed (credentials must not be replayed to another URL).
+ * - Logs nothing. Errors carry no secret and no token.
+ *
+ * @throws ClientCredentialsError from the constructor for a bad `tokenUrl` or missing credentials.
+ */
+export class ClientCredentialsTokenProvider {
+  /** The token endpoint. */
+  readonly tokenUrl: string;
+  /** The client id. */
+  readonly clientId: string;
+  private readonly secret: string;
+  private readonly opts: ClientCredentialsOptions;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly fetchImpl: typeof fetch;
+  /** Number of token requests sent (for metrics and tests). */
+  requestCount = 0;
+
+  constructor(options: ClientCredentialsOptions) {
+    if (!options.clientId) throw new ClientCredentialsError('clientId is required');
+    if (!options.clientSecret) throw new ClientCredentialsError('clientSecret is required');
+    const url = parseTokenUrl(options.tokenUrl, options.allowInsecureHttp === true);
+    this.tokenUrl = url;
+    this.clientId = options.clientId;
+    this.secret = options.clientSecret;
+    // Keep the secret out of `opts` so inspecting the provider (or logging it by mistake) does not show it.
+    const { clientSecret: _omit, ...rest } = options;
+    void _omit;
+    this.opts = rest as ClientCredentialsOptions;
+    this.fetchImpl = options.fetch ?? fetch;
+    Object.defineProperty(this, 'secret', { enumerable: false });
+  }
+
+  /**
+   * A valid access token for the request (from the cache when fresh).
+   * @throws TokenEndpointError when the endpoint refuses (e.g. `invalid_client`, `invalid_scope`).
+   * @throws TokenEndpointUnavailableError on network error, timeout, redirect or 5xx.
+   */
+  async getToken(req: TokenRequest = {}): Promise<AccessToken> {
+    const p = this.params(req);
+    const key = cacheKey(p);
+    let e = this.cache.get(key);
+    if (!e) this.cache.set(key, (e = {}));
+    const now = Date.now();
+    if (e.token && now < e.token.refreshAt) return e.token;
+    if (e.inflight) return e.inflight;
+    const entry = e;
+    const stale = e.token;
+    const inflight = this.request(p).then(
+      (t) => {
+        entry.token = t;
+        return t;
+      },
+      (err: unknown) => {
+        // A transient failure while the old token is still valid: keep serving it.
+        if (err instanceof TokenEndpointUnavailableError && stale && Date.now() < stale.expiresAt) return stale;
+        throw err;
+      },
+    );
+    entry.inflight = inflight;
+    try {
+      return await inflight;
+    } finally {
+      if (entry.inflight === inflight) entry.inflight = undefined;
+    }
+  }
+
+  /** The bearer token string only; see {@link getToken}. */
+  async getAccessToken(req: TokenRequest = {}): Promise<string> {
+    return (await this.getToken(req)).accessToken;
+  }
+
+  /**
+   * Forgets a cached token, e.g. after the resource server answered 401 `invalid_token` (RFC 6750 §3.1).
+   * With `rejected`, only a cached token equal to it is dropped, so many callers reporting the same rejected token
+   * cause one refresh, not many. Without arguments, forgets every cached token.
+   */
+  invalidate(rejected?: string): void {
+    for (const e of this.cache.values()) {
+      if (rejected === undefined || e.token?.accessToken === rejected) e.token = undefined;
+    }
+  }
+
+  private params(req: TokenRequest): { scopes: string[]; resource: string[]; audience?: string } {
+    const scopes = [...new Set(req.scopes ?? this.opts.scopes ?? [])];
+    for (const s of scopes) {
+      // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
+      if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) throw new ClientCredentialsError(`invalid scope ${JSON.stringify(s)}`);
+    }
+    const r = req.resource ?? this.opts.resource;
+    const resource = r === undefined ? [] : typeof r === 'string' ? [r] : [...r];
+    return { scopes, resource, audience: req.audience ?? this.opts.audience };
+  }
+
+  private async request(p: { scopes: string[]; resource: string[]; audience?: string }): Promise<AccessToken> {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(this.opts.extraParams ?? {})) {
+      if (!['grant_type', 'client_id', 'client_secret', 'scope', 'resource', 'audience'].includes(k)) form.set(k, v);
+    }
+    form.set('grant_type', 'client_credentials');
+    if (p.scopes.length) form.set('scope', p.scopes.join(' '));
+    for (const r of p.resource) form.append('resource', r);
+    if (p.audience) form.set('audience', p.audience);
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
+    if ((this.opts.authMethod ?? 'client_secret_basic') === 'client_secret_basic') {
+      headers.authorization = `Basic ${Buffer.from(`${formEncode(this.clientId)}:${formEncode(this.secret)}`).toString('base64')}`;
+    } else {
+      form.set('client_id', this.clientId);
+      form.set('client_secret', this.secret);
+    }
+
+    const obtainedAt = Date.now();
+    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.requestCount++;
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetchImpl(this.tokenUrl, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await readLimited(res, MAX_BODY);
+    } catch (e) {
+      const name = (e as Error)?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new TokenEndpointUnavailableError({ kind: 'timeout', tokenUrl: this.tokenUrl, detail: `no answer within ${timeoutMs} ms` });
+      }
+      throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: this.tokenUrl, detail: safeDetail(e, this.secret) });
+    }
+
+    if (res.status >= 300 && res.status < 400) throw new TokenEndpointUnavailableError({ kind: 'redirect', status: res.status, tokenUrl: this.tokenUrl });
+    if (res.status >= 500) throw new TokenEndpointUnavailableError({ kind: 'server_error', status: res.status, tokenUrl: this.tokenUrl });
+    let body: Record<string, unknown> | undefined;
+    try {
+      const j = JSON.parse(text) as unknown;
+      if (j && typeof j === 'object' && !Array.isArray(j)) body = j as Record<string, unknown>;
+    } catch {
+      body = undefined;
+    }
+    const fail = (error: string, description?: string) =>
+      new TokenEndpointError({ error, errorDescription: description, status: res.status, tokenUrl: this.tokenUrl, clientId: this.clientId });
+
+    if (res.status < 200 || res.status >= 300) {
+      const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'unexpected_response';
+      const desc = typeof body?.error_description === 'string' ? clean(body.error_description, this.secret) : undefined;
+      throw fail(error, desc);
+    }
+    const accessToken = body?.access_token;
+    if (typeof accessToken !== 'string' || accessToken === '') throw fail('invalid_token_response', 'no access_token in the response');
+    const tokenType = typeof body?.token_type === 'string' ? body.token_type : 'Bearer';
+    if (tokenType.toLowerCase() !== 'bearer') throw fail('invalid_token_response', `unsupported token_type ${JSON.stringify(clean(tokenType, this.secret))}`);
+
+    const lifetime = lifetimeSeconds(body!.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
+    const margin = refreshMarginSeconds(lifetime, this.opts.maxRefreshMarginSeconds ?? 60, this.opts.refreshMarginRatio ?? 0.1);
+    const granted = typeof body!.scope === 'string' ? body!.scope.split(' ').filter(Boolean) : p.scopes;
+    return Object.freeze({
+      accessToken,
+      tokenType,
+      scopes: Object.freeze(granted),
+      obtainedAt,
+      expiresAt: obtainedAt + lifetime * 1000,
+      refreshAt: obtainedAt + (lifetime - margin) * 1000,
+    });
+  }
+
+  /** Never shows the secret or tokens when inspected. */
+  toJSON(): Record<string, unknown> {
+    return { tokenUrl: this.tokenUrl, clientId: this.clientId };
+  }
+}
+
+function cacheKey(p: { scopes: string[]; resource: string[]; audience?: string }): string {
+  return JSON.stringify([[...p.scopes].sort(), [...p.resource].sort(), p.audience ?? null]);
+}
+
+/** RFC 6749 §2.3.1 / Appendix B: `application/x-www-form-urlencoded` encoding of one value (WHATWG URL serializer). */
+export function formEncode(v: string): string {
+  return new URLSearchParams([['', v]]).toString().slice(1);
+}
+
+function parseTokenUrl(raw: string, allowHttp: boolean): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ClientCredentialsError(`tokenUrl is not an absolute URL: ${JSON.stringify(String(raw).slice(0, 200))}`);
+  }
+  if (u.username || u.password) throw new ClientCredentialsError('tokenUrl must not contain credentials');
+  if (u.protocol === 'https:') return u.href;
+  if (u.protocol === 'http:' && (allowHttp || isLoopback(u.hostname))) return u.href;
+  throw new ClientCredentialsError(`tokenUrl must use https (got ${u.protocol}//${u.host}); http is only allowed on loopback or with allowInsecureHttp`);
+}
+
+/** Whether a URL host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Token lifetime in seconds: `expires_in` (RFC 6749 §5.1) when it is a positive number, else the JWT `exp`
+ * (read without verification, only to time the cache), else the default.
+ */
+function lifetimeSeconds(expiresIn: unknown, token: string, obtainedAt: number, fallback: number): number {
+  const n = typeof expiresIn === 'string' && /^\d+$/.test(expiresIn) ? Number(expiresIn) : expiresIn;
+  if (typeof n === 'number' && Number.isFinite(n) && n > 0) return n;
+  const parts = token.split('.');
+  if (parts.length === 3) {
+    try {
+      const exp = (JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+      if (typeof exp === 'number' && exp * 1000 > obtainedAt) return exp - obtainedAt / 1000;
+    } catch {
+      /* not a JWT */
+    }
+  }
+  return fallback;
+}
+
+async function readLimited(res: Response, max: number): Promise<string> {
+  const len = Number(res.headers.get('content-length') ?? '0');
+  if (len > max) {
+    await res.body?.cancel().catch(() => undefined);
+    return '';
+  }
+  const text = await res.text();
+  return text.length > max ? '' : text;
+}
+
+/** Server-provided text, shortened and with the secret removed, for an error message. */
+function clean(s: string, secret: string): string {
+  let out = s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
+  if (secret) out = out.split(secret).join('[redacted]');
+  return out;
+}
+
+function safeDetail(e: unknown, secret: string): string {
+  const err = e as { message?: string; cause?: { code?: string; message?: string } };
+  const code = err?.cause?.code;
+  return clean(code ? `${code}` : err?.message ?? 'fetch failed', secret);
+}
