@@ -1,3 +1,5 @@
+import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
+import { runA2ADemo, type A2ADemoOutcome } from './a2a/demo-a2a';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { bootstrap, type RunningAgent } from './main';
 
@@ -8,6 +10,8 @@ import { bootstrap, type RunningAgent } from './main';
  *   2. the submitter tries to approve it           → 403 insufficient_scope, naming `expense:approve`
  *   3. a call with no token                        → 401 with a bare Bearer challenge
  *   4. the approver approves it                    → 200
+ * then the same over A2A, with the official `@a2a-js/sdk` client and the library's `connectA2AAgent` (card discovery,
+ * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings.
  * Env: `A2A_AGENT_URL` (default http://127.0.0.1:3000), the dev client overrides (`DEV_SUBMITTER_ID`, …).
  * If no agent answers there, one is started in-process on a free port (with the embedded dev authorization server).
  */
@@ -35,6 +39,8 @@ export interface DemoResult {
   /** True when no agent answered and the demo started one in-process. */
   startedAgent: boolean;
   outcomes: DemoOutcome[];
+  /** The A2A part (official SDK client), one entry per binding and step; empty with `a2a: false`. */
+  a2a: A2ADemoOutcome[];
   /** Every outcome is ok. */
   ok: boolean;
 }
@@ -49,35 +55,12 @@ export interface DemoOptions {
   log?: ((line: string) => void) | false;
   /** Start an agent in-process when none answers. Default true. */
   startIfMissing?: boolean;
+  /** Also run the A2A part with the official SDK client. Default true. */
+  a2a?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
 const TIMEOUT_MS = 10_000;
-
-/**
- * Gets an access token with the client-credentials grant (RFC 6749 §4.4), authenticating with
- * `client_secret_basic` (id and secret form-urlencoded, then base64, RFC 6749 §2.3.1).
- * Kept small and self-contained so it can be swapped for the library's `ClientCredentialsTokenProvider`.
- * @throws Error with the token endpoint's status and OAuth error code (never the secret) when no token is issued.
- */
-export async function fetchClientCredentialsToken(tokenUrl: string, client: { clientId: string; clientSecret: string }, scopes: string[]): Promise<string> {
-  const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
-  const res = await fetch(tokenUrl, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${enc(client.clientId)}:${enc(client.clientSecret)}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', scope: scopes.join(' ') }),
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
-  const body = (await res.json().catch(() => ({}))) as { access_token?: unknown; error?: unknown };
-  if (!res.ok || typeof body.access_token !== 'string') {
-    throw new Error(`token request for ${client.clientId} failed: HTTP ${res.status}${typeof body.error === 'string' ? ` ${body.error}` : ''}`);
-  }
-  return body.access_token;
-}
 
 /** Reads `securitySchemes.*.oauth2SecurityScheme.flows.clientCredentials.tokenUrl` from an A2A v1.0 card. */
 export function tokenUrlFromCard(card: unknown): string {
@@ -150,7 +133,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       log(`       ${JSON.stringify(r.body)}`);
       return out;
     };
-    const tokenFor = (c: DevClient) => fetchClientCredentialsToken(tokenUrl, c, c.scopes);
+    // The library's client-credentials provider (RFC 6749 §4.4, client_secret_basic, cached per client and scopes).
+    const tokenFor = (c: DevClient) =>
+      new ClientCredentialsTokenProvider({ tokenUrl, clientId: c.clientId, clientSecret: c.clientSecret, scopes: c.scopes }).getAccessToken();
 
     const submitterToken = await tokenFor(submitter);
     log(`Got a token for ${submitter.clientId} (scope "${submitter.scopes.join(' ')}")`);
@@ -181,9 +166,19 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       await call(`${agentUrl}/expenses/${encodeURIComponent(expenseId)}/approve`, { method: 'POST', token: approverToken }),
     );
 
-    const ok = outcomes.every((x) => x.ok);
+    let a2a: A2ADemoOutcome[] = [];
+    if (o.a2a !== false) {
+      log('A2A (official @a2a-js/sdk client + nestjs-a2a-auth connectA2AAgent):');
+      a2a = await runA2ADemo({ agentUrl, submitter: { id: submitter.clientId, secret: submitter.clientSecret }, approver: { id: approver.clientId, secret: approver.clientSecret } });
+      for (const x of a2a) {
+        log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.status} (expected ${x.expected})`);
+        if (x.wwwAuthenticate) log(`       WWW-Authenticate: ${x.wwwAuthenticate}`);
+      }
+    }
+
+    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok);
     log(ok ? 'All outcomes as expected.' : 'Some outcomes differ from what was expected.');
-    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, ok };
+    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, ok };
   } finally {
     await started?.close();
   }
