@@ -241,6 +241,13 @@ function nonNegative(name: string, v: number | undefined, dflt: number): number 
   return v;
 }
 
+// A zero deadline or token length would refuse every request; refuse it at boot instead.
+function positive(name: string, v: number | undefined, dflt: number): number {
+  const n = nonNegative(name, v, dflt);
+  if (n === 0) throw new A2AAuthConfigError(name, 'must be greater than 0');
+  return n;
+}
+
 function absoluteUrl(name: string, v: string | undefined): void {
   if (v === undefined) return;
   try {
@@ -337,11 +344,11 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     realm: o.realm ?? o.card?.name ?? 'a2a',
     card,
     throttle,
-    jwksTimeout: nonNegative('jwksTimeout', o.jwksTimeout, 5),
+    jwksTimeout: positive('jwksTimeout', o.jwksTimeout, 5),
     jwksCooldown: nonNegative('jwksCooldown', o.jwksCooldown, 30),
     jwksCacheMaxAge: nonNegative('jwksCacheMaxAge', o.jwksCacheMaxAge, 600),
     allowQueryToken: o.allowQueryToken ?? false,
-    maxTokenLength: nonNegative('maxTokenLength', o.maxTokenLength, DEFAULT_MAX_TOKEN_LENGTH),
+    maxTokenLength: positive('maxTokenLength', o.maxTokenLength, DEFAULT_MAX_TOKEN_LENGTH),
     auditSink: o.auditSink,
     unknownScopePolicy: o.unknownScopePolicy ?? 'error',
     tokenCache: {

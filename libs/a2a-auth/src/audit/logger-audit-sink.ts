@@ -19,18 +19,19 @@ export class LoggerAuditSink implements AuditSink {
   constructor(readonly wantsSuccesses = true, private readonly failuresPerSecond = 20) {}
 
   emit(event: AuthAuditEvent): void {
-    if (event.outcome === 'success') {
-      this.logger.log(JSON.stringify(event));
-      return;
-    }
     const now = Date.now();
     if (now - this.windowStart >= 1000) {
+      // Any later event (success or failure) closes the window and reports what it suppressed.
       if (this.suppressed > 0) {
         this.logger.warn(JSON.stringify({ type: 'a2a.auth.suppressed', count: this.suppressed, time: new Date(now).toISOString() }));
       }
       this.windowStart = now;
       this.inWindow = 0;
       this.suppressed = 0;
+    }
+    if (event.outcome === 'success') {
+      this.logger.log(JSON.stringify(event));
+      return;
     }
     if (this.inWindow < this.failuresPerSecond) {
       this.inWindow++;

@@ -15,9 +15,12 @@ export interface VerificationKey {
 
 /** Timing for a {@link JwksKeyStore}. All durations in seconds. */
 export interface KeyStoreTiming {
-  /** Total deadline of one JWKS or discovery fetch, seconds. Default 5. */
+  /** Total deadline of one key-set load (discovery + JWKS fetch together), seconds. Default 5. */
   timeout: number;
-  /** Minimum time between two refetches triggered by unknown `kid`s, shared by all kids, seconds. Default 30. */
+  /**
+   * Minimum time between two refetches triggered by unknown `kid`s, shared by all kids, counted from the end of
+   * the previous attempt; also spaces out background refreshes of a stale set during an outage. Seconds. Default 30.
+   */
   cooldown: number;
   /** Age after which the key set is refreshed in the background, seconds. Default 600. */
   maxAge: number;
@@ -34,8 +37,10 @@ export interface KeySource {
  *
  * - Keys come from the JWKS (RFC 7517), fetched through jwks-rsa with a bounded fetcher, and are
  *   parsed once into `KeyObject`s.
- * - Concurrent fetches are single-flight.
- * - An unknown `kid` triggers at most one refetch per `cooldown`, shared by all kids.
+ * - Concurrent fetches are single-flight; one deadline (`timeout`) covers discovery and the JWKS fetch.
+ * - An unknown `kid` triggers at most one refetch per `cooldown`, shared by all kids; a request for a kid
+ *   that arrives while a refetch runs waits for it.
+ * - A stale set (older than `maxAge`) is refreshed in the background, at most once per `cooldown`.
  * - Failures are never cached; known keys keep working while the key server is down.
  * - Keys that disappear from the JWKS are reported through `onKeysRemoved` (e.g. to drop cached tokens).
  */
@@ -71,17 +76,28 @@ export class JwksKeyStore {
    */
   async getKey(kid: string | undefined, alg: string): Promise<KeyObject> {
     const t = this.now();
+    const cooled = t - this.lastRefetch >= this.timing.cooldown * 1000;
     if (this.loadedAt === 0) {
+      // No keys yet: every request may (single-flight) try, so a failure is never cached.
       this.lastRefetch = t;
       await this.refresh();
-    } else if (t - this.loadedAt > this.timing.maxAge * 1000) {
-      this.refresh().catch(() => undefined); // background; stale keys keep serving
+    } else if (t - this.loadedAt > this.timing.maxAge * 1000 && cooled && !this.inflight) {
+      // Background refresh of a stale set; stale keys keep serving. Limited by the cooldown so an
+      // outage does not turn every request into a fetch.
+      this.lastRefetch = t;
+      this.refresh().catch(() => undefined);
     }
     let k = this.find(kid);
-    if (!k && kid !== undefined && t - this.lastRefetch >= this.timing.cooldown * 1000) {
-      this.lastRefetch = t;
-      await this.refresh();
-      k = this.find(kid);
+    if (!k && kid !== undefined) {
+      if (this.inflight) {
+        // A refetch is already running (maybe for this very kid): wait for it instead of failing early.
+        await this.inflight.catch(() => undefined);
+        k = this.find(kid);
+      } else if (t - this.lastRefetch >= this.timing.cooldown * 1000) {
+        this.lastRefetch = t;
+        await this.refresh();
+        k = this.find(kid);
+      }
     }
     if (!k) {
       if (kid === undefined) throw new AuthError('missing_kid', `token has no kid and the JWKS holds ${this.all.length} keys`);
@@ -101,6 +117,8 @@ export class JwksKeyStore {
     if (!this.inflight) {
       this.inflight = this.load().finally(() => {
         this.inflight = undefined;
+        // The cooldown runs from the end of an attempt: a fetch that timed out does not let the next one start at once.
+        this.lastRefetch = Math.max(this.lastRefetch, this.now());
       });
     }
     return this.inflight;
@@ -108,10 +126,17 @@ export class JwksKeyStore {
 
   private async load(): Promise<void> {
     let fetched: VerificationKey[];
+    // One deadline for discovery + JWKS together, so the caller waits at most `timeout` seconds.
+    const deadline = Date.now() + this.timing.timeout * 1000;
+    const remaining = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new Error(`timed out after ${this.timing.timeout} s`);
+      return ms;
+    };
     try {
-      const uri = await this.jwksUri();
+      const uri = await this.jwksUri(remaining);
       this.fetchCount++;
-      const client = new JwksClient({ jwksUri: uri, fetcher: (u: string) => fetchJwks(u, this.timing.timeout * 1000) } as never);
+      const client = new JwksClient({ jwksUri: uri, fetcher: (u: string) => fetchJwks(u, remaining()) } as never);
       const signingKeys = await client.getSigningKeys();
       fetched = signingKeys.map((sk) => ({
         kid: (sk as { kid?: string }).kid,
@@ -135,10 +160,10 @@ export class JwksKeyStore {
     if (removed.length && this.onKeysRemoved) this.onKeysRemoved(this.source.issuer, removed);
   }
 
-  private async jwksUri(): Promise<string> {
+  private async jwksUri(remaining: () => number): Promise<string> {
     if (this.source.jwksUri) return this.source.jwksUri;
     if (this.resolvedJwksUri) return this.resolvedJwksUri;
-    const uri = await discoverJwksUri(this.source.issuer, this.timing.timeout * 1000);
+    const uri = await discoverJwksUri(this.source.issuer, remaining);
     this.resolvedJwksUri = uri;
     return uri;
   }
@@ -159,10 +184,22 @@ async function fetchJwks(uri: string, timeoutMs: number): Promise<{ keys: unknow
  * (`/.well-known/oauth-authorization-server` inserted before the issuer's path).
  * The metadata's `issuer` must equal the configured issuer (RFC 8414 §3.3).
  *
- * @param timeoutMs deadline per fetch, milliseconds.
- * @throws AuthError `jwks_unavailable` (503) when neither document yields a `jwks_uri`.
+ * @param timeoutMs total deadline for all attempts, milliseconds; or a function returning the
+ *   milliseconds left (it throws when none are left).
+ * @throws AuthError `jwks_unavailable` (503) when neither document yields a `jwks_uri` in time.
  */
-export async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<string> {
+export async function discoverJwksUri(issuer: string, timeoutMs: number | (() => number)): Promise<string> {
+  let remaining: () => number;
+  if (typeof timeoutMs === 'number') {
+    const deadline = Date.now() + timeoutMs;
+    remaining = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new Error(`timed out after ${timeoutMs} ms`);
+      return ms;
+    };
+  } else {
+    remaining = timeoutMs;
+  }
   const u = new URL(issuer);
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
   const candidates = [
@@ -172,7 +209,7 @@ export async function discoverJwksUri(issuer: string, timeoutMs: number): Promis
   const errors: string[] = [];
   for (const url of candidates) {
     try {
-      const meta = (await fetchJson(url, timeoutMs)) as { issuer?: unknown; jwks_uri?: unknown };
+      const meta = (await fetchJson(url, remaining())) as { issuer?: unknown; jwks_uri?: unknown };
       if (meta?.issuer !== issuer) {
         errors.push(`${url}: issuer mismatch`);
         continue;

@@ -4,6 +4,7 @@ import { Strategy } from 'passport-jwt';
 import { A2A_AUTH_RESOLVED_OPTIONS, A2A_JWT_STRATEGY } from '../constants';
 import type { ResolvedOptions } from '../options';
 import { KeyRegistry } from '../keys/key-registry';
+import { countAuthorizationHeaders, type HttpRequestLike } from '../guard/request-info';
 import { extractBearerToken } from '../token/bearer';
 import { callerFromClaims, type A2ACaller } from '../token/caller';
 import { checkClaims, type ClaimPolicy } from '../token/claims';
@@ -43,7 +44,11 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
       jwtFromRequest: (req: Slotted) => {
         if (req[TOKEN_SLOT]) return req[TOKEN_SLOT];
         try {
-          return extractBearerToken({ authorization: req.headers?.authorization }, { maxTokenLength: opts.maxTokenLength });
+          // Direct use (AuthGuard('a2a-jwt')): same header rules as the guard, header only.
+          return extractBearerToken(
+            { authorization: req.headers?.authorization, authorizationCount: req.headers ? countAuthorizationHeaders(req as HttpRequestLike) : 0 },
+            { maxTokenLength: opts.maxTokenLength },
+          );
         } catch {
           return null;
         }

@@ -6,6 +6,11 @@ export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 // RFC 6750 §2.1 b64token / RFC 7235 token68.
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
+// IANA HTTP Authentication Scheme Registry names, for audit details only.
+const KNOWN_SCHEMES = new Map(
+  ['Basic', 'Digest', 'DPoP', 'Negotiate', 'NTLM', 'HOBA', 'Mutual', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'vapid', 'PrivateToken', 'Concealed', 'AWS4-HMAC-SHA256', 'MAC', 'GNAP', 'Token', 'ApiKey'].map((n) => [n.toLowerCase(), n]),
+);
+
 /** What a request carries for bearer extraction; framework-free. */
 export interface BearerSource {
   /** The `Authorization` header value(s) as the HTTP server parsed them. */
@@ -65,7 +70,9 @@ export function extractBearerToken(src: BearerSource, opts: BearerOptions = {}):
   const scheme = sp === -1 ? value : value.slice(0, sp);
   if (scheme.toLowerCase() !== 'bearer') {
     if (!/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(scheme)) throw new AuthError('malformed_header', 'unparseable auth scheme');
-    throw new AuthError('unsupported_scheme', `scheme ${scheme.slice(0, 20)} is not supported`);
+    // Name only well-known schemes in the audit detail: a bare token sent without a scheme would otherwise be echoed.
+    const known = KNOWN_SCHEMES.get(scheme.toLowerCase());
+    throw new AuthError('unsupported_scheme', known ? `scheme ${known} is not supported` : 'unsupported scheme');
   }
   if (sp === -1) throw new AuthError('malformed_header', 'Bearer without a token');
   const rest = value.slice(sp + 1).replace(/^ +/, '');
