@@ -175,6 +175,22 @@ describe.each(PLATFORMS)('per-skill scopes in A2A calls, single-skill agent on %
     }
   });
 
+  it('deeply nested JSON is invalid params (-32602 / 400), never a stack overflow 500 or -32603', async () => {
+    const tok = await token('echo:use');
+    const deep = JSON.parse('['.repeat(4000) + ']'.repeat(4000));
+    const msg = { message: { messageId: 'm', role: 'ROLE_USER', parts: [{ text: 'x' }], metadata: { skillId: 'echo', z: deep } } };
+    const rpc = await send(t, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 7, method: 'SendMessage', params: msg }, tok);
+    expect(rpc.status).toBe(200);
+    expect(rpc.body.id).toBe(7);
+    expect(rpc.body.error.code).toBe(-32602);
+    expect(rpc.body.error.message).toBe('JSON nested deeper than 64 levels');
+    for (const path of ['/message:send', '/message:stream']) {
+      const rest = await send(t, path, msg, tok);
+      expect(rest.status).toBe(400);
+      expect(rest.body.error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT', message: 'JSON nested deeper than 64 levels' });
+    }
+  });
+
   it('no input yields a 5xx or a -32603: random JSON bodies on both bindings (bounded: 60 runs)', async () => {
     const tok = await token('echo:use');
     const bodies = fc.oneof(

@@ -83,6 +83,7 @@ export class A2AHttpTransport {
     this.authorizer.callerOf(req, res);
     const id = rpcId(body);
     const fail = (e: unknown) => sendJson(res, 200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) });
+    if (!withinDepth(body, MAX_JSON_DEPTH)) return fail(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
     let skill: AuthorizedSkill | undefined;
     try {
       skill = this.authorizer.authorizeJsonRpc(req, res, body);
@@ -226,6 +227,10 @@ export class A2AHttpTransport {
     const { validateVersion } = sdkServer();
     const { RequestMalformedError, restStatusFor, toRestErrorBody } = sdkErrors();
     this.authorizer.callerOf(req, res);
+    if (!withinDepth(body, MAX_JSON_DEPTH)) {
+      sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), 400));
+      return undefined;
+    }
     let skill: AuthorizedSkill | undefined;
     if (isMessage) {
       try {
@@ -246,6 +251,23 @@ export class A2AHttpTransport {
     }
     return ctx;
   }
+}
+
+/** Deepest JSON nesting accepted in an A2A request body; the SDK's converters recurse and would overflow the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Iterative (stack-safe) check that a parsed JSON value nests at most `max` levels. */
+function withinDepth(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return false;
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    }
+  }
+  return true;
 }
 
 function header(req: HttpRequestLike, name: string): string | undefined {
