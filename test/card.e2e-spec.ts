@@ -300,6 +300,7 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
     expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['access-control-allow-origin']).toBe('*'); // a browser can read the 429 and its Retry-After
     expect(res.body).toStrictEqual({ error: 'rate_limited', error_description: 'Too many requests for this document; retry later' });
   }
 

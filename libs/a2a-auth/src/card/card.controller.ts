@@ -5,14 +5,10 @@ import type { ResolvedOptions } from '../options';
 import { clientAddress, type HttpRequestLike } from '../guard/request-info';
 import { AgentCardService, type CardView, type ServedDocument } from './card.service';
 import { CardThrottlerGuard } from './card-throttler.guard';
-import { etagMatches, sendRaw } from './http-response';
+import { CARD_CORS_HEADERS, etagMatches, sendRaw } from './http-response';
+import { RateLimitedLog } from '../audit/rate-limited-log';
 
-const CORS: Record<string, string> = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS',
-  'Access-Control-Allow-Headers': 'A2A-Version, If-None-Match, Content-Type',
-  'Access-Control-Expose-Headers': 'ETag, Last-Modified',
-};
+const CORS = CARD_CORS_HEADERS;
 
 /**
  * Serves the public Agent Card at `/.well-known/agent-card.json` (and the legacy `/.well-known/agent.json`).
@@ -22,13 +18,14 @@ const CORS: Record<string, string> = {
  *   304 on a matching `If-None-Match`.
  * - CORS `Access-Control-Allow-Origin: *` on GET, HEAD and OPTIONS (204 preflight), on these paths only.
  * - Rate-limited by {@link CardThrottlerGuard} (429 + `Retry-After`). 404 when no card is configured.
- * - Logs each request (client address, view, status) under the `A2AAgentCard` logger context.
+ * - Logs each request (client address, view, status) under the `A2AAgentCard` logger context, at most 20 lines per
+ *   second plus a summary of what was suppressed.
  */
 @Public()
 @UseGuards(CardThrottlerGuard)
 @Controller()
 export class AgentCardController {
-  private readonly logger = new Logger('A2AAgentCard');
+  private readonly requestLog = new RateLimitedLog(new Logger('A2AAgentCard'), 20, 'a2a.card.request.suppressed');
 
   constructor(
     private readonly cards: AgentCardService,
@@ -60,7 +57,7 @@ export class AgentCardController {
     const view: CardView = wantV03 ? 'v03' : 'v1';
     const doc = this.cards.document(view)!;
     const status = etagMatches(inm, doc.etag) ? 304 : 200;
-    this.logger.log(JSON.stringify({ type: 'a2a.card.request', peer: clientAddress(req, this.opts.throttle.trustedProxyHops), view, status, userAgent: str(req.headers['user-agent']), time: new Date().toISOString() }));
+    this.requestLog.write('log', () => JSON.stringify({ type: 'a2a.card.request', peer: clientAddress(req, this.opts.throttle.trustedProxyHops), view, status, userAgent: str(req.headers['user-agent']), time: new Date().toISOString() }));
     sendRaw(res, status, documentHeaders(doc, c.cacheMaxAge, true), status === 304 ? undefined : doc.body);
   }
 }

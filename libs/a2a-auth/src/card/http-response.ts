@@ -1,3 +1,11 @@
+/** CORS headers of the public card documents: any origin may read them (GET, HEAD, OPTIONS). */
+export const CARD_CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS',
+  'Access-Control-Allow-Headers': 'A2A-Version, If-None-Match, Content-Type',
+  'Access-Control-Expose-Headers': 'ETag, Last-Modified',
+});
+
 /** Writes a complete response on express (`ServerResponse`) or fastify (`FastifyReply`), with exact headers. */
 export function sendRaw(res: unknown, status: number, headers: Record<string, string>, body?: Buffer): void {
   const r = res as {
