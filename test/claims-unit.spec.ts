@@ -74,7 +74,7 @@ describe('extractBearerToken (RFC 6750 §2.1, RFC 7235)', () => {
     ['two header lines counted', { authorization: `Bearer ${T}`, authorizationCount: 2 }, {}, 'multiple_tokens'],
     ['query token, not allowed', { queryToken: T }, {}, 'missing_token'],
     ['query token, allowed', { queryToken: T }, { allowQueryToken: true }, 'ok'],
-    ['query token not allowed, header wins', { authorization: `Bearer ${T}`, queryToken: 'x' }, {}, 'ok'],
+    ['query token not allowed, header and query together (RFC 6750 §2)', { authorization: `Bearer ${T}`, queryToken: 'x' }, {}, 'multiple_tokens'],
     ['query + header, allowed', { authorization: `Bearer ${T}`, queryToken: T }, { allowQueryToken: true }, 'multiple_tokens'],
     ['two query tokens, allowed', { queryToken: [T, T] }, { allowQueryToken: true }, 'multiple_tokens'],
     ['over the size limit', { authorization: `Bearer ${'a'.repeat(DEFAULT_MAX_TOKEN_LENGTH + 1)}` }, {}, 'token_too_large'],

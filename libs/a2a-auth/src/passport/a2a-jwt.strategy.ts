@@ -44,10 +44,14 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
       jwtFromRequest: (req: Slotted) => {
         if (req[TOKEN_SLOT]) return req[TOKEN_SLOT];
         try {
-          // Direct use (AuthGuard('a2a-jwt')): same header rules as the guard, header only.
+          // Direct use (AuthGuard('a2a-jwt')): the same header and query rules as the guard.
           return extractBearerToken(
-            { authorization: req.headers?.authorization, authorizationCount: req.headers ? countAuthorizationHeaders(req as HttpRequestLike) : 0 },
-            { maxTokenLength: opts.maxTokenLength },
+            {
+              authorization: req.headers?.authorization,
+              authorizationCount: req.headers ? countAuthorizationHeaders(req as HttpRequestLike) : 0,
+              queryToken: (req as HttpRequestLike).query?.access_token as string | string[] | undefined,
+            },
+            { maxTokenLength: opts.maxTokenLength, allowQueryToken: opts.allowQueryToken },
           );
         } catch {
           return null;

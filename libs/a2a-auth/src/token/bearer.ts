@@ -61,7 +61,8 @@ export function extractBearerToken(src: BearerSource, opts: BearerOptions = {}):
     }
     throw new AuthError('missing_token', 'no Authorization header');
   }
-  if (queryPresent && opts.allowQueryToken) {
+  if (queryPresent) {
+    // RFC 6750 §2: a client MUST NOT use more than one method; refused even when the query method is off.
     throw new AuthError('multiple_tokens', 'token in both header and query');
   }
 
