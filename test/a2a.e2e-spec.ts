@@ -230,6 +230,19 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       expect(c.body).toEqual({ jsonrpc: '2.0', id: 3, result: ext.body });
     });
 
+    it('accepts the A2A media type application/a2a+json on both bindings (enableA2AMediaType)', async () => {
+      const post = (path: string, body: unknown) =>
+        request(agent.url).post(path).set('Content-Type', 'application/a2a+json').set('Authorization', `Bearer ${approverToken}`).set('A2A-Version', '1.0').send(JSON.stringify(body));
+      const r1 = await post('/message:send', wire('list-expenses'));
+      expect(r1.status).toBe(200);
+      expect(r1.body.message.role).toBe('ROLE_AGENT');
+      const r2 = await post('/a2a/jsonrpc', { jsonrpc: '2.0', id: 9, method: 'SendMessage', params: wire('list-expenses') });
+      expect(r2.status).toBe(200);
+      expect(r2.body.result.message.role).toBe('ROLE_AGENT');
+      const bad = await request(agent.url).post('/message:send').set('Content-Type', 'application/a2a+json').set('Authorization', `Bearer ${approverToken}`).set('A2A-Version', '1.0').send('{oops');
+      expect(bad.status).toBe(400);
+    });
+
     it('unknown or missing skill id: JSON-RPC -32602 (HTTP 200), HTTP+JSON 400 INVALID_ARGUMENT', async () => {
       const info = [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'INVALID_PARAMS', domain: 'a2a-protocol.org' }];
       const unknown = 'message.metadata.skillId names no skill of this agent';

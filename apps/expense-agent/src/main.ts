@@ -1,3 +1,4 @@
+import { enableA2AMediaType } from 'nestjs-a2a-auth';
 import 'reflect-metadata';
 import { createServer } from 'node:net';
 import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
@@ -99,6 +100,7 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
       logger: o.logger,
       abortOnError: false,
     });
+    enableA2AMediaType(app); // A2A clients may send application/a2a+json
     await app.listen(port, host);
   } catch (err) {
     await app?.close().catch(() => undefined);

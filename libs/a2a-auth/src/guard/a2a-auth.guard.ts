@@ -15,6 +15,15 @@ import { protectedResourceMetadataUrl } from '../card/resource-metadata';
 const AUTHENTICATED = Symbol('a2a-auth:authenticated');
 
 function assertScopesOr(caller: A2ACaller, route: RouteAuth, fail: (e: unknown) => HttpException): void {
+  // Fast path without allocation: a route needs a scope or two, a token grants a handful.
+  let granted = true;
+  for (const s of route.scopes) {
+    if (!caller.scopes.includes(s)) {
+      granted = false;
+      break;
+    }
+  }
+  if (granted) return;
   try {
     assertScopes(caller.scopes, route.scopes);
   } catch (e) {

@@ -8,7 +8,7 @@ import type { A2ACaller } from '../token/caller';
 import { decodeForVerification, type DecodedToken } from '../token/decode';
 import { AuthError } from '../token/errors';
 import { reasonFromJwtError } from '../token/claims';
-import { tokenHash, VerifiedTokenCache } from '../token/token-cache';
+import { cacheNotAfter, tokenHash, VerifiedTokenCache } from '../token/token-cache';
 import { countAuthorizationHeaders, socketOf, type HttpRequestLike } from './request-info';
 
 /** What is known about a request's token so far; filled during {@link A2AAuthenticator.authenticate} for the audit event. */
@@ -43,7 +43,8 @@ export class A2AAuthenticator {
       {
         authorization: req.headers.authorization,
         authorizationCount: countAuthorizationHeaders(req),
-        queryToken: req.query?.access_token as string | string[] | undefined,
+        // Express 5 parses the query string on every `req.query` read; without a `?` there is none.
+        queryToken: req.url === undefined || req.url.includes('?') ? (req.query?.access_token as string | string[] | undefined) : undefined,
       },
       { allowQueryToken: this.opts.allowQueryToken, maxTokenLength: this.opts.maxTokenLength },
     );
@@ -60,12 +61,7 @@ export class A2AAuthenticator {
     const decoded = (attempt.decoded = decodeForVerification(token, this.opts.algorithms, this.opts.issuerNames));
     return this.verify(req, token, decoded).then((caller) => {
       this.checkBinding(req, caller);
-      if (cache.enabled) {
-        const c = caller.claims;
-        let notAfter = caller.expiresAt + this.opts.clockTolerance;
-        if (this.opts.maxTokenAge !== undefined && typeof c.iat === 'number') notAfter = Math.min(notAfter, c.iat + this.opts.maxTokenAge + this.opts.clockTolerance);
-        cache.set(attempt.hash!, caller, notAfter);
-      }
+      if (cache.enabled) cache.set(attempt.hash!, caller, cacheNotAfter(caller.claims, this.opts.clockTolerance, this.opts.maxTokenAge));
       return caller;
     });
   }
