@@ -1,0 +1,147 @@
+/**
+ * Bench server child: one Nest app per setup with the same handler on `GET /public` and `GET /protected`.
+ * Started by bench/orchestrator.ts with `fork`; reports `{ port }` over IPC once listening on 127.0.0.1.
+ * Logger off, audit successes off: the bench measures auth, not logging.
+ */
+import 'reflect-metadata';
+import { Controller, Get, Injectable, Module, UnauthorizedException, UseGuards, type CanActivate, type ExecutionContext, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { AuthGuard, PassportStrategy } from '@nestjs/passport';
+import { ExtractJwt, Strategy } from 'passport-jwt';
+import { passportJwtSecret } from 'jwks-rsa';
+import { auth } from 'express-oauth2-jwt-bearer';
+import { A2AAuthModule, Public, RequireScopes } from '../libs/a2a-auth/src';
+import { BENCH_SCOPE, type ServerConfig } from './setups';
+
+const cfg = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerConfig;
+
+/** The one handler every route of every setup serves. */
+const BODY = { ok: true };
+function handler() {
+  return BODY;
+}
+
+// ---- ours: the module's global guard; @Public on the public route, a scope on the protected one.
+@Controller()
+class OursController {
+  @Public()
+  @Get('public')
+  pub() {
+    return handler();
+  }
+
+  @RequireScopes(BENCH_SCOPE)
+  @Get('protected')
+  prot() {
+    return handler();
+  }
+}
+
+// ---- stock: the @nestjs/passport recipe with passport-jwt + jwks-rsa's passportJwtSecret.
+@Injectable()
+class StockJwtStrategy extends PassportStrategy(Strategy, 'stock-jwt') {
+  constructor() {
+    super({
+      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+      secretOrKeyProvider: passportJwtSecret({ jwksUri: cfg.jwksUri, cache: true, rateLimit: true, jwksRequestsPerMinute: 10 }),
+      issuer: cfg.issuer,
+      audience: cfg.audience,
+      algorithms: ['RS256'],
+    });
+  }
+  validate(payload: unknown) {
+    return payload;
+  }
+}
+
+@Controller()
+class StockController {
+  @Get('public')
+  pub() {
+    return handler();
+  }
+
+  @UseGuards(AuthGuard('stock-jwt'))
+  @Get('protected')
+  prot() {
+    return handler();
+  }
+}
+
+// ---- Auth0's express-oauth2-jwt-bearer (jose inside), wrapped in a guard (express only).
+@Injectable()
+class Auth0Guard implements CanActivate {
+  private readonly mw = auth({ issuer: cfg.issuer, jwksUri: cfg.jwksUri, audience: cfg.audience, tokenSigningAlg: 'RS256' });
+  canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const http = ctx.switchToHttp();
+    return new Promise((resolve, reject) =>
+      this.mw(http.getRequest(), http.getResponse(), (err?: unknown) => (err ? reject(new UnauthorizedException()) : resolve(true))),
+    );
+  }
+}
+
+@Controller()
+class Auth0Controller {
+  @Get('public')
+  pub() {
+    return handler();
+  }
+
+  @UseGuards(Auth0Guard)
+  @Get('protected')
+  prot() {
+    return handler();
+  }
+}
+
+function moduleFor(c: ServerConfig): Type {
+  if (c.setup === 'stock-passport') {
+    @Module({ controllers: [StockController], providers: [StockJwtStrategy] })
+    class StockModule {}
+    return StockModule;
+  }
+  if (c.setup === 'auth0') {
+    @Module({ controllers: [Auth0Controller], providers: [Auth0Guard] })
+    class Auth0Module {}
+    return Auth0Module;
+  }
+  @Module({
+    imports: [
+      A2AAuthModule.forRoot({
+        issuer: c.issuer,
+        audience: c.audience,
+        jwksUri: c.jwksUri,
+        scopes: { [BENCH_SCOPE]: 'Read bench data' },
+        audit: { successes: false },
+        tokenCache: { enabled: c.setup !== 'ours-nocache' },
+      }),
+    ],
+    controllers: [OursController],
+  })
+  class OursModule {}
+  return OursModule;
+}
+
+async function main(): Promise<void> {
+  const adapter = cfg.platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  const app = await NestFactory.create(moduleFor(cfg), adapter as never, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as { port: number };
+  process.send?.({ port });
+  // The parent asks for the CPU time used so far (µs), to report server CPU per request.
+  process.on('message', (m: { cpu?: boolean }) => {
+    if (m?.cpu) {
+      const u = process.cpuUsage();
+      process.send?.({ cpuMicros: u.user + u.system });
+    }
+  });
+  process.on('disconnect', () => void app.close().finally(() => process.exit(0)));
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
