@@ -239,3 +239,27 @@ describe('LoggerAuditSink (default sink)', () => {
     expect(new LoggerAuditSink(false).wantsSuccesses).toBe(false);
   });
 });
+
+describe.each(PLATFORMS)('audit token id with the verified-token cache off on %s', (platform) => {
+  it('a failed token without jti still gets tokenId = hash of the token', async () => {
+    const s = await new JwksServer().start();
+    const key = generateTestKey('RS256', 'k1');
+    s.keys = [key.publicJwk];
+    const events: AuthAuditEvent[] = [];
+    const app = await startTestApp({
+      platform,
+      auth: { issuer: s.issuer, jwksUri: s.jwksUri, audience: ZOO_AUD, scopes: TEST_SCOPES, tokenCache: { enabled: false }, auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) } },
+      controllers: [GuardTestController],
+    });
+    try {
+      const expired = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { jti: undefined, exp: Math.floor(Date.now() / 1000) - 60 } });
+      const res = await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', `Bearer ${expired}`]] });
+      expect(res.status).toBe(401);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ outcome: 'failure', reason: 'expired', tokenId: hash22(expired) });
+    } finally {
+      await app.close();
+      await s.stop();
+    }
+  });
+});

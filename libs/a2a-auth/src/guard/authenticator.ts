@@ -58,12 +58,22 @@ export class A2AAuthenticator {
         return hit;
       }
     }
-    const decoded = (attempt.decoded = decodeForVerification(token, this.opts.algorithms, this.opts.issuerNames));
+    // On failure the audit event needs a token id even with the cache off; hash only then (never keep the token).
+    const fail = (e: unknown): never => {
+      attempt.hash ??= tokenHash(token);
+      throw e;
+    };
+    let decoded: DecodedToken;
+    try {
+      decoded = attempt.decoded = decodeForVerification(token, this.opts.algorithms, this.opts.issuerNames);
+    } catch (e) {
+      return fail(e);
+    }
     return this.verify(req, token, decoded).then((caller) => {
       this.checkBinding(req, caller);
       if (cache.enabled) cache.set(attempt.hash!, caller, cacheNotAfter(caller.claims, this.opts.clockTolerance, this.opts.maxTokenAge));
       return caller;
-    });
+    }, fail);
   }
 
   /** Runs the Passport strategy per Passport's strategy contract (success / fail / error), without the middleware. */
