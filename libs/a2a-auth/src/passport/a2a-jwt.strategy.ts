@@ -12,8 +12,9 @@ import { decodeForVerification, type DecodedToken } from '../token/decode';
 import { AuthError } from '../token/errors';
 import { extractScopes } from '../token/scopes';
 
-/** Request slots the guard fills so the strategy does not parse or decode twice. */
+/** Internal: slot carrying the already-extracted bearer token from the guard to the strategy (not parsed twice). */
 export const TOKEN_SLOT = Symbol('a2a-auth:token');
+/** Internal: slot carrying the already-decoded, pre-checked token header and payload (not decoded twice). */
 export const DECODED_SLOT = Symbol('a2a-auth:decoded');
 
 type Slotted = { [TOKEN_SLOT]?: string; [DECODED_SLOT]?: DecodedToken; headers?: Record<string, string | string[] | undefined> };
