@@ -243,6 +243,25 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       expect(bad.status).toBe(400);
     });
 
+    it('a JSON-RPC body that is not a parsed JSON object never reaches the SDK (no skill-check bypass)', async () => {
+      const envelope = { jsonrpc: '2.0', id: 5, method: 'SendMessage', params: wire('approve-expense', { id: 'x' }) };
+      const asText = await request(agent.url).post('/a2a/jsonrpc').set('Content-Type', 'text/plain').set('Authorization', `Bearer ${submitterToken}`).set('A2A-Version', '1.0').send(JSON.stringify(envelope));
+      const doubleEncoded = await rpc(JSON.stringify(envelope), submitterToken);
+      for (const r of [asText, doubleEncoded]) {
+        expect(r.body?.result).toBeUndefined(); // the executor never ran
+        if (r.status === 200) expect(r.body.error.code).toBe(-32602);
+        else expect([400, 403, 415]).toContain(r.status);
+      }
+    });
+
+    it('HTTP+JSON serves exactly /message:send and /message:stream (no /messagesend, /MESSAGE:send, /message:send/)', async () => {
+      for (const path of ['/messagesend', '/MESSAGE:send', '/message:send/', '/message%3Asend']) {
+        const r = await rest(path, wire('list-expenses'), approverToken);
+        expect([path, r.status]).toEqual([path, 404]);
+      }
+      expect((await rest('/message:send', wire('list-expenses'), approverToken)).status).toBe(200);
+    });
+
     it('unknown or missing skill id: JSON-RPC -32602 (HTTP 200), HTTP+JSON 400 INVALID_ARGUMENT', async () => {
       const info = [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'INVALID_PARAMS', domain: 'a2a-protocol.org' }];
       const unknown = 'message.metadata.skillId names no skill of this agent';

@@ -35,10 +35,12 @@ export class A2ARestController {
   /** `POST /message:send` and `POST /message:stream`; any other `/message…` segment is 404. */
   @Post('message:action')
   @HttpCode(200)
-  message(@Param('action') action: string, @Req() req: Req, @Res() res: unknown, @Body() body: unknown): Promise<void> {
-    const a = action.replace(/^:/, '');
-    if (a === 'send') return this.a2a.sendMessage(req, res, body);
-    if (a === 'stream') return this.a2a.streamMessage(req, res, body);
+  message(@Param('action') _action: string, @Req() req: Req, @Res() res: unknown, @Body() body: unknown): Promise<void> {
+    // The pattern also matches `/messagesend`, `/MESSAGE:send` (express is case-insensitive) or `/message:send/`:
+    // only the exact paths of the binding are served.
+    const path = ((req as { originalUrl?: string }).originalUrl ?? req.url ?? '').split('?')[0];
+    if (path === '/message:send') return this.a2a.sendMessage(req, res, body);
+    if (path === '/message:stream') return this.a2a.streamMessage(req, res, body);
     return this.a2a.taskAction(req, res, 'unknown:route', 'POST');
   }
 

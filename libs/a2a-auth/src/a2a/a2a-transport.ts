@@ -83,6 +83,11 @@ export class A2AHttpTransport {
     this.authorizer.callerOf(req, res);
     const id = rpcId(body);
     const fail = (e: unknown) => sendJson(res, 200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) });
+    // Only an already-parsed JSON object goes on: the SDK would parse a string body itself (text/plain on fastify, or
+    // double-encoded JSON), after the skill check had nothing to read: a scope bypass. Batches are not part of A2A.
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return fail(new RequestMalformedError('the JSON-RPC request must be a JSON object sent as application/json'));
+    }
     if (!withinDepth(body, MAX_JSON_DEPTH)) return fail(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
     let skill: AuthorizedSkill | undefined;
     try {
