@@ -5,6 +5,7 @@ import request from 'supertest';
 import { Role, type Message } from '@a2a-js/sdk';
 import { AgentEvent, STATE_HEADERS_KEY, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
 import {
+  A2AUser,
   A2AHttpTransport,
   A2ASkillAuthorizer,
   AgentCardService,
@@ -69,6 +70,18 @@ const transportProvider = {
   useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) => new A2AHttpTransport(() => createA2ARequestHandler(cards, echoExecutor), authz),
   inject: [AgentCardService, A2ASkillAuthorizer],
 };
+
+describe('A2AUser.ownerKey (task scoping)', () => {
+  const caller = (c: Record<string, unknown>) => ({ issuer: 'https://iss', scopes: [], claims: {}, expiresAt: 0, ...c }) as never;
+  it('is issuer + sub (else client_id); a token with neither shares no bucket with anyone', () => {
+    expect(new A2AUser(caller({ subject: 's1', clientId: 'c1' })).ownerKey).toBe('https://iss s1');
+    expect(new A2AUser(caller({ clientId: 'c1' })).ownerKey).toBe('https://iss c1');
+    const a = new A2AUser(caller({})).ownerKey;
+    const b = new A2AUser(caller({})).ownerKey;
+    expect(a).not.toBe(b);
+    expect(a.startsWith('https://iss \u0000unidentified:')).toBe(true);
+  });
+});
 
 describe('skillIdOf', () => {
   it('reads message-level, then request-level metadata.skillId, and rejects bad or conflicting ids', () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerCallContext, User } from '@a2a-js/sdk/server';
 import type { A2ACaller } from '../token/caller';
 import type { AuthorizedSkill } from './skill-authorizer';
@@ -17,7 +18,10 @@ export const A2A_SKILL_STATE_KEY = 'nestjs-a2a-auth:skill';
  * - `ownerKey`: `iss` + `sub` (or client id), unique across issuers; see {@link a2aTaskOwner}.
  */
 export class A2AUser implements User {
-  constructor(readonly caller: A2ACaller) {}
+  constructor(readonly caller: A2ACaller) {
+    const who = caller.subject ?? caller.clientId;
+    this.ownerKey = who ? `${caller.issuer} ${who}` : `${caller.issuer} \u0000unidentified:${randomUUID()}`;
+  }
 
   get isAuthenticated(): boolean {
     return true;
@@ -27,10 +31,11 @@ export class A2AUser implements User {
     return this.caller.clientId ?? this.caller.subject ?? 'unknown';
   }
 
-  /** Owner identity for task scoping: `<iss> <sub or client_id>`. */
-  get ownerKey(): string {
-    return `${this.caller.issuer} ${this.caller.subject ?? this.caller.clientId ?? ''}`;
-  }
+  /**
+   * Owner identity for task scoping: `<iss> <sub or client_id>`. A token with neither gets a key of its own that no
+   * other call shares (fail closed: such callers cannot reach each other's tasks, nor their own later).
+   */
+  readonly ownerKey: string;
 }
 
 /**

@@ -127,11 +127,13 @@ export class A2ASkillAuthorizer {
 
   /**
    * For a JSON-RPC request body: authorizes `SendMessage` / `SendStreamingMessage`; returns `undefined` for other
-   * methods (they run no skill; the SDK scopes tasks to their owner) and for bodies the SDK will reject anyway.
-   * @throws as {@link authorize}.
+   * methods (they run no skill; the SDK scopes tasks to their owner).
+   * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
+   *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
    */
   authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedSkill | undefined {
-    if (!isObj(body) || typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return undefined;
+    if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
+    if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return undefined;
     return this.authorize(req, res, body.params);
   }
 
