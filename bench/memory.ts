@@ -30,7 +30,16 @@ async function main(): Promise<void> {
   const now = Math.floor(Date.now() / 1000);
   const mint = (i: number) => {
     const payload = Buffer.from(
-      JSON.stringify({ iss: jwks.issuer, aud: AUD, sub: `client-${i}`, client_id: `client-${i}`, scope: 'expense:submit expense:read', iat: now, exp: now + 3600, jti: randomUUID() }),
+      JSON.stringify({
+        iss: jwks.issuer,
+        aud: AUD,
+        sub: `client-${i}`,
+        client_id: `client-${i}`,
+        scope: 'expense:submit expense:read',
+        iat: now,
+        exp: now + 3600,
+        jti: randomUUID(),
+      }),
     ).toString('base64url');
     const sig = sign('sha256', Buffer.from(`${header}.${payload}`), { key: priv, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     return `${header}.${payload}.${sig}`;

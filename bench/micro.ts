@@ -5,7 +5,18 @@
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import * as jwt from 'jsonwebtoken';
 import { jwtVerify } from 'jose';
-import { A2AAuthenticator, A2AJwtStrategy, AuthAuditService, KeyRegistry, resolveOptions, tokenHash, VerifiedTokenCache, extractBearerToken, clientAddress, type A2ACaller } from '../libs/a2a-auth/src';
+import {
+  A2AAuthenticator,
+  A2AJwtStrategy,
+  AuthAuditService,
+  KeyRegistry,
+  resolveOptions,
+  tokenHash,
+  VerifiedTokenCache,
+  extractBearerToken,
+  clientAddress,
+  type A2ACaller,
+} from '../libs/a2a-auth/src';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';
@@ -68,11 +79,17 @@ async function main(): Promise<void> {
   us['createPublicKey(PEM) (what a PEM string costs per request)'] = timeSync(() => createPublicKey(pem), 2000);
   us['jsonwebtoken.verify with a KeyObject (our miss path)'] = timeSync(() => jwt.verify(token, key.publicKey, jwtOpts), 2000);
   us['jsonwebtoken.verify with a PEM string (stock jwks-rsa path)'] = timeSync(() => jwt.verify(token, pem, jwtOpts), 2000);
-  us['jose 6 jwtVerify with a KeyObject (async: RSA on the libuv thread pool)'] = await timeAsync(() => jwtVerify(token, key.publicKey, { issuer: jwks.issuer, audience: AUD }), 2000);
+  us['jose 6 jwtVerify with a KeyObject (async: RSA on the libuv thread pool)'] = await timeAsync(
+    () => jwtVerify(token, key.publicKey, { issuer: jwks.issuer, audience: AUD }),
+    2000,
+  );
   us['authenticator, cache off (bearer + decode + passport-jwt + claims)'] = await timeAsync(async () => uncached.authenticate(req), 2000);
   us['authenticator, cache hit (bearer + SHA-256 + LRU get)'] = timeSync(() => cached.authenticate(req), 50_000);
   us['  of which SHA-256 of the token'] = timeSync(() => tokenHash(token), 50_000);
-  us['  of which bearer extraction (incl. rawHeaders scan)'] = timeSync(() => extractBearerToken({ authorization: req.headers.authorization, authorizationCount: 1 }), 50_000);
+  us['  of which bearer extraction (incl. rawHeaders scan)'] = timeSync(
+    () => extractBearerToken({ authorization: req.headers.authorization, authorizationCount: 1 }),
+    50_000,
+  );
   us['clientAddress + new Date().toISOString() (failure audit only)'] = timeSync(() => [clientAddress(req), new Date().toISOString()], 50_000);
   const who = cached.authenticate(req) as A2ACaller;
   const route = { requiredScopes: ['bench:read'] };

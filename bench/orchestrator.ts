@@ -78,7 +78,10 @@ const median = (xs: number[]) => {
 
 function startServer(cfg: ServerConfig): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((res, rej) => {
-    const child = fork(join(__dirname, 'server.js'), [], { env: { ...process.env, BENCH_SERVER: JSON.stringify(cfg) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(join(__dirname, 'server.js'), [], {
+      env: { ...process.env, BENCH_SERVER: JSON.stringify(cfg) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const timer = setTimeout(() => rej(new Error(`server ${cfg.platform}/${cfg.setup} did not start in 30 s`)), 30_000);
     child.once('message', (m: { port: number }) => {
       clearTimeout(timer);
@@ -144,15 +147,19 @@ function fmt(n: number, digits = 0): string {
 
 function markdown(rows: Row[], meta: Record<string, unknown> & { loadBefore: string }, micro?: MicroResult, mem?: MemoryResult): string {
   const lines: string[] = [];
-  lines.push(`Runs: ${meta.runs} × ${meta.durationSeconds} s (+${meta.warmupSeconds} s warm-up), ${meta.connections} connections, median of runs. ` +
-    `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.memoryGiB} GiB, Node ${meta.node}; 1-min load average ${meta.loadBefore.split(' ')[0]} before, ` +
-    `${meta.loadDuring} on average during the samples.`);
+  lines.push(
+    `Runs: ${meta.runs} × ${meta.durationSeconds} s (+${meta.warmupSeconds} s warm-up), ${meta.connections} connections, median of runs. ` +
+      `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.memoryGiB} GiB, Node ${meta.node}; 1-min load average ${meta.loadBefore.split(' ')[0]} before, ` +
+      `${meta.loadDuring} on average during the samples.`,
+  );
   lines.push('');
   lines.push('| platform | setup | req/s | p50 ms | p99 ms | ratio to public | server CPU µs/req |');
   lines.push('|---|---|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const flag = r.samples.some((s) => s.non2xx || s.errors) ? ' ⚠ non-2xx/errors' : '';
-    lines.push(`| ${r.platform} | ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.ratio === null ? '–' : r.ratio.toFixed(2)}${flag} | ${fmt(r.cpuPerReq, 1)} |`);
+    lines.push(
+      `| ${r.platform} | ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.ratio === null ? '–' : r.ratio.toFixed(2)}${flag} | ${fmt(r.cpuPerReq, 1)} |`,
+    );
   }
   if (micro) {
     lines.push('');
@@ -164,9 +171,11 @@ function markdown(rows: Row[], meta: Record<string, unknown> & { loadBefore: str
   }
   if (mem) {
     lines.push('');
-    lines.push(`Memory: ${fmt(mem.tokens)} distinct valid tokens through the authenticator (cache maxEntries ${fmt(mem.maxEntries)}): ` +
-      `largest cache size ${fmt(mem.maxSizeSeen)}, RSS ${mem.rssMiB.start} → ${mem.rssMiB.end} MiB (peak ${mem.rssMiB.peak}), ` +
-      `about ${fmt(mem.bytesPerEntry)} bytes of heap per entry, ${fmt(mem.seconds, 1)} s.`);
+    lines.push(
+      `Memory: ${fmt(mem.tokens)} distinct valid tokens through the authenticator (cache maxEntries ${fmt(mem.maxEntries)}): ` +
+        `largest cache size ${fmt(mem.maxSizeSeen)}, RSS ${mem.rssMiB.start} → ${mem.rssMiB.end} MiB (peak ${mem.rssMiB.peak}), ` +
+        `about ${fmt(mem.bytesPerEntry)} bytes of heap per entry, ${fmt(mem.seconds, 1)} s.`,
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -194,7 +203,9 @@ async function main(): Promise<void> {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(totalmem() / 2 ** 30),
-    loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadBefore: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
     runs: RUNS,
     durationSeconds: DURATION,
     warmupSeconds: WARMUP,
@@ -235,14 +246,26 @@ async function main(): Promise<void> {
         const s = await load(t.url, tok, DURATION, t.child);
         const k = `${t.platform}/${t.setup.id}`;
         samples.set(k, [...(samples.get(k) ?? []), s]);
-        console.log(`run ${run}/${RUNS} ${k.padEnd(24)} ${fmt(s.rps).padStart(7)} req/s  p50 ${s.p50} ms  p99 ${s.p99} ms  server ${s.cpuPerReq} µs/req${s.non2xx || s.errors ? `  non2xx ${s.non2xx} errors ${s.errors}` : ''}`);
+        console.log(
+          `run ${run}/${RUNS} ${k.padEnd(24)} ${fmt(s.rps).padStart(7)} req/s  p50 ${s.p50} ms  p99 ${s.p99} ms  server ${s.cpuPerReq} µs/req${s.non2xx || s.errors ? `  non2xx ${s.non2xx} errors ${s.errors}` : ''}`,
+        );
       }
     }
 
     const rows: Row[] = [];
     for (const t of targets) {
       const ss = samples.get(`${t.platform}/${t.setup.id}`)!;
-      rows.push({ platform: t.platform, setup: t.setup.id, label: t.setup.label, rps: median(ss.map((s) => s.rps)), p50: median(ss.map((s) => s.p50)), p99: median(ss.map((s) => s.p99)), cpuPerReq: median(ss.map((s) => s.cpuPerReq)), ratio: null, samples: ss });
+      rows.push({
+        platform: t.platform,
+        setup: t.setup.id,
+        label: t.setup.label,
+        rps: median(ss.map((s) => s.rps)),
+        p50: median(ss.map((s) => s.p50)),
+        p99: median(ss.map((s) => s.p99)),
+        cpuPerReq: median(ss.map((s) => s.cpuPerReq)),
+        ratio: null,
+        samples: ss,
+      });
     }
     for (const r of rows) {
       const pub = rows.find((x) => x.platform === r.platform && x.setup === 'public');
@@ -268,7 +291,24 @@ async function main(): Promise<void> {
     const md = markdown(rows, meta, micro, mem);
     const dir = join(ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'latest.json'), JSON.stringify({ meta: { ...meta, loadAfter: loadavg().map((l) => l.toFixed(2)).join(' ') }, rows, micro, memory: mem }, null, 2) + '\n');
+    writeFileSync(
+      join(dir, 'latest.json'),
+      JSON.stringify(
+        {
+          meta: {
+            ...meta,
+            loadAfter: loadavg()
+              .map((l) => l.toFixed(2))
+              .join(' '),
+          },
+          rows,
+          micro,
+          memory: mem,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     writeFileSync(join(dir, 'latest.md'), md);
     console.log('\n' + md);
     console.log(`written: ${join(dir, 'latest.json')} and latest.md`);

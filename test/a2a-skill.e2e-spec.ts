@@ -146,7 +146,9 @@ describe.each(PLATFORMS)('per-skill scopes in A2A calls, single-skill agent on %
     if (tok) r = r.set('Authorization', `Bearer ${tok}`);
     return r.send(typeof body === 'string' ? body : JSON.stringify(body));
   };
-  const params = (metadata?: Record<string, unknown>) => ({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'hi' }], ...(metadata ? { metadata } : {}) } });
+  const params = (metadata?: Record<string, unknown>) => ({
+    message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'hi' }], ...(metadata ? { metadata } : {}) },
+  });
 
   it('a message with no skillId goes to the only skill; the executor sees the verified caller as an authenticated SDK user', async () => {
     const tok = await token('echo:use');
@@ -168,23 +170,42 @@ describe.each(PLATFORMS)('per-skill scopes in A2A calls, single-skill agent on %
 
   it('403 without the skill’s scope, naming it; the audit event carries the skill id', async () => {
     const tok = await token('other');
-    for (const r of [await send(t, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: params() }, tok), await send(t, '/message:send', params(), tok)]) {
+    for (const r of [
+      await send(t, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: params() }, tok),
+      await send(t, '/message:send', params(), tok),
+    ]) {
       expect(r.status).toBe(403);
       expect(r.headers['www-authenticate']).toBe(
         `Bearer realm="Echo Agent", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/echo-agent", error="insufficient_scope", error_description="The access token lacks a required scope", scope="echo:use"`,
       );
       expect(r.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'echo:use' });
     }
-    const events = logger.lines.filter((l) => l.includes('"reason":"insufficient_scope"')).map((l) => JSON.parse(l.slice(l.indexOf('{'), l.lastIndexOf('}') + 1)));
+    const events = logger.lines
+      .filter((l) => l.includes('"reason":"insufficient_scope"'))
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'), l.lastIndexOf('}') + 1)));
     expect(events.length).toBeGreaterThanOrEqual(2);
-    expect(events[0]).toMatchObject({ type: 'a2a.auth', outcome: 'failure', status: 403, skillId: 'echo', requiredScopes: ['echo:use'], grantedScopes: ['other'], clientId: 'client-a', verified: true });
+    expect(events[0]).toMatchObject({
+      type: 'a2a.auth',
+      outcome: 'failure',
+      status: 403,
+      skillId: 'echo',
+      requiredScopes: ['echo:use'],
+      grantedScopes: ['other'],
+      clientId: 'client-a',
+      verified: true,
+    });
   });
 
   it('fail closed: with no guard in front (globalGuard: false), the transport answers 401 itself', async () => {
     const tok = await token('echo:use');
-    for (const r of [await send(unguarded, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: params() }, tok), await send(unguarded, '/message:send', params(), tok)]) {
+    for (const r of [
+      await send(unguarded, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: params() }, tok),
+      await send(unguarded, '/message:send', params(), tok),
+    ]) {
       expect(r.status).toBe(401);
-      expect(r.headers['www-authenticate']).toBe('Bearer realm="Echo Agent", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/echo-agent"');
+      expect(r.headers['www-authenticate']).toBe(
+        'Bearer realm="Echo Agent", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/echo-agent"',
+      );
     }
   });
 
@@ -208,8 +229,16 @@ describe.each(PLATFORMS)('per-skill scopes in A2A calls, single-skill agent on %
     const tok = await token('echo:use');
     const bodies = fc.oneof(
       fc.jsonValue(),
-      fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0', 2), id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)), method: fc.constantFrom('SendMessage', 'SendStreamingMessage', 'GetTask', 'CancelTask', 'ListTasks', 'GetExtendedAgentCard', 'message/send', 'x'), params: fc.jsonValue() }),
-      fc.record({ message: fc.record({ messageId: fc.string(), role: fc.constantFrom('ROLE_USER', 'user', 7), parts: fc.jsonValue(), metadata: fc.jsonValue() }), metadata: fc.jsonValue() }),
+      fc.record({
+        jsonrpc: fc.constantFrom('2.0', '1.0', 2),
+        id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
+        method: fc.constantFrom('SendMessage', 'SendStreamingMessage', 'GetTask', 'CancelTask', 'ListTasks', 'GetExtendedAgentCard', 'message/send', 'x'),
+        params: fc.jsonValue(),
+      }),
+      fc.record({
+        message: fc.record({ messageId: fc.string(), role: fc.constantFrom('ROLE_USER', 'user', 7), parts: fc.jsonValue(), metadata: fc.jsonValue() }),
+        metadata: fc.jsonValue(),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(bodies, async (b) => {

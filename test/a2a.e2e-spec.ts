@@ -131,7 +131,9 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
         expect(isRestError(e)).toBe(true);
         const re = e as A2AError & { statusCode: number; headers: Record<string, string> };
         expect(re.statusCode).toBe(403);
-        expect(re.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+        expect(re.headers['www-authenticate']).toBe(
+          `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+        );
       } else {
         expect((e as Error).message).toBe(
           'HTTP error for SendMessage! Status: 403 Forbidden. Response: {"error":"insufficient_scope","error_description":"The access token lacks a required scope","scope":"expense:approve"}',
@@ -140,7 +142,12 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
     });
 
     it('401: the SDK client without our handler', async () => {
-      const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory(), new RestTransportFactory()], preferredTransports: [binding] }));
+      const factory = new ClientFactory(
+        ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+          transports: [new JsonRpcTransportFactory(), new RestTransportFactory()],
+          preferredTransports: [binding],
+        }),
+      );
       const anon: Client = await factory.createFromUrl(`${agent.url}/`);
       const e = await anon.sendMessage(msg('submit-expense', { amount: 1, currency: 'EUR', description: 'x' })).catch((x: unknown) => x);
       if (binding === 'HTTP+JSON') {
@@ -164,7 +171,11 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
   });
 
   it('runA2ADemo: submit 200, approve without the scope 403, no token 401, approver 200, on both bindings', async () => {
-    const outcomes = await runA2ADemo({ agentUrl: agent.url, submitter: { id: SUBMITTER.clientId, secret: SUBMITTER.clientSecret }, approver: { id: APPROVER.clientId, secret: APPROVER.clientSecret } });
+    const outcomes = await runA2ADemo({
+      agentUrl: agent.url,
+      submitter: { id: SUBMITTER.clientId, secret: SUBMITTER.clientSecret },
+      approver: { id: APPROVER.clientId, secret: APPROVER.clientSecret },
+    });
     expect(outcomes.map((x) => [x.binding, x.step, x.status, x.ok])).toEqual(
       BINDINGS.flatMap((b) => [
         [b, 'submit-expense as expense-submitter', 200, true],
@@ -174,19 +185,28 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       ]),
     );
     expect(outcomes[1].wwwAuthenticate).toBe(undefined); // JSON-RPC errors do not expose headers through the SDK
-    expect(outcomes[5].wwwAuthenticate).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(outcomes[5].wwwAuthenticate).toBe(
+      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+    );
     expect(JSON.stringify(outcomes)).not.toContain(SUBMITTER.clientSecret);
   });
 
   describe('raw wire behaviour', () => {
     it('401 with WWW-Authenticate on both bindings without a token or with a bad one, never a 200 envelope', async () => {
       const body = { error: 'invalid_request', error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header' };
-      for (const r of [await rpc({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire('submit-expense') }), await rest('/message:send', wire('submit-expense'))]) {
+      for (const r of [
+        await rpc({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire('submit-expense') }),
+        await rest('/message:send', wire('submit-expense')),
+      ]) {
         expect(r.status).toBe(401);
         expect(r.headers['www-authenticate']).toBe(challenge);
         expect(r.body).toEqual(body);
       }
-      for (const r of [await rpc({ jsonrpc: '2.0', id: 1, method: 'GetExtendedAgentCard' }), await request(agent.url).get('/extendedAgentCard'), await request(agent.url).get('/tasks/abc')]) {
+      for (const r of [
+        await rpc({ jsonrpc: '2.0', id: 1, method: 'GetExtendedAgentCard' }),
+        await request(agent.url).get('/extendedAgentCard'),
+        await request(agent.url).get('/tasks/abc'),
+      ]) {
         expect(r.status).toBe(401);
         expect(r.headers['www-authenticate']).toBe(challenge);
       }
@@ -209,7 +229,9 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
         await rest('/message:send', { ...wire(undefined, { id: 'x' }), metadata: { skillId: 'approve-expense' } }, submitterToken),
       ]) {
         expect(r.status).toBe(403);
-        expect(r.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+        expect(r.headers['www-authenticate']).toBe(
+          `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+        );
         expect(r.body).toEqual(want);
       }
       const audit = logger.lines.filter((l) => l.includes('"skillId":"approve-expense"') && l.includes('"reason":"insufficient_scope"'));
@@ -232,20 +254,35 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
 
     it('accepts the A2A media type application/a2a+json on both bindings (enableA2AMediaType)', async () => {
       const post = (path: string, body: unknown) =>
-        request(agent.url).post(path).set('Content-Type', 'application/a2a+json').set('Authorization', `Bearer ${approverToken}`).set('A2A-Version', '1.0').send(JSON.stringify(body));
+        request(agent.url)
+          .post(path)
+          .set('Content-Type', 'application/a2a+json')
+          .set('Authorization', `Bearer ${approverToken}`)
+          .set('A2A-Version', '1.0')
+          .send(JSON.stringify(body));
       const r1 = await post('/message:send', wire('list-expenses'));
       expect(r1.status).toBe(200);
       expect(r1.body.message.role).toBe('ROLE_AGENT');
       const r2 = await post('/a2a/jsonrpc', { jsonrpc: '2.0', id: 9, method: 'SendMessage', params: wire('list-expenses') });
       expect(r2.status).toBe(200);
       expect(r2.body.result.message.role).toBe('ROLE_AGENT');
-      const bad = await request(agent.url).post('/message:send').set('Content-Type', 'application/a2a+json').set('Authorization', `Bearer ${approverToken}`).set('A2A-Version', '1.0').send('{oops');
+      const bad = await request(agent.url)
+        .post('/message:send')
+        .set('Content-Type', 'application/a2a+json')
+        .set('Authorization', `Bearer ${approverToken}`)
+        .set('A2A-Version', '1.0')
+        .send('{oops');
       expect(bad.status).toBe(400);
     });
 
     it('a JSON-RPC body that is not a parsed JSON object never reaches the SDK (no skill-check bypass)', async () => {
       const envelope = { jsonrpc: '2.0', id: 5, method: 'SendMessage', params: wire('approve-expense', { id: 'x' }) };
-      const asText = await request(agent.url).post('/a2a/jsonrpc').set('Content-Type', 'text/plain').set('Authorization', `Bearer ${submitterToken}`).set('A2A-Version', '1.0').send(JSON.stringify(envelope));
+      const asText = await request(agent.url)
+        .post('/a2a/jsonrpc')
+        .set('Content-Type', 'text/plain')
+        .set('Authorization', `Bearer ${submitterToken}`)
+        .set('A2A-Version', '1.0')
+        .send(JSON.stringify(envelope));
       const doubleEncoded = await rpc(JSON.stringify(envelope), submitterToken);
       for (const r of [asText, doubleEncoded]) {
         expect(r.body?.result).toBeUndefined(); // the executor never ran

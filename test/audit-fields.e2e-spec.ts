@@ -24,7 +24,15 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
     s.keys = [key.publicJwk];
     app = await startTestApp({
       platform,
-      auth: { issuer: s.issuer, jwksUri: s.jwksUri, audience: ZOO_AUD, resource: ZOO_AUD, realm: 'zoo', scopes: TEST_SCOPES, auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) } },
+      auth: {
+        issuer: s.issuer,
+        jwksUri: s.jwksUri,
+        audience: ZOO_AUD,
+        resource: ZOO_AUD,
+        realm: 'zoo',
+        scopes: TEST_SCOPES,
+        auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) },
+      },
       controllers: [GuardTestController],
     });
   });
@@ -39,7 +47,14 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
     const res = await new Promise<number>((resolve, reject) => {
       const u = new URL(app.url);
       const req = require('node:http').request(
-        { host: u.hostname, port: u.port, path, method, headers: { ...(auth ? { authorization: auth } : {}), 'content-type': 'application/json' }, agent: false },
+        {
+          host: u.hostname,
+          port: u.port,
+          path,
+          method,
+          headers: { ...(auth ? { authorization: auth } : {}), 'content-type': 'application/json' },
+          agent: false,
+        },
         (r: import('node:http').IncomingMessage) => {
           r.resume();
           r.on('end', () => resolve(r.statusCode ?? 0));
@@ -111,7 +126,19 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
     const bad = `${h}.${p}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
     const { status, e } = await one('GET', '/t/me', `Bearer ${bad}`);
     expect(status).toBe(401);
-    expect(e).toMatchObject({ outcome: 'failure', reason: 'invalid_signature', status: 401, clientId: 'client-a', subject: 'client-a', issuer: s.issuer, kid: 'k1', verified: false, method: 'GET', route: '/t/me', requiredScopes: [] });
+    expect(e).toMatchObject({
+      outcome: 'failure',
+      reason: 'invalid_signature',
+      status: 401,
+      clientId: 'client-a',
+      subject: 'client-a',
+      issuer: s.issuer,
+      kid: 'k1',
+      verified: false,
+      method: 'GET',
+      route: '/t/me',
+      requiredScopes: [],
+    });
     expect(e.grantedScopes).toBeUndefined();
     expect(e.tokenId).toBe(hash22(bad));
     expect(JSON.stringify(e)).not.toContain(sig.slice(1));
@@ -248,7 +275,14 @@ describe.each(PLATFORMS)('audit token id with the verified-token cache off on %s
     const events: AuthAuditEvent[] = [];
     const app = await startTestApp({
       platform,
-      auth: { issuer: s.issuer, jwksUri: s.jwksUri, audience: ZOO_AUD, scopes: TEST_SCOPES, tokenCache: { enabled: false }, auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) } },
+      auth: {
+        issuer: s.issuer,
+        jwksUri: s.jwksUri,
+        audience: ZOO_AUD,
+        scopes: TEST_SCOPES,
+        tokenCache: { enabled: false },
+        auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) },
+      },
       controllers: [GuardTestController],
     });
     try {

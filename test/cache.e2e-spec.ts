@@ -42,7 +42,16 @@ interface CacheApp {
 async function start(platform: Platform, jwks: JwksServer, extra: Partial<A2AAuthModuleOptions>): Promise<CacheApp> {
   const t = await startTestApp({
     platform,
-    auth: { issuer: jwks.issuer, audience: AUD, jwksUri: jwks.jwksUri, scopes: TEST_SCOPES, resource: AUD, realm: 'Cache Agent', audit: { successes: false }, ...extra },
+    auth: {
+      issuer: jwks.issuer,
+      audience: AUD,
+      jwksUri: jwks.jwksUri,
+      scopes: TEST_SCOPES,
+      resource: AUD,
+      realm: 'Cache Agent',
+      audit: { successes: false },
+      ...extra,
+    },
     controllers: [GuardTestController, DoubleGuardController],
   });
   const strategy = t.app.get(A2AJwtStrategy);
@@ -96,7 +105,9 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       expect((await me(a, tok)).status).toBe(200); // cached, with scopes expense:submit expense:read
       const res = await request(a.t.url).get('/t/approve').set('Authorization', `Bearer ${tok}`);
       expect(res.status).toBe(403);
-      expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+      expect(res.headers['www-authenticate']).toBe(
+        `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+      );
       expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
       expect(a.passportCalls).toHaveBeenCalledTimes(1); // the 403 came from the cached caller
     });
@@ -111,7 +122,9 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
         for (let i = 0; i < 2; i++) {
           const res = await me(a, tok);
           expect(res.status).toBe(401);
-          expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="Cache Agent", resource_metadata="[^"]+", error="invalid_token", error_description="The access token (expired|is invalid)"$/);
+          expect(res.headers['www-authenticate']).toMatch(
+            /^Bearer realm="Cache Agent", resource_metadata="[^"]+", error="invalid_token", error_description="The access token (expired|is invalid)"$/,
+          );
         }
       }
       expect(a.passportCalls).toHaveBeenCalledTimes(4);
@@ -231,7 +244,9 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       expect(ok.body).toEqual({ ok: true });
       const denied = await request(a.t.url).get('/double/approve').set('Authorization', `Bearer ${tok}`);
       expect(denied.status).toBe(403);
-      expect(denied.headers['www-authenticate']).toBe(`${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+      expect(denied.headers['www-authenticate']).toBe(
+        `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+      );
       expect(a.passportCalls).toHaveBeenCalledTimes(2); // one per request, not one per guard
     });
 

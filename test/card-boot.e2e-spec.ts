@@ -76,11 +76,31 @@ function mod(controllers: Type[], providers: Type[] = [], extra = {}): DynamicMo
 
 describe.each(PLATFORMS)('card boot checks on %s', (platform) => {
   const failures: Array<[string, DynamicModule, string]> = [
-    ['an unknown scope on a skill handler', mod([UnknownScopeController]), 'nestjs-a2a-auth: invalid option `scopes`: scope "expense:nuke" required by UnknownScopeController.nuke is missing from the `scopes` catalog'],
-    ['an unknown class-level scope on a non-skill route', mod([UnknownClassScopeController]), 'nestjs-a2a-auth: invalid option `scopes`: scope "expense:ghost" required by UnknownClassScopeController.list is missing from the `scopes` catalog'],
-    ['an unknown scope on a provider skill', mod([], [UnknownScopeProvider]), 'nestjs-a2a-auth: invalid option `scopes`: scope "expense:teleport" required by UnknownScopeProvider.run is missing from the `scopes` catalog'],
-    ['a skill id used by two handlers', mod([DuplicateSkillController]), 'nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "list-expenses" on DuplicateSkillController.again and CardExpensesController.list'],
-    ['a skill id used twice in one provider', mod([], [DuplicateSkillProvider]), 'nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "twin" on DuplicateSkillProvider.b and DuplicateSkillProvider.a'],
+    [
+      'an unknown scope on a skill handler',
+      mod([UnknownScopeController]),
+      'nestjs-a2a-auth: invalid option `scopes`: scope "expense:nuke" required by UnknownScopeController.nuke is missing from the `scopes` catalog',
+    ],
+    [
+      'an unknown class-level scope on a non-skill route',
+      mod([UnknownClassScopeController]),
+      'nestjs-a2a-auth: invalid option `scopes`: scope "expense:ghost" required by UnknownClassScopeController.list is missing from the `scopes` catalog',
+    ],
+    [
+      'an unknown scope on a provider skill',
+      mod([], [UnknownScopeProvider]),
+      'nestjs-a2a-auth: invalid option `scopes`: scope "expense:teleport" required by UnknownScopeProvider.run is missing from the `scopes` catalog',
+    ],
+    [
+      'a skill id used by two handlers',
+      mod([DuplicateSkillController]),
+      'nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "list-expenses" on DuplicateSkillController.again and CardExpensesController.list',
+    ],
+    [
+      'a skill id used twice in one provider',
+      mod([], [DuplicateSkillProvider]),
+      'nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "twin" on DuplicateSkillProvider.b and DuplicateSkillProvider.a',
+    ],
   ];
 
   it.each(failures)('fails the boot for %s', async (_name, module, message) => {
@@ -102,7 +122,9 @@ describe.each(PLATFORMS)('card boot checks on %s', (platform) => {
     const app = await create(platform, mod([UnknownScopeController], [], { unknownScopePolicy: 'warn' }), logger);
     await app.listen(0, '127.0.0.1');
     try {
-      expect(logger.lines).toContainEqual(expect.stringContaining('scope "expense:nuke" required by UnknownScopeController.nuke is missing from the `scopes` catalog'));
+      expect(logger.lines).toContainEqual(
+        expect.stringContaining('scope "expense:nuke" required by UnknownScopeController.nuke is missing from the `scopes` catalog'),
+      );
       expect(logger.lines.find((l) => l.includes('expense:nuke'))).toMatch(/^warn /);
       const card = app.get(AgentCardService).card();
       expect(card.skills?.find((s) => s.id === 'nuke')?.securityRequirements?.[0]).toStrictEqual({ schemes: { oauth2: { list: ['expense:nuke'] } } });

@@ -1,5 +1,15 @@
 import { AgentCard } from '@a2a-js/sdk';
-import { buildAgentCard, canonicalCardBytes, checkV03Card, resolveOptions, signAgentCard, toV03Card, verifyAgentCard, V03_ONLY_KEYS, type DiscoveredSkill } from 'nestjs-a2a-auth';
+import {
+  buildAgentCard,
+  canonicalCardBytes,
+  checkV03Card,
+  resolveOptions,
+  signAgentCard,
+  toV03Card,
+  verifyAgentCard,
+  V03_ONLY_KEYS,
+  type DiscoveredSkill,
+} from 'nestjs-a2a-auth';
 import { generateTestKey } from './fixtures/keys';
 
 const opts = (card: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
@@ -51,7 +61,10 @@ describe('buildAgentCard (pure)', () => {
   });
 
   it('advertises bearer, OpenID Connect and mTLS schemes when configured: token schemes OR, mTLS AND', () => {
-    const o = opts({ advertiseBearerScheme: true, openIdConnectUrl: 'https://issuer.example/.well-known/openid-configuration', description: '' }, { mtls: { description: 'client certificate' } });
+    const o = opts(
+      { advertiseBearerScheme: true, openIdConnectUrl: 'https://issuer.example/.well-known/openid-configuration', description: '' },
+      { mtls: { description: 'client certificate' } },
+    );
     const card = buildAgentCard(o, [skill('w', ['x:write'])]);
     expect(card.securitySchemes).toStrictEqual({
       oauth2: card.securitySchemes!.oauth2,
@@ -59,7 +72,11 @@ describe('buildAgentCard (pure)', () => {
       oidc: { openIdConnectSecurityScheme: { openIdConnectUrl: 'https://issuer.example/.well-known/openid-configuration' } },
       mtls: { mtlsSecurityScheme: { description: 'client certificate' } },
     });
-    expect(card.securityRequirements).toStrictEqual([{ schemes: { oauth2: {}, mtls: {} } }, { schemes: { bearer: {}, mtls: {} } }, { schemes: { oidc: {}, mtls: {} } }]);
+    expect(card.securityRequirements).toStrictEqual([
+      { schemes: { oauth2: {}, mtls: {} } },
+      { schemes: { bearer: {}, mtls: {} } },
+      { schemes: { oidc: {}, mtls: {} } },
+    ]);
     expect(card.skills![0].securityRequirements).toStrictEqual([
       { schemes: { oauth2: { list: ['x:write'] }, mtls: {} } },
       { schemes: { bearer: { list: ['x:write'] }, mtls: {} } },
@@ -80,8 +97,16 @@ describe('buildAgentCard (pure)', () => {
       oidc: { type: 'openIdConnect', openIdConnectUrl: 'https://issuer.example/.well-known/openid-configuration' },
       mtls: { type: 'mutualTLS', description: 'client certificate' },
     });
-    expect(v03.security).toStrictEqual([{ oauth2: [], mtls: [] }, { bearer: [], mtls: [] }, { oidc: [], mtls: [] }]);
-    expect(v03.skills[0].security).toStrictEqual([{ oauth2: ['x:write'], mtls: [] }, { bearer: ['x:write'], mtls: [] }, { oidc: ['x:write'], mtls: [] }]);
+    expect(v03.security).toStrictEqual([
+      { oauth2: [], mtls: [] },
+      { bearer: [], mtls: [] },
+      { oidc: [], mtls: [] },
+    ]);
+    expect(v03.skills[0].security).toStrictEqual([
+      { oauth2: ['x:write'], mtls: [] },
+      { bearer: ['x:write'], mtls: [] },
+      { oidc: ['x:write'], mtls: [] },
+    ]);
     expect(checkV03Card(v03)).toStrictEqual([]);
     for (const k of V03_ONLY_KEYS) expect(Object.keys(card)).not.toContain(k);
   });
@@ -96,7 +121,16 @@ describe('buildAgentCard (pure)', () => {
   });
 
   it('uses a custom scheme name and resolves interface paths against card.url', () => {
-    const card = buildAgentCard(opts({ securitySchemeName: 'corpOAuth', interfaces: [{ url: '/rest', protocolBinding: 'HTTP+JSON' }, { url: 'https://grpc.example:443', protocolBinding: 'GRPC', protocolVersion: '1.0' }] }), [skill('r', ['x:read'])]);
+    const card = buildAgentCard(
+      opts({
+        securitySchemeName: 'corpOAuth',
+        interfaces: [
+          { url: '/rest', protocolBinding: 'HTTP+JSON' },
+          { url: 'https://grpc.example:443', protocolBinding: 'GRPC', protocolVersion: '1.0' },
+        ],
+      }),
+      [skill('r', ['x:read'])],
+    );
     expect(Object.keys(card.securitySchemes!)).toStrictEqual(['corpOAuth']);
     expect(card.skills![0].securityRequirements).toStrictEqual([{ schemes: { corpOAuth: { list: ['x:read'] } } }]);
     expect(card.supportedInterfaces).toStrictEqual([

@@ -86,12 +86,18 @@ describe('card CLI on the sample agent (no port, placeholder issuer)', () => {
   it("matches the sample's cards in docs/agent-card.md exactly", async () => {
     const file = join(__dirname, '..', 'docs', 'agent-card.md');
     let doc = readFileSync(file, 'utf8');
-    for (const [tag, args] of [['v1', []], ['v03', ['--version', '0.3']]] as const) {
+    for (const [tag, args] of [
+      ['v1', []],
+      ['v03', ['--version', '0.3']],
+    ] as const) {
       const { code, out } = await run(sample(), ...args);
       expect(code).toBe(0);
       const re = new RegExp(`<!-- card:${tag} -->\\n\`\`\`json\\n([\\s\\S]*?)\`\`\`\\n<!-- /card:${tag} -->`);
       if (process.env.UPDATE_CARD_DOCS === '1') {
-        doc = doc.replace(new RegExp(`<!-- card:${tag} -->[\\s\\S]*?<!-- /card:${tag} -->`), () => `<!-- card:${tag} -->\n\`\`\`json\n${out}\`\`\`\n<!-- /card:${tag} -->`);
+        doc = doc.replace(
+          new RegExp(`<!-- card:${tag} -->[\\s\\S]*?<!-- /card:${tag} -->`),
+          () => `<!-- card:${tag} -->\n\`\`\`json\n${out}\`\`\`\n<!-- /card:${tag} -->`,
+        );
         continue;
       }
       const m = re.exec(doc);
@@ -102,7 +108,11 @@ describe('card CLI on the sample agent (no port, placeholder issuer)', () => {
   });
 
   it('rejects bad arguments with exit code 2', async () => {
-    expect(await run(sample(), '--version', '2.0')).toStrictEqual({ code: 2, out: '', err: '--version must be 1.0 or 0.3\nusage: card [--version 1.0|0.3] [--extended] [--check]\n' });
+    expect(await run(sample(), '--version', '2.0')).toStrictEqual({
+      code: 2,
+      out: '',
+      err: '--version must be 1.0 or 0.3\nusage: card [--version 1.0|0.3] [--extended] [--check]\n',
+    });
     expect((await run(sample(), '--frobnicate')).code).toBe(2);
   });
 });
@@ -116,13 +126,27 @@ describe('card CLI on fixture apps', () => {
 
   it('--check passes on the consistent fixture and notes the unused scope', async () => {
     const r = await run(fixture(), '--check');
-    expect(r.err).toBe('note: [A2AAuth] scopes in the catalog that no handler requires: expense:admin\ncard check passed: 5 public skill(s), 6 in the extended card\n');
+    expect(r.err).toBe(
+      'note: [A2AAuth] scopes in the catalog that no handler requires: expense:admin\ncard check passed: 5 public skill(s), 6 in the extended card\n',
+    );
     expect(r.code).toBe(0);
   });
 
   it.each([
-    ['a duplicate skill id (boot failure)', () => fixture({}, [], [DuplicateSkill]), ['problem: boot failed: nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "summarize-expenses" on DuplicateSkill.clash and CardSkillHandlers.summarize']],
-    ['an unknown scope (boot failure)', () => fixture({}, [], [UnknownScopeSkill]), ['problem: boot failed: nestjs-a2a-auth: invalid option `scopes`: scope "expense:nuke" required by UnknownScopeSkill.nuke is missing from the `scopes` catalog']],
+    [
+      'a duplicate skill id (boot failure)',
+      () => fixture({}, [], [DuplicateSkill]),
+      [
+        'problem: boot failed: nestjs-a2a-auth: invalid option `@AgentSkill`: duplicate skill id "summarize-expenses" on DuplicateSkill.clash and CardSkillHandlers.summarize',
+      ],
+    ],
+    [
+      'an unknown scope (boot failure)',
+      () => fixture({}, [], [UnknownScopeSkill]),
+      [
+        'problem: boot failed: nestjs-a2a-auth: invalid option `scopes`: scope "expense:nuke" required by UnknownScopeSkill.nuke is missing from the `scopes` catalog',
+      ],
+    ],
     [
       "an unknown scope under unknownScopePolicy 'warn'",
       () => fixture({ unknownScopePolicy: 'warn' }, [], [UnknownScopeSkill]),
@@ -135,10 +159,23 @@ describe('card CLI on fixture apps', () => {
     [
       'a skill without requirements (neither scopes nor @Public)',
       () => fixture({}, [NoRequirementController]),
-      ['problem: v1.0 card: skill "open-skill" requires no scope: add @RequireScopes(...) or mark it @Public()', 'problem: v1.0 extended card: skill "open-skill" requires no scope: add @RequireScopes(...) or mark it @Public()'],
+      [
+        'problem: v1.0 card: skill "open-skill" requires no scope: add @RequireScopes(...) or mark it @Public()',
+        'problem: v1.0 extended card: skill "open-skill" requires no scope: add @RequireScopes(...) or mark it @Public()',
+      ],
     ],
-    ['a missing tokenUrl', () => fixture({ tokenUrl: undefined }), ['problem: boot failed: nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)']],
-    ['no card at all', () => cardModule({ issuer: ISSUER, audience: BASE, jwksUri: `${ISSUER}/jwks.json` }, [], []), ['problem: the app has no card: configure `card` in A2AAuthModule.forRoot']],
+    [
+      'a missing tokenUrl',
+      () => fixture({ tokenUrl: undefined }),
+      [
+        'problem: boot failed: nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)',
+      ],
+    ],
+    [
+      'no card at all',
+      () => cardModule({ issuer: ISSUER, audience: BASE, jwksUri: `${ISSUER}/jwks.json` }, [], []),
+      ['problem: the app has no card: configure `card` in A2AAuthModule.forRoot'],
+    ],
   ])('--check fails on %s', async (_name, make, problems) => {
     const r = await run(make(), '--check');
     expect(r.code).toBe(1);

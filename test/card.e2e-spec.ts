@@ -67,7 +67,9 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
   it('the served v1.0 card and extended card round-trip unchanged through the official SDK', async () => {
     const pub = await request(base).get(CARD);
     expectSdkRoundTrip(pub.body);
-    const ext = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${await token()}`);
+    const ext = await request(base)
+      .get('/extendedAgentCard')
+      .set('Authorization', `Bearer ${await token()}`);
     expect(ext.status).toBe(200);
     expectSdkRoundTrip(ext.body);
   });
@@ -149,7 +151,11 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
 
   it('answers the CORS preflight on the card paths', async () => {
     for (const path of [CARD, '/.well-known/agent.json']) {
-      const res = await request(base).options(path).set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'GET').set('Access-Control-Request-Headers', 'a2a-version');
+      const res = await request(base)
+        .options(path)
+        .set('Origin', 'https://app.example')
+        .set('Access-Control-Request-Method', 'GET')
+        .set('Access-Control-Request-Headers', 'a2a-version');
       expect(res.status).toBe(204);
       expect(res.headers).toMatchObject({ ...CORS, 'access-control-max-age': '86400', vary: 'A2A-Version' });
       expect(res.text ?? '').toBe('');
@@ -160,13 +166,19 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
     const noToken = await request(base).get('/card-fx/expenses/plain').set('Origin', 'https://app.example');
     expect(noToken.status).toBe(401);
     expect(noToken.headers['access-control-allow-origin']).toBeUndefined();
-    const withToken = await request(base).get('/card-fx/expenses/plain').set('Origin', 'https://app.example').set('Authorization', `Bearer ${await token()}`);
+    const withToken = await request(base)
+      .get('/card-fx/expenses/plain')
+      .set('Origin', 'https://app.example')
+      .set('Authorization', `Bearer ${await token()}`);
     expect(withToken.status).toBe(200);
     expect(withToken.headers['access-control-allow-origin']).toBeUndefined();
     const pub = await request(base).get('/card-fx/public').set('Origin', 'https://app.example');
     expect(pub.status).toBe(200);
     expect(pub.headers['access-control-allow-origin']).toBeUndefined();
-    const ext = await request(base).get('/extendedAgentCard').set('Origin', 'https://app.example').set('Authorization', `Bearer ${await token()}`);
+    const ext = await request(base)
+      .get('/extendedAgentCard')
+      .set('Origin', 'https://app.example')
+      .set('Authorization', `Bearer ${await token()}`);
     expect(ext.status).toBe(200);
     expect(ext.headers['access-control-allow-origin']).toBeUndefined();
   });
@@ -249,8 +261,13 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
     it('401 with WWW-Authenticate without a token', async () => {
       const res = await request(base).get('/extendedAgentCard');
       expect(res.status).toBe(401);
-      expect(res.headers['www-authenticate']).toBe(`Bearer realm="Card Fixture Agent", resource_metadata="${base}/.well-known/oauth-protected-resource/expense-agent"`);
-      expect(res.body).toStrictEqual({ error: 'invalid_request', error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header' });
+      expect(res.headers['www-authenticate']).toBe(
+        `Bearer realm="Card Fixture Agent", resource_metadata="${base}/.well-known/oauth-protected-resource/expense-agent"`,
+      );
+      expect(res.body).toStrictEqual({
+        error: 'invalid_request',
+        error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header',
+      });
       expect(JSON.stringify(res.body)).not.toContain('audit-report');
     });
 
@@ -263,13 +280,18 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
     });
 
     it('serves the exact extended card (with the extendedOnly skill) to any authenticated caller', async () => {
-      const res = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${await token('expense:submit')}`);
+      const res = await request(base)
+        .get('/extendedAgentCard')
+        .set('Authorization', `Bearer ${await token('expense:submit')}`);
       expect(res.status).toBe(200);
       expect(res.body).toStrictEqual(expectedCard(base, true));
       expect(res.headers['content-type']).toBe('application/json');
       expect(res.headers['cache-control']).toBe('private, no-store');
       expect(res.headers.vary).toBe('A2A-Version');
-      const v03 = await request(base).get('/extendedAgentCard').set('A2A-Version', '0.3').set('Authorization', `Bearer ${await token()}`);
+      const v03 = await request(base)
+        .get('/extendedAgentCard')
+        .set('A2A-Version', '0.3')
+        .set('Authorization', `Bearer ${await token()}`);
       expect(v03.status).toBe(200);
       expect(v03.body).toStrictEqual(expectedV03Card(base, true));
     });
@@ -290,7 +312,11 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
   async function start(trustedProxyHops: number): Promise<string> {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const app = await startCardApp(platform, port, cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops } })));
+    const app = await startCardApp(
+      platform,
+      port,
+      cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops } })),
+    );
     apps.push(app);
     return base;
   }
@@ -309,7 +335,9 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     const statuses: number[] = [];
     let last!: request.Response;
     for (let i = 0; i < 5; i++) {
-      last = await request(base).get(CARD).set('X-Forwarded-For', `203.0.113.${i + 1}`);
+      last = await request(base)
+        .get(CARD)
+        .set('X-Forwarded-For', `203.0.113.${i + 1}`);
       statuses.push(last.status);
     }
     expect(statuses).toStrictEqual([200, 200, 200, 429, 429]);
@@ -321,7 +349,10 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
   it('two clients behind a trusted proxy get separate buckets; spoofed left-most entries do not help (trustedProxyHops 1)', async () => {
     const base = await start(1);
     // The proxy (our 127.0.0.1 peer) appends the address it saw, so the right-most X-Forwarded-For entry is the client.
-    const a = (spoof?: string) => request(base).get(CARD).set('X-Forwarded-For', spoof ? `${spoof}, 10.0.0.1` : '10.0.0.1');
+    const a = (spoof?: string) =>
+      request(base)
+        .get(CARD)
+        .set('X-Forwarded-For', spoof ? `${spoof}, 10.0.0.1` : '10.0.0.1');
     const b = () => request(base).get(CARD).set('X-Forwarded-For', '10.0.0.2');
     expect([(await a()).status, (await a()).status, (await a()).status]).toStrictEqual([200, 200, 200]);
     expect429(await a());
@@ -343,7 +374,11 @@ describe.each(PLATFORMS)('signed card, v0.3 by default, no legacy path, on %s', 
     signing = generateTestKey('ES256', 'card-key-1');
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    const card = { defaultVersion: '0.3' as const, legacyPath: false, signing: { privateKey: signing.privateKey, kid: 'card-key-1', alg: 'ES256', jku: 'https://example.com/.well-known/jwks.json' } };
+    const card = {
+      defaultVersion: '0.3' as const,
+      legacyPath: false,
+      signing: { privateKey: signing.privateKey, kid: 'card-key-1', alg: 'ES256', jku: 'https://example.com/.well-known/jwks.json' },
+    };
     t = await startCardApp(platform, port, cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, card)));
   });
   afterAll(async () => {
@@ -366,7 +401,9 @@ describe.each(PLATFORMS)('signed card, v0.3 by default, no legacy path, on %s', 
 
   it('legacyPath false: no /.well-known/agent.json, nor its preflight', async () => {
     expect((await request(base).get('/.well-known/agent.json')).status).toBe(404);
-    expect((await request(base).options('/.well-known/agent.json').set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'GET')).status).toBe(404);
+    expect(
+      (await request(base).options('/.well-known/agent.json').set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'GET')).status,
+    ).toBe(404);
     expect((await request(base).options(CARD).set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'GET')).status).toBe(204);
   });
 

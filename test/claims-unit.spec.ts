@@ -42,7 +42,16 @@ describe('REASONS', () => {
     }
   });
   it('never puts the precise check into invalid_token descriptions of signature, issuer, audience, alg or kid failures', () => {
-    for (const r of ['invalid_signature', 'invalid_issuer', 'invalid_audience', 'unsupported_alg', 'unknown_kid', 'missing_kid', 'malformed_token', 'missing_claim'] as const) {
+    for (const r of [
+      'invalid_signature',
+      'invalid_issuer',
+      'invalid_audience',
+      'unsupported_alg',
+      'unknown_kid',
+      'missing_kid',
+      'malformed_token',
+      'missing_claim',
+    ] as const) {
       expect(REASONS[r].description).toBe('The access token is invalid');
     }
   });
@@ -196,13 +205,16 @@ describe('checkClaims', () => {
     expect(check({}, { validators: [() => false] })).toBe('claim_validation_failed');
     expect(check({}, { validators: [() => 'nope'] })).toBe('claim_validation_failed');
     expect(
-      check({}, {
-        validators: [
-          () => {
-            throw new Error('x');
-          },
-        ],
-      }),
+      check(
+        {},
+        {
+          validators: [
+            () => {
+              throw new Error('x');
+            },
+          ],
+        },
+      ),
     ).toBe('claim_validation_failed');
     expect(check({ exp: undefined }, { validators: [() => 'never reached'] })).toBe('missing_claim');
   });
@@ -292,7 +304,11 @@ describe('ChallengeBuilder and errorBody (RFC 6750 §3, RFC 9728 §5.1)', () => 
     expect(errorBody(e)).toEqual({ error: 'invalid_token', error_description: 'The access token is invalid' });
     expect(errorBody(new AuthError('missing_token'))).toEqual({ error: 'invalid_request', error_description: REASONS.missing_token.description });
     expect(errorBody(new AuthError('jwks_unavailable'))).toEqual({ error: 'temporarily_unavailable', error_description: REASONS.jwks_unavailable.description });
-    expect(errorBody(new AuthError('insufficient_scope', '', ['a']))).toEqual({ error: 'insufficient_scope', error_description: REASONS.insufficient_scope.description, scope: 'a' });
+    expect(errorBody(new AuthError('insufficient_scope', '', ['a']))).toEqual({
+      error: 'insufficient_scope',
+      error_description: REASONS.insufficient_scope.description,
+      scope: 'a',
+    });
   });
 });
 

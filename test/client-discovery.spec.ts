@@ -13,7 +13,12 @@ const V1_CARD = {
     bearer: { httpAuthSecurityScheme: { scheme: 'Bearer', bearerFormat: 'JWT' } },
     oauth2: {
       oauth2SecurityScheme: {
-        flows: { clientCredentials: { tokenUrl: 'https://auth.example.com/oauth/token', scopes: { 'expense:submit': 'Submit', 'expense:approve': 'Approve', 'agent:use': 'Use' } } },
+        flows: {
+          clientCredentials: {
+            tokenUrl: 'https://auth.example.com/oauth/token',
+            scopes: { 'expense:submit': 'Submit', 'expense:approve': 'Approve', 'agent:use': 'Use' },
+          },
+        },
         oauth2MetadataUrl: 'https://auth.example.com/.well-known/oauth-authorization-server',
       },
     },
@@ -22,7 +27,12 @@ const V1_CARD = {
   skills: [
     { id: 'submit-expense', name: 's', description: 'd', securityRequirements: [{ schemes: { oauth2: { list: ['expense:submit'] } } }] },
     // Alternatives (OR): the first naming our scheme counts.
-    { id: 'approve-expense', name: 'a', description: 'd', securityRequirements: [{ schemes: { bearer: {} } }, { schemes: { oauth2: { list: ['expense:approve'] } } }] },
+    {
+      id: 'approve-expense',
+      name: 'a',
+      description: 'd',
+      securityRequirements: [{ schemes: { bearer: {} } }, { schemes: { oauth2: { list: ['expense:approve'] } } }],
+    },
     { id: 'public', name: 'p', description: 'd', securityRequirements: [{}] },
     { id: 'plain', name: 'x', description: 'd' },
   ],
@@ -68,19 +78,38 @@ describe('reading the auth facts of a card', () => {
   });
 
   it('refuses a tokenUrl it should not send a secret to; a pinned trust function decides', () => {
-    const evil = { ...V1_CARD, securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: 'http://collector.example.net/token' } } } } } };
+    const evil = {
+      ...V1_CARD,
+      securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: 'http://collector.example.net/token' } } } } },
+    };
     expect(() => readAgentAuth(evil, 'https://agent.example.com/.well-known/agent-card.json')).toThrow(
-      new AgentCardDiscoveryError('untrusted_token_url', "the card's tokenUrl http://collector.example.net/token is not trusted (see DiscoveryOptions.trustTokenUrl)"),
+      new AgentCardDiscoveryError(
+        'untrusted_token_url',
+        "the card's tokenUrl http://collector.example.net/token is not trusted (see DiscoveryOptions.trustTokenUrl)",
+      ),
     );
     const pinned = (u: string) => u === 'https://auth.example.com/oauth/token';
-    expect(() => readAgentAuth({ ...V1_CARD, securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: 'https://evil.example/token' } } } } } }, 'https://a.example/.well-known/agent-card.json', undefined, { trustTokenUrl: pinned })).toThrow(/not trusted/);
-    expect(readAgentAuth(V1_CARD, 'https://a.example/.well-known/agent-card.json', undefined, { trustTokenUrl: pinned }).tokenUrl).toBe('https://auth.example.com/oauth/token');
+    expect(() =>
+      readAgentAuth(
+        { ...V1_CARD, securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: 'https://evil.example/token' } } } } } },
+        'https://a.example/.well-known/agent-card.json',
+        undefined,
+        { trustTokenUrl: pinned },
+      ),
+    ).toThrow(/not trusted/);
+    expect(readAgentAuth(V1_CARD, 'https://a.example/.well-known/agent-card.json', undefined, { trustTokenUrl: pinned }).tokenUrl).toBe(
+      'https://auth.example.com/oauth/token',
+    );
   });
 
   it('a card without a client-credentials flow, or with a named scheme it lacks', () => {
     const noOauth = { ...V1_CARD, securitySchemes: { bearer: V1_CARD.securitySchemes.bearer } };
-    expect(() => readAgentAuth(noOauth, 'https://a.example/.well-known/agent-card.json')).toThrow(new AgentCardDiscoveryError('no_client_credentials', 'agent card advertises no OAuth 2.0 client-credentials flow'));
-    expect(() => readAgentAuth(V1_CARD, 'https://a.example/.well-known/agent-card.json', undefined, { schemeName: 'bearer' })).toThrow(/no OAuth 2.0 client-credentials scheme named "bearer"/);
+    expect(() => readAgentAuth(noOauth, 'https://a.example/.well-known/agent-card.json')).toThrow(
+      new AgentCardDiscoveryError('no_client_credentials', 'agent card advertises no OAuth 2.0 client-credentials flow'),
+    );
+    expect(() => readAgentAuth(V1_CARD, 'https://a.example/.well-known/agent-card.json', undefined, { schemeName: 'bearer' })).toThrow(
+      /no OAuth 2.0 client-credentials scheme named "bearer"/,
+    );
   });
 
   it('card URL rules: the base URL is a directory (unlike relative resolution, which drops the last segment)', () => {
@@ -109,7 +138,18 @@ describe('discoverAgentAuth over HTTP (agent under a path prefix)', () => {
         return res.end();
       }
       res.setHeader('content-type', 'application/json');
-      res.end(mode === 'html' ? '<html>' : JSON.stringify({ ...V1_CARD, securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token` } } } } } }));
+      res.end(
+        mode === 'html'
+          ? '<html>'
+          : JSON.stringify({
+              ...V1_CARD,
+              securitySchemes: {
+                oauth2: {
+                  oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token` } } },
+                },
+              },
+            }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -138,12 +178,18 @@ describe('discoverAgentAuth over HTTP (agent under a path prefix)', () => {
 
   it('clear errors: 404, not JSON, no answer (bounded)', async () => {
     mode = '404';
-    await expect(discoverAgentAuth(`${base}/agents/expense`)).rejects.toMatchObject({ code: 'card_unavailable', message: `agent card ${base}/agents/expense/.well-known/agent-card.json: HTTP 404` });
+    await expect(discoverAgentAuth(`${base}/agents/expense`)).rejects.toMatchObject({
+      code: 'card_unavailable',
+      message: `agent card ${base}/agents/expense/.well-known/agent-card.json: HTTP 404`,
+    });
     mode = 'html';
     await expect(discoverAgentAuth(`${base}/agents/expense`)).rejects.toMatchObject({ code: 'invalid_card' });
     mode = 'hang';
     const t0 = Date.now();
-    await expect(discoverAgentAuth(`${base}/agents/expense`, { timeoutMs: 200 })).rejects.toMatchObject({ code: 'card_unavailable', message: `agent card ${base}/agents/expense/.well-known/agent-card.json: no answer within 200 ms` });
+    await expect(discoverAgentAuth(`${base}/agents/expense`, { timeoutMs: 200 })).rejects.toMatchObject({
+      code: 'card_unavailable',
+      message: `agent card ${base}/agents/expense/.well-known/agent-card.json: no answer within 200 ms`,
+    });
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 });
@@ -159,7 +205,9 @@ describe('@a2a-js/sdk is an optional peer', () => {
       const lib = require('../libs/a2a-auth/src/index') as typeof import('nestjs-a2a-auth');
       const p = new lib.ClientCredentialsTokenProvider({ tokenUrl: 'https://auth.example.com/token', clientId: 'c', clientSecret: 's' });
       expect(lib.a2aAuthenticationHandler(p).headers).toBeInstanceOf(Function);
-      expect(() => lib.a2aAuthFetch(p)).toThrow('nestjs-a2a-auth: this feature needs the optional peer dependency @a2a-js/sdk (npm i @a2a-js/sdk); @a2a-js/sdk/client was not found');
+      expect(() => lib.a2aAuthFetch(p)).toThrow(
+        'nestjs-a2a-auth: this feature needs the optional peer dependency @a2a-js/sdk (npm i @a2a-js/sdk); @a2a-js/sdk/client was not found',
+      );
     });
   });
 });

@@ -112,7 +112,10 @@ describe('ClientCredentialsTokenProvider against a real oidc-provider', () => {
 
   it('invalid_client: wrong secret and unknown client, with no secret in the error', async () => {
     const wrong = 'not-the-right-secret-123';
-    for (const c of [{ clientId: SUBMITTER.clientId, clientSecret: wrong }, { clientId: 'nobody', clientSecret: wrong }]) {
+    for (const c of [
+      { clientId: SUBMITTER.clientId, clientSecret: wrong },
+      { clientId: 'nobody', clientSecret: wrong },
+    ]) {
       const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, ...c, scopes: ['expense:submit'] });
       const e = await p.getToken().catch((x: unknown) => x);
       expect(e).toBeInstanceOf(TokenEndpointError);
@@ -120,11 +123,18 @@ describe('ClientCredentialsTokenProvider against a real oidc-provider', () => {
       expect(te.error).toBe('invalid_client');
       expect(te.status).toBe(401);
       expect(te.clientId).toBe(c.clientId);
-      expect(te.message).toBe(`token endpoint ${as.tokenUrl} refused client ${JSON.stringify(c.clientId)}: invalid_client (client authentication failed) [HTTP 401]`);
+      expect(te.message).toBe(
+        `token endpoint ${as.tokenUrl} refused client ${JSON.stringify(c.clientId)}: invalid_client (client authentication failed) [HTTP 401]`,
+      );
       expect(`${te.message} ${te.stack} ${JSON.stringify(te)} ${JSON.stringify(p)}`).not.toContain(wrong);
     }
     // client_secret_post too
-    const post = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: SUBMITTER.clientId, clientSecret: wrong, authMethod: 'client_secret_post' });
+    const post = new ClientCredentialsTokenProvider({
+      tokenUrl: as.tokenUrl,
+      clientId: SUBMITTER.clientId,
+      clientSecret: wrong,
+      authMethod: 'client_secret_post',
+    });
     await expect(post.getToken()).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
 
@@ -165,7 +175,9 @@ describe('ClientCredentialsTokenProvider against a real oidc-provider', () => {
 
   it('refuses plain http to a non-loopback token endpoint and bad scopes', () => {
     expect(() => new ClientCredentialsTokenProvider({ tokenUrl: 'http://auth.example.com/token', ...creds() })).toThrow(ClientCredentialsError);
-    expect(() => new ClientCredentialsTokenProvider({ tokenUrl: 'https://u:p@auth.example.com/token', ...creds() })).toThrow('tokenUrl must not contain credentials');
+    expect(() => new ClientCredentialsTokenProvider({ tokenUrl: 'https://u:p@auth.example.com/token', ...creds() })).toThrow(
+      'tokenUrl must not contain credentials',
+    );
     expect(() => new ClientCredentialsTokenProvider({ tokenUrl: 'http://auth.example.com/token', ...creds(), allowInsecureHttp: true })).not.toThrow();
     const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, ...creds() });
     return expect(p.getToken({ scopes: ['a b'] })).rejects.toThrow('invalid scope "a b"');
@@ -298,7 +310,12 @@ describe('401 → one refresh and one retry through the SDK handler (real guard)
     await sleep(3200);
     const r2 = await authed(`${strict.url}/t/me`);
     expect(r2.status).toBe(200);
-    expect(await r2.json()).toEqual({ clientId: SUBMITTER.clientId, subject: SUBMITTER.clientId, issuer: as.issuer, scopes: ['expense:submit', 'expense:read'] });
+    expect(await r2.json()).toEqual({
+      clientId: SUBMITTER.clientId,
+      subject: SUBMITTER.clientId,
+      issuer: as.issuer,
+      scopes: ['expense:submit', 'expense:read'],
+    });
     expect(calls).toEqual([200, 401, 200]);
     expect(as.tokenRequests).toBe(2);
   });

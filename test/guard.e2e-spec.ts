@@ -44,7 +44,9 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
     mintToken({ key: k, issuer: jwks.issuer, audience: AUD, claims, header });
 
   it('accepts a valid token and exposes the caller', async () => {
-    const res = await request(t.url).get('/t/me').set('Authorization', `Bearer ${await token()}`);
+    const res = await request(t.url)
+      .get('/t/me')
+      .set('Authorization', `Bearer ${await token()}`);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ clientId: 'client-a', subject: 'client-a', issuer: jwks.issuer, scopes: ['expense:submit', 'expense:read'] });
     expect(res.headers['www-authenticate']).toBeUndefined();
@@ -54,7 +56,10 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
     const res = await request(t.url).get('/t/me');
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(CHALLENGE);
-    expect(res.body).toEqual({ error: 'invalid_request', error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header' });
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header',
+    });
   });
 
   const bad: Array<[string, () => Promise<string>, string | undefined]> = [
@@ -63,18 +68,28 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
     ['wrong iss', () => mintToken({ key, issuer: 'https://evil.example', audience: AUD }), undefined],
     ['wrong aud', () => mintToken({ key, issuer: jwks.issuer, audience: 'https://other.example' }), undefined],
     ['alg none', async () => noneToken(baseClaims(jwks.issuer, AUD), { kid: key.kid }), undefined],
-    ['HS256 signed with the public key', async () => hs256Token(baseClaims(jwks.issuer, AUD), key.publicKey.export({ format: 'pem', type: 'spki' }) as string, { kid: key.kid }), undefined],
+    [
+      'HS256 signed with the public key',
+      async () => hs256Token(baseClaims(jwks.issuer, AUD), key.publicKey.export({ format: 'pem', type: 'spki' }) as string, { kid: key.kid }),
+      undefined,
+    ],
     ['unknown kid', () => token({}, { kid: 'nope' }, other), undefined],
-    ['tampered payload', async () => {
-      const [h, , s] = (await token()).split('.');
-      const p = Buffer.from(JSON.stringify({ ...baseClaims(jwks.issuer, AUD), scope: 'expense:approve' })).toString('base64url');
-      return `${h}.${p}.${s}`;
-    }, undefined],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , s] = (await token()).split('.');
+        const p = Buffer.from(JSON.stringify({ ...baseClaims(jwks.issuer, AUD), scope: 'expense:approve' })).toString('base64url');
+        return `${h}.${p}.${s}`;
+      },
+      undefined,
+    ],
     ['signed by another key with our kid', () => token({}, { kid: key.kid }, other), undefined],
     ['no exp', () => token({ exp: undefined }), undefined],
   ];
   it.each(bad)('401 invalid_token: %s', async (_name, make, desc) => {
-    const res = await request(t.url).get('/t/me').set('Authorization', `Bearer ${await make()}`);
+    const res = await request(t.url)
+      .get('/t/me')
+      .set('Authorization', `Bearer ${await make()}`);
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(invalidToken(desc));
     expect(res.body).toEqual({ error: 'invalid_token', error_description: desc ?? 'The access token is invalid' });
@@ -87,26 +102,37 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
   });
 
   it('accepts the scheme case-insensitively (lower-case bearer)', async () => {
-    const res = await request(t.url).get('/t/me').set('Authorization', `bearer ${await token()}`);
+    const res = await request(t.url)
+      .get('/t/me')
+      .set('Authorization', `bearer ${await token()}`);
     expect(res.status).toBe(200);
   });
 
   it('400 invalid_request for junk after the token', async () => {
-    const res = await request(t.url).get('/t/me').set('Authorization', `Bearer ${await token()} junk`);
+    const res = await request(t.url)
+      .get('/t/me')
+      .set('Authorization', `Bearer ${await token()} junk`);
     expect(res.status).toBe(400);
     expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="invalid_request", error_description="Malformed Authorization header"`);
     expect(res.body).toEqual({ error: 'invalid_request', error_description: 'Malformed Authorization header' });
   });
 
   it('403 insufficient_scope names the scope', async () => {
-    const res = await request(t.url).get('/t/approve').set('Authorization', `Bearer ${await token()}`);
+    const res = await request(t.url)
+      .get('/t/approve')
+      .set('Authorization', `Bearer ${await token()}`);
     expect(res.status).toBe(403);
-    expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(res.headers['www-authenticate']).toBe(
+      `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+    );
     expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
   });
 
   it('200 with the scope', async () => {
-    const res = await request(t.url).post('/t/submit').set('Authorization', `Bearer ${await token()}`).send({ amount: 12 });
+    const res = await request(t.url)
+      .post('/t/submit')
+      .set('Authorization', `Bearer ${await token()}`)
+      .send({ amount: 12 });
     expect([200, 201]).toContain(res.status);
     expect(res.body).toEqual({ submitted: { amount: 12 } });
   });
@@ -115,8 +141,14 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
     const onlyRead = await token({ scope: 'expense:read' });
     const r1 = await request(t.url).get('/combined').set('Authorization', `Bearer ${onlyRead}`);
     expect(r1.status).toBe(403);
-    expect(r1.headers['www-authenticate']).toBe(`${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:read expense:submit"`);
-    expect(r1.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:read expense:submit' });
+    expect(r1.headers['www-authenticate']).toBe(
+      `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:read expense:submit"`,
+    );
+    expect(r1.body).toEqual({
+      error: 'insufficient_scope',
+      error_description: 'The access token lacks a required scope',
+      scope: 'expense:read expense:submit',
+    });
     const both = await token({ scope: 'expense:read expense:submit' });
     const r2 = await request(t.url).get('/combined').set('Authorization', `Bearer ${both}`);
     expect(r2.status).toBe(200);

@@ -76,7 +76,11 @@ describe.each(PLATFORMS)('several issuers on %s', (platform) => {
     // Signed by a's key, naming a's kid, but claiming to be from b: b's key set has no such kid.
     expectReason(await get(list.url, await mintToken({ key: ka, issuer: b.issuer, audience: ZOO_AUD })), 'unknown_kid', b.issuer);
     // Without a kid, b's single key is tried, and the signature fails.
-    expectReason(await get(list.url, await mintToken({ key: ka, issuer: b.issuer, audience: ZOO_AUD, header: { kid: undefined } })), 'invalid_signature', b.issuer);
+    expectReason(
+      await get(list.url, await mintToken({ key: ka, issuer: b.issuer, audience: ZOO_AUD, header: { kid: undefined } })),
+      'invalid_signature',
+      b.issuer,
+    );
   });
 
   it.each([
@@ -105,7 +109,13 @@ describe.each(PLATFORMS)('several issuers on %s', (platform) => {
   it("per-issuer objects: one issuer's outage does not affect the other", async () => {
     const fresh = await startTestApp({
       platform,
-      auth: { ...base, issuer: [{ issuer: a.issuer, jwksUri: a.jwksUri }, { issuer: b.issuer, jwksUri: b.jwksUri }] },
+      auth: {
+        ...base,
+        issuer: [
+          { issuer: a.issuer, jwksUri: a.jwksUri },
+          { issuer: b.issuer, jwksUri: b.jwksUri },
+        ],
+      },
       controllers: [GuardTestController],
     });
     try {

@@ -49,7 +49,8 @@ describe.each(PLATFORMS)('key-server resilience on %s', (platform) => {
     for (const srv of [s, d, f]) await srv?.stop();
   });
 
-  const tokenFor = (srv: JwksServer, header: Record<string, unknown> = {}, k: TestKey = key) => mintToken({ key: k, issuer: srv.issuer, audience: ZOO_AUD, header });
+  const tokenFor = (srv: JwksServer, header: Record<string, unknown> = {}, k: TestKey = key) =>
+    mintToken({ key: k, issuer: srv.issuer, audience: ZOO_AUD, header });
   async function get(url: string, tok: string) {
     events.length = 0;
     const t0 = Date.now();

@@ -12,7 +12,11 @@ describe('JwksKeyStore', () => {
   const timing = { timeout: 1, cooldown: 30, maxAge: 600 };
   const store = (extra: Partial<typeof timing> = {}, onRemoved?: (iss: string, kids: string[]) => void) =>
     new JwksKeyStore({ issuer: s.issuer, jwksUri: s.jwksUri }, { ...timing, ...extra }, onRemoved, () => clock);
-  const reason = (p: Promise<unknown>) => p.then(() => 'resolved', (e) => (e instanceof AuthError ? e.reason : `other: ${e}`));
+  const reason = (p: Promise<unknown>) =>
+    p.then(
+      () => 'resolved',
+      (e) => (e instanceof AuthError ? e.reason : `other: ${e}`),
+    );
 
   beforeAll(async () => {
     s = await new JwksServer().start();
@@ -91,10 +95,19 @@ describe('JwksKeyStore', () => {
 
   it('skips unusable JWKs (garbage, encryption keys, private keys) and keeps the good ones', async () => {
     const priv = k2.privateKey.export({ format: 'jwk' });
-    s.keys = [{ kty: 'RSA', kid: 'bad', e: 'AQAB' }, { kty: 'EC', kid: 'bad2', crv: 'P-999', x: 'AA', y: 'AA' }, { kid: 'bad3' }, { ...k2.publicJwk, kid: 'enc', use: 'enc' }, { ...priv, kid: 'priv' }, k1.publicJwk];
+    s.keys = [
+      { kty: 'RSA', kid: 'bad', e: 'AQAB' },
+      { kty: 'EC', kid: 'bad2', crv: 'P-999', x: 'AA', y: 'AA' },
+      { kid: 'bad3' },
+      { ...k2.publicJwk, kid: 'enc', use: 'enc' },
+      { ...priv, kid: 'priv' },
+      k1.publicJwk,
+    ];
     const st = store();
     expect(await reason(st.getKey('k1', 'RS256'))).toBe('resolved');
-    expect(Object.fromEntries(await Promise.all(['bad', 'bad2', 'bad3', 'enc', 'priv'].map(async (kid) => [kid, await reason(st.getKey(kid, 'RS256'))])))).toEqual({ bad: 'unknown_kid', bad2: 'unknown_kid', bad3: 'unknown_kid', enc: 'unknown_kid', priv: 'unknown_kid' });
+    expect(
+      Object.fromEntries(await Promise.all(['bad', 'bad2', 'bad3', 'enc', 'priv'].map(async (kid) => [kid, await reason(st.getKey(kid, 'RS256'))]))),
+    ).toEqual({ bad: 'unknown_kid', bad2: 'unknown_kid', bad3: 'unknown_kid', enc: 'unknown_kid', priv: 'unknown_kid' });
   });
 
   it('reports removed kids after a refetch', async () => {
@@ -145,7 +158,12 @@ describe('JwksKeyStore', () => {
 
   it('fetchJson: refuses documents over 1 MiB, redirects, non-2xx and non-JSON', async () => {
     expect(MAX_DOCUMENT_BYTES).toBe(1024 * 1024);
-    for (const [mode, msg] of [['huge', /too large/], ['redirect', /fetch failed|redirect/], ['error500', /HTTP 500/], ['notjson', /JSON/]] as const) {
+    for (const [mode, msg] of [
+      ['huge', /too large/],
+      ['redirect', /fetch failed|redirect/],
+      ['error500', /HTTP 500/],
+      ['notjson', /JSON/],
+    ] as const) {
       s.mode = mode;
       await expect(fetchJson(s.jwksUri, 1000)).rejects.toThrow(msg);
     }

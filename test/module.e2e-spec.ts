@@ -40,7 +40,10 @@ describe.each(PLATFORMS)('A2AAuthModule.forRootAsync on %s', (platform) => {
       controllers: [MeController],
     })
     class AppModule {}
-    const app = await NestFactory.create(AppModule, (platform === 'express' ? new ExpressAdapter() : new FastifyAdapter()) as never, { logger: false, abortOnError: false });
+    const app = await NestFactory.create(AppModule, (platform === 'express' ? new ExpressAdapter() : new FastifyAdapter()) as never, {
+      logger: false,
+      abortOnError: false,
+    });
     await app.listen(0, '127.0.0.1');
     return app;
   }
@@ -64,7 +67,9 @@ describe.each(PLATFORMS)('A2AAuthModule.forRootAsync on %s', (platform) => {
   });
 
   it('refuses to boot with a message naming the option', async () => {
-    await expect(boot(() => ({ issuer: jwks.issuer, audience: '' }))).rejects.toThrow('nestjs-a2a-auth: invalid option `audience`: is required and must not be empty');
+    await expect(boot(() => ({ issuer: jwks.issuer, audience: '' }))).rejects.toThrow(
+      'nestjs-a2a-auth: invalid option `audience`: is required and must not be empty',
+    );
     await expect(boot(() => ({ issuer: jwks.issuer, audience: 'a', algorithms: ['HS256'] }))).rejects.toThrow('invalid option `algorithms`');
   });
 });

@@ -19,12 +19,16 @@ interface Res {
 
 function get(url: string, o: { ca: string; cert?: string; key?: string; token?: string }): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca: o.ca, cert: o.cert, key: o.key, agent: false, headers: o.token ? { authorization: `Bearer ${o.token}` } : {} }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data ? JSON.parse(data) : undefined }));
-    });
+    const req = httpsRequest(
+      url,
+      { ca: o.ca, cert: o.cert, key: o.key, agent: false, headers: o.token ? { authorization: `Bearer ${o.token}` } : {} },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (data += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data ? JSON.parse(data) : undefined }));
+      },
+    );
     req.on('error', reject);
     req.setTimeout(5000, () => req.destroy(new Error('timeout')));
     req.end();
@@ -64,7 +68,8 @@ describe.each(PLATFORMS)('mTLS + OAuth2 (RFC 8705) on %s', (platform) => {
     await jwks?.stop();
   });
 
-  const bound = (certPem: string) => mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { cnf: { 'x5t#S256': certificateThumbprint(new X509Certificate(certPem)) } } });
+  const bound = (certPem: string) =>
+    mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { cnf: { 'x5t#S256': certificateThumbprint(new X509Certificate(certPem)) } } });
   const mismatch = {
     status: 401,
     www: `${CHALLENGE}, error="invalid_token", error_description="The access token is not bound to this client certificate"`,
@@ -92,7 +97,10 @@ describe.each(PLATFORMS)('mTLS + OAuth2 (RFC 8705) on %s', (platform) => {
     ['a token bound to another certificate', async () => bound(pki.otherClientCert), true],
     ['no client certificate at all', async () => bound(pki.clientCert), false],
   ])('401 for %s', async (_n, make, withCert) => {
-    const r = await get(`${t.url}/t/me`, withCert ? { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, token: await make() } : { ca: pki.caCert, token: await make() });
+    const r = await get(
+      `${t.url}/t/me`,
+      withCert ? { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, token: await make() } : { ca: pki.caCert, token: await make() },
+    );
     expect(r.status).toBe(mismatch.status);
     expect(r.headers['www-authenticate']).toBe(mismatch.www);
     expect(r.body).toEqual(mismatch.body);
@@ -100,7 +108,9 @@ describe.each(PLATFORMS)('mTLS + OAuth2 (RFC 8705) on %s', (platform) => {
 
   it('advertises mTLS AND OAuth2 in the card and tls_client_certificate_bound_access_tokens in RFC 9728 metadata', async () => {
     const card = (await get(`${t.url}/.well-known/agent-card.json`, { ca: pki.caCert })).body as Record<string, any>;
-    expect(card.securitySchemes.mtls).toEqual({ mtlsSecurityScheme: { description: 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it' } });
+    expect(card.securitySchemes.mtls).toEqual({
+      mtlsSecurityScheme: { description: 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it' },
+    });
     expect(card.securityRequirements).toEqual([{ schemes: { oauth2: {}, mtls: {} } }]);
     const meta = (await get(`${t.url}/.well-known/oauth-protected-resource/internal-agent`, { ca: pki.caCert })).body;
     expect(meta).toEqual({

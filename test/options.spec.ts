@@ -27,11 +27,23 @@ describe('resolveOptions', () => {
     ['empty issuer string', { issuer: '' }, 'nestjs-a2a-auth: invalid option `issuer`: every issuer must be a non-empty string'],
     ['missing audience', { audience: undefined }, 'nestjs-a2a-auth: invalid option `audience`: is required and must not be empty'],
     ['empty audience', { audience: [] }, 'nestjs-a2a-auth: invalid option `audience`: is required and must not be empty'],
-    ['HS256', { algorithms: ['HS256'] }, 'nestjs-a2a-auth: invalid option `algorithms`: "HS256" is not allowed; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (never none or HS*)'],
-    ['none', { algorithms: ['none'] }, 'nestjs-a2a-auth: invalid option `algorithms`: "none" is not allowed; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (never none or HS*)'],
+    [
+      'HS256',
+      { algorithms: ['HS256'] },
+      'nestjs-a2a-auth: invalid option `algorithms`: "HS256" is not allowed; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (never none or HS*)',
+    ],
+    [
+      'none',
+      { algorithms: ['none'] },
+      'nestjs-a2a-auth: invalid option `algorithms`: "none" is not allowed; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (never none or HS*)',
+    ],
     ['negative clockTolerance', { clockTolerance: -1 }, 'nestjs-a2a-auth: invalid option `clockTolerance`: must be a non-negative number, got -1'],
     ['relative jwksUri', { jwksUri: '/jwks' }, 'nestjs-a2a-auth: invalid option `jwksUri`: must be an absolute http(s) URL, got "/jwks"'],
-    ['card without tokenUrl', { card: { name: 'A', description: 'd', url: 'https://agent.example' } }, 'nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)'],
+    [
+      'card without tokenUrl',
+      { card: { name: 'A', description: 'd', url: 'https://agent.example' } },
+      'nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)',
+    ],
   ])('refuses %s with a message naming the option', (_n, patch, message) => {
     const o = { ...base, ...patch } as A2AAuthModuleOptions;
     expect(() => resolveOptions(o)).toThrow(A2AAuthConfigError);

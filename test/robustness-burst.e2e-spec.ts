@@ -35,7 +35,16 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
     app = await startTestApp({
       platform,
       // Count only: a sink that stored events would itself grow.
-      auth: { issuer: s.issuer, jwksUri: s.jwksUri, audience: ZOO_AUD, resource: ZOO_AUD, realm: 'zoo', scopes: TEST_SCOPES, jwksCooldown: 300, auditSink: { wantsSuccesses: false, emit: () => void decisions++ } },
+      auth: {
+        issuer: s.issuer,
+        jwksUri: s.jwksUri,
+        audience: ZOO_AUD,
+        resource: ZOO_AUD,
+        realm: 'zoo',
+        scopes: TEST_SCOPES,
+        jwksCooldown: 300,
+        auditSink: { wantsSuccesses: false, emit: () => void decisions++ },
+      },
       controllers: [GuardTestController],
     });
     const now = Math.floor(Date.now() / 1000);
@@ -99,10 +108,15 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
     expect(s.jwksFetches).toBe(1); // unknown kids within the cooldown: no refetch
     const after = await heapAfterGc();
     const growthMb = (after - baseline) / 1024 / 1024;
-    process.stdout.write(`[${platform}] ${TOTAL} bad requests in ${ms} ms (${Math.round((TOTAL / ms) * 1000)}/s); heap ${(baseline / 1048576).toFixed(1)} → ${(after / 1048576).toFixed(1)} MiB\n`);
+    process.stdout.write(
+      `[${platform}] ${TOTAL} bad requests in ${ms} ms (${Math.round((TOTAL / ms) * 1000)}/s); heap ${(baseline / 1048576).toFixed(1)} → ${(after / 1048576).toFixed(1)} MiB\n`,
+    );
     expect(growthMb).toBeLessThan(16);
     // Still alive and correct.
-    const ok = await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', `Bearer ${await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD })}`]] });
+    const ok = await sendRaw(app.url, {
+      path: '/t/me',
+      headers: [['Authorization', `Bearer ${await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD })}`]],
+    });
     expect(ok.status).toBe(200);
   }, 90_000);
 });

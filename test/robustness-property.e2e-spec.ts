@@ -32,7 +32,12 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('swapSegments' as const), a: fc.integer({ min: 0, max: 2 }), b: fc.integer({ min: 0, max: 2 }) }),
   fc.record({ kind: fc.constant('scheme' as const), scheme: fc.constantFrom('Basic', 'DPoP', 'Bearer:', 'Bearer,', 'Bear', 'Bearerx', 'MAC', '', 'Token') }),
   fc.record({ kind: fc.constant('schemeCase' as const), mask: fc.integer({ min: 0, max: 63 }) }),
-  fc.record({ kind: fc.constant('spaces' as const), before: fc.integer({ min: 0, max: 3 }), between: fc.integer({ min: 1, max: 4 }), after: fc.integer({ min: 0, max: 3 }) }),
+  fc.record({
+    kind: fc.constant('spaces' as const),
+    before: fc.integer({ min: 0, max: 3 }),
+    between: fc.integer({ min: 1, max: 4 }),
+    after: fc.integer({ min: 0, max: 3 }),
+  }),
   fc.record({ kind: fc.constant('resign' as const), claim: fc.constantFrom('aud' as const, 'iss' as const, 'exp' as const, 'alg' as const) }),
 );
 
@@ -99,7 +104,15 @@ describe.each(PLATFORMS)('property: mutated tokens and headers on %s', (platform
     s.keys = [key.publicJwk];
     app = await startTestApp({
       platform,
-      auth: { issuer: s.issuer, jwksUri: s.jwksUri, audience: ZOO_AUD, resource: ZOO_AUD, realm: 'zoo', scopes: TEST_SCOPES, auditSink: { wantsSuccesses: false, emit: () => undefined } },
+      auth: {
+        issuer: s.issuer,
+        jwksUri: s.jwksUri,
+        audience: ZOO_AUD,
+        resource: ZOO_AUD,
+        realm: 'zoo',
+        scopes: TEST_SCOPES,
+        auditSink: { wantsSuccesses: false, emit: () => undefined },
+      },
       controllers: [GuardTestController],
     });
     token = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, ttl: 600 });

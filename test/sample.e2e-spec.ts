@@ -57,7 +57,10 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
   const submitter = () => token(DEV_CLIENT_DEFAULTS.submitter);
   const approver = () => token(DEV_CLIENT_DEFAULTS.approver);
   const submit = async (tok: string) => {
-    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).send({ amount: 42.5, currency: 'EUR', description: 'Taxi to the airport' });
+    const res = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${tok}`)
+      .send({ amount: 42.5, currency: 'EUR', description: 'Taxi to the airport' });
     expect(res.status).toBe(201);
     return res.body as { id: string };
   };
@@ -65,7 +68,12 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
   it('starts the dev authorization server on 127.0.0.1 and trusts it', () => {
     expect(agent.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(agent.publicUrl).toBe(agent.url);
-    expect(agent.devAuth).toMatchObject({ audience: agent.publicUrl, tokenTtl: 300, tokenUrl: `${agent.devAuth!.issuer}/token`, jwksUri: `${agent.devAuth!.issuer}/jwks` });
+    expect(agent.devAuth).toMatchObject({
+      audience: agent.publicUrl,
+      tokenTtl: 300,
+      tokenUrl: `${agent.devAuth!.issuer}/token`,
+      jwksUri: `${agent.devAuth!.issuer}/jwks`,
+    });
     expect(agent.devAuth!.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -108,7 +116,10 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
   });
 
   it('demo outcome 1: the submitter submits an expense → 201, recorded as submitted by its client_id', async () => {
-    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await submitter()}`).send({ amount: 42.5, currency: 'EUR', description: ' Taxi to the airport ' });
+    const res = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${await submitter()}`)
+      .send({ amount: 42.5, currency: 'EUR', description: ' Taxi to the airport ' });
     expect(res.status).toBe(201);
     expect(res.headers['www-authenticate']).toBeUndefined();
     expect(res.body).toEqual({
@@ -127,7 +138,9 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
     const { id } = await submit(tok);
     const res = await request(agent.url).post(`/expenses/${id}/approve`).set('Authorization', `Bearer ${tok}`);
     expect(res.status).toBe(403);
-    expect(res.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(res.headers['www-authenticate']).toBe(
+      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+    );
     expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
     const after = await request(agent.url).get(`/expenses/${id}`).set('Authorization', `Bearer ${tok}`);
     expect(after.body.status).toBe('submitted');
@@ -137,7 +150,10 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
     const res = await request(agent.url).get('/expenses');
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(challenge);
-    expect(res.body).toEqual({ error: 'invalid_request', error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header' });
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'Authentication required: send an OAuth 2.0 bearer token in the Authorization header',
+    });
   });
 
   it('the approver approves → 200, recorded as approved by its client_id; approving again → 409', async () => {
@@ -162,9 +178,14 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
   });
 
   it('the approver cannot submit (403 naming expense:submit)', async () => {
-    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await approver()}`).send({ amount: 1, currency: 'EUR', description: 'x' });
+    const res = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${await approver()}`)
+      .send({ amount: 1, currency: 'EUR', description: 'x' });
     expect(res.status).toBe(403);
-    expect(res.headers['www-authenticate']).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:submit"`);
+    expect(res.headers['www-authenticate']).toBe(
+      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:submit"`,
+    );
     expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:submit' });
   });
 
@@ -182,7 +203,9 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
       expect(res.status).toBe(404);
       expect(res.body).toEqual({ statusCode: 404, error: 'Not Found', message: 'expense not found' });
     }
-    const approve = await request(agent.url).post('/expenses/nope/approve').set('Authorization', `Bearer ${await approver()}`);
+    const approve = await request(agent.url)
+      .post('/expenses/nope/approve')
+      .set('Authorization', `Bearer ${await approver()}`);
     expect(approve.status).toBe(404);
     expect(approve.body).toEqual({ statusCode: 404, error: 'Not Found', message: 'expense not found' });
   });
@@ -203,7 +226,10 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
     ['unknown property', { amount: 5, currency: 'EUR', description: 'x', status: 'approved' }, ['property "status" is not allowed']],
   ];
   it.each(badBodies)('400 for a bad body: %s', async (_name, body, messages) => {
-    const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${await submitter()}`).send(body as object);
+    const res = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${await submitter()}`)
+      .send(body as object);
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
   });
@@ -224,7 +250,11 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
 
   it('400 (never 500) for malformed JSON and for no body', async () => {
     const tok = await submitter();
-    const malformed = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).set('Content-Type', 'application/json').send('{"amount": 1,');
+    const malformed = await request(agent.url)
+      .post('/expenses')
+      .set('Authorization', `Bearer ${tok}`)
+      .set('Content-Type', 'application/json')
+      .send('{"amount": 1,');
     expect(malformed.status).toBe(400);
     expect(malformed.body).toEqual(expect.objectContaining({ statusCode: 400 }));
     const none = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`);
@@ -237,8 +267,15 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
     const r = await runDemo({ agentUrl: agent.url, env: ENV, log: (l) => lines.push(l), startIfMissing: false });
     expect(r.startedAgent).toBe(false);
     expect(r.tokenUrl).toBe(agent.devAuth!.tokenUrl);
-    expect(r.outcomes.map((o) => [o.status, o.ok])).toEqual([[201, true], [403, true], [401, true], [200, true]]);
-    expect(r.outcomes[1].wwwAuthenticate).toBe(`${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`);
+    expect(r.outcomes.map((o) => [o.status, o.ok])).toEqual([
+      [201, true],
+      [403, true],
+      [401, true],
+      [200, true],
+    ]);
+    expect(r.outcomes[1].wwwAuthenticate).toBe(
+      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+    );
     expect(r.outcomes[2].wwwAuthenticate).toBe(challenge);
     expect(r.ok).toBe(true);
     expect(lines.join('\n')).toContain('All outcomes as expected.');
@@ -250,7 +287,10 @@ describe('sample Expense agent: start-up and configuration', () => {
   it('the dev authorization server refuses NODE_ENV=production, and so does the agent without A2A_ISSUER', async () => {
     await expect(startDevAuthServer({ audience: 'http://127.0.0.1:1', clients: [], nodeEnv: 'production' })).rejects.toThrow(DevAuthServerRefusedError);
     const port = await closedPort();
-    const err = await bootstrap({ port, env: { NODE_ENV: 'production' }, logger: false, banner: false }).then(() => undefined, (e: Error) => e);
+    const err = await bootstrap({ port, env: { NODE_ENV: 'production' }, logger: false, banner: false }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(DevAuthServerRefusedError);
     expect(err!.message).toBe(
       'The embedded development authorization server refuses to start with NODE_ENV=production. ' +
@@ -270,12 +310,22 @@ describe('sample Expense agent: start-up and configuration', () => {
       expect(printed).toMatch(/expense-submitter\s+submitter-secret\s+expense:submit expense:read/);
       expect(printed).toMatch(/expense-approver\s+\(from \$DEV_APPROVER_SECRET\)\s+expense:approve expense:read/);
       expect(printed).not.toContain('from-the-vault');
-      expect(printed).toContain(`curl -s -u 'expense-submitter:submitter-secret' -d grant_type=client_credentials --data-urlencode 'scope=expense:submit expense:read' ${agent.devAuth!.tokenUrl}`);
+      expect(printed).toContain(
+        `curl -s -u 'expense-submitter:submitter-secret' -d grant_type=client_credentials --data-urlencode 'scope=expense:submit expense:read' ${agent.devAuth!.tokenUrl}`,
+      );
       expect(printed).toContain(`curl -s -u "expense-approver:$DEV_APPROVER_SECRET"`);
       // The overridden secret is what the dev server accepts.
-      const res = await request(agent.devAuth!.issuer).post('/token').auth('expense-approver', 'from-the-vault').type('form').send({ grant_type: 'client_credentials', scope: 'expense:approve' });
+      const res = await request(agent.devAuth!.issuer)
+        .post('/token')
+        .auth('expense-approver', 'from-the-vault')
+        .type('form')
+        .send({ grant_type: 'client_credentials', scope: 'expense:approve' });
       expect(res.status).toBe(200);
-      const old = await request(agent.devAuth!.issuer).post('/token').auth('expense-approver', 'approver-secret').type('form').send({ grant_type: 'client_credentials', scope: 'expense:approve' });
+      const old = await request(agent.devAuth!.issuer)
+        .post('/token')
+        .auth('expense-approver', 'approver-secret')
+        .type('form')
+        .send({ grant_type: 'client_credentials', scope: 'expense:approve' });
       expect(old.status).toBe(401);
       expect(old.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
     } finally {
@@ -309,7 +359,14 @@ describe('sample Expense agent: start-up and configuration', () => {
     });
 
     it('starts no dev server, trusts that issuer and advertises A2A_TOKEN_URL', async () => {
-      const env = { ...ENV, A2A_ISSUER: jwks.issuer, A2A_AUDIENCE: 'api://expense-agent', A2A_JWKS_URI: jwks.jwksUri, A2A_TOKEN_URL: 'https://as.example.com/oauth2/token', PUBLIC_URL: 'https://agents.example.com/expenses/' };
+      const env = {
+        ...ENV,
+        A2A_ISSUER: jwks.issuer,
+        A2A_AUDIENCE: 'api://expense-agent',
+        A2A_JWKS_URI: jwks.jwksUri,
+        A2A_TOKEN_URL: 'https://as.example.com/oauth2/token',
+        PUBLIC_URL: 'https://agents.example.com/expenses/',
+      };
       const agent = await bootstrap({ port: 0, env, logger: false, banner: false });
       try {
         expect(agent.devAuth).toBeUndefined();
@@ -318,8 +375,16 @@ describe('sample Expense agent: start-up and configuration', () => {
         const card = (await request(agent.url).get('/.well-known/agent-card.json')).body;
         expect(card.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.tokenUrl).toBe('https://as.example.com/oauth2/token');
         expect(card.supportedInterfaces[0].url).toBe('https://agents.example.com/expenses/a2a/jsonrpc');
-        const tok = await mintToken({ key, issuer: jwks.issuer, audience: 'api://expense-agent', claims: { client_id: 'billing-agent', sub: 'billing-agent' } });
-        const res = await request(agent.url).post('/expenses').set('Authorization', `Bearer ${tok}`).send({ amount: 10, currency: 'USD', description: 'Lunch' });
+        const tok = await mintToken({
+          key,
+          issuer: jwks.issuer,
+          audience: 'api://expense-agent',
+          claims: { client_id: 'billing-agent', sub: 'billing-agent' },
+        });
+        const res = await request(agent.url)
+          .post('/expenses')
+          .set('Authorization', `Bearer ${tok}`)
+          .send({ amount: 10, currency: 'USD', description: 'Lunch' });
         expect(res.status).toBe(201);
         expect(res.body.submittedBy).toBe('billing-agent');
         const wrongAud = await mintToken({ key, issuer: jwks.issuer, audience: 'https://agents.example.com/expenses' });

@@ -29,7 +29,12 @@ describe.each(PLATFORMS)("the exported 'a2a-jwt' strategy with @nestjs/passport 
     jwks = await new JwksServer().start();
     key = generateTestKey();
     jwks.keys = [key.publicJwk];
-    t = await startTestApp({ platform, auth: { issuer: jwks.issuer, audience: 'aud-x', jwksUri: jwks.jwksUri }, controllers: [PassportController], globalGuard: false });
+    t = await startTestApp({
+      platform,
+      auth: { issuer: jwks.issuer, audience: 'aud-x', jwksUri: jwks.jwksUri },
+      controllers: [PassportController],
+      globalGuard: false,
+    });
   });
   afterAll(async () => {
     await t.close();

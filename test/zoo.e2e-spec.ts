@@ -30,7 +30,12 @@ describe.each(PLATFORMS)('token zoo on %s', (platform) => {
     const exp = expectedWire(reason);
     expect({ status: res.status, wwwAuthenticate: res.headers['www-authenticate'] }).toEqual({ status: exp.status, wwwAuthenticate: exp.wwwAuthenticate });
     if (reason === 'ok') {
-      expect(res.body).toEqual({ clientId: 'client-a', subject: 'client-a', issuer: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), scopes: ['expense:submit', 'expense:read'] });
+      expect(res.body).toEqual({
+        clientId: 'client-a',
+        subject: 'client-a',
+        issuer: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+        scopes: ['expense:submit', 'expense:read'],
+      });
     } else {
       expect(res.body).toEqual(exp.body);
       expect(res.headers['cache-control']).toBe('no-store');
@@ -46,7 +51,11 @@ describe.each(PLATFORMS)('token zoo on %s', (platform) => {
   });
 
   it('a kid rotated in is accepted after one refetch (cooldown 1 s)', async () => {
-    await check(main.url, { path: '/t/me', headers: [['Authorization', `Bearer ${await mintToken({ key: w.k1, issuer: w.iss1.issuer, audience: ZOO_AUD })}`]] }, 'ok');
+    await check(
+      main.url,
+      { path: '/t/me', headers: [['Authorization', `Bearer ${await mintToken({ key: w.k1, issuer: w.iss1.issuer, audience: ZOO_AUD })}`]] },
+      'ok',
+    );
     await sleep(1100);
     const k3 = generateTestKey('RS256', 'k3');
     w.iss1.keys = [w.k1.publicJwk, k3.publicJwk];
@@ -81,6 +90,10 @@ describe.each(PLATFORMS)('token zoo on %s', (platform) => {
     // The cached token signed by the removed key is dropped too.
     await check(main.url, { path: '/t/me', headers: h4 }, 'unknown_kid', { kid: 'k4' });
     // k1 still works.
-    await check(main.url, { path: '/t/me', headers: [['Authorization', `Bearer ${await mintToken({ key: w.k1, issuer: w.iss1.issuer, audience: ZOO_AUD })}`]] }, 'ok');
+    await check(
+      main.url,
+      { path: '/t/me', headers: [['Authorization', `Bearer ${await mintToken({ key: w.k1, issuer: w.iss1.issuer, audience: ZOO_AUD })}`]] },
+      'ok',
+    );
   });
 });

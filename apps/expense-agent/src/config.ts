@@ -36,7 +36,10 @@ const DISCOVERY_TIMEOUT_MS = 5000;
 
 /** Splits a comma-separated variable; `undefined` when unset or empty. */
 export function csv(v: string | undefined): string[] | undefined {
-  const items = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const items = (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.length ? items : undefined;
 }
 

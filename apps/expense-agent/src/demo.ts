@@ -64,7 +64,9 @@ const TIMEOUT_MS = 10_000;
 
 /** Reads `securitySchemes.*.oauth2SecurityScheme.flows.clientCredentials.tokenUrl` from an A2A v1.0 card. */
 export function tokenUrlFromCard(card: unknown): string {
-  const schemes = (card as { securitySchemes?: Record<string, { oauth2SecurityScheme?: { flows?: { clientCredentials?: { tokenUrl?: unknown } } } }> })?.securitySchemes ?? {};
+  const schemes =
+    (card as { securitySchemes?: Record<string, { oauth2SecurityScheme?: { flows?: { clientCredentials?: { tokenUrl?: unknown } } } }> })?.securitySchemes ??
+    {};
   const preferred = schemes.oauth2 ? [schemes.oauth2, ...Object.values(schemes)] : Object.values(schemes);
   for (const s of preferred) {
     const url = s?.oauth2SecurityScheme?.flows?.clientCredentials?.tokenUrl;
@@ -77,7 +79,10 @@ export function tokenUrlFromCard(card: unknown): string {
 async function fetchCard(agentUrl: string): Promise<unknown | undefined> {
   let res: Response;
   try {
-    res = await fetch(new URL('/.well-known/agent-card.json', agentUrl), { headers: { accept: 'application/json', 'a2a-version': '1.0' }, signal: AbortSignal.timeout(3000) });
+    res = await fetch(new URL('/.well-known/agent-card.json', agentUrl), {
+      headers: { accept: 'application/json', 'a2a-version': '1.0' },
+      signal: AbortSignal.timeout(3000),
+    });
   } catch {
     return undefined;
   }
@@ -89,7 +94,12 @@ async function call(url: string, init: { method: string; token?: string; json?: 
   const headers: Record<string, string> = { accept: 'application/json' };
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   if (init.json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, { method: init.method, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json), signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const res = await fetch(url, {
+    method: init.method,
+    headers,
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -142,7 +152,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const submitted = record(
       `${submitter.clientId} submits an expense (POST /expenses)`,
       [200, 201],
-      await call(`${agentUrl}/expenses`, { method: 'POST', token: submitterToken, json: { amount: 42.5, currency: 'EUR', description: 'Taxi to the airport' } }),
+      await call(`${agentUrl}/expenses`, {
+        method: 'POST',
+        token: submitterToken,
+        json: { amount: 42.5, currency: 'EUR', description: 'Taxi to the airport' },
+      }),
     );
     const id = (submitted.body as { id?: unknown })?.id;
     const expenseId = typeof id === 'string' ? id : 'unknown';
@@ -156,7 +170,12 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     );
 
     const anonymous = await call(`${agentUrl}/expenses`, { method: 'GET' });
-    record('a caller with no token lists expenses (GET /expenses)', [401], anonymous, /^Bearer /i.test(anonymous.wwwAuthenticate ?? '') && !/error=/.test(anonymous.wwwAuthenticate ?? ''));
+    record(
+      'a caller with no token lists expenses (GET /expenses)',
+      [401],
+      anonymous,
+      /^Bearer /i.test(anonymous.wwwAuthenticate ?? '') && !/error=/.test(anonymous.wwwAuthenticate ?? ''),
+    );
 
     const approverToken = await tokenFor(approver);
     log(`Got a token for ${approver.clientId} (scope "${approver.scopes.join(' ')}")`);
@@ -169,7 +188,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     let a2a: A2ADemoOutcome[] = [];
     if (o.a2a !== false) {
       log('A2A (official @a2a-js/sdk client + nestjs-a2a-auth connectA2AAgent):');
-      a2a = await runA2ADemo({ agentUrl, submitter: { id: submitter.clientId, secret: submitter.clientSecret }, approver: { id: approver.clientId, secret: approver.clientSecret } });
+      a2a = await runA2ADemo({
+        agentUrl,
+        submitter: { id: submitter.clientId, secret: submitter.clientSecret },
+        approver: { id: approver.clientId, secret: approver.clientSecret },
+      });
       for (const x of a2a) {
         log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.status} (expected ${x.expected})`);
         if (x.wwwAuthenticate) log(`       WWW-Authenticate: ${x.wwwAuthenticate}`);

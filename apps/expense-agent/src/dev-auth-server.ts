@@ -67,10 +67,12 @@ type OidcProviderModule = typeof import('oidc-provider');
  */
 async function loadOidcProvider(): Promise<OidcProviderModule> {
   const { warn, info } = console;
-  const drop = (orig: (...a: unknown[]) => void) => (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && /oidc-provider (WARNING|NOTICE): Unsupported runtime/.test(args[0])) return;
-    orig.apply(console, args);
-  };
+  const drop =
+    (orig: (...a: unknown[]) => void) =>
+    (...args: unknown[]) => {
+      if (typeof args[0] === 'string' && /oidc-provider (WARNING|NOTICE): Unsupported runtime/.test(args[0])) return;
+      orig.apply(console, args);
+    };
   console.warn = drop(warn);
   console.info = drop(info);
   try {
@@ -189,7 +191,9 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           },
         } as never,
       },
-      ttl: { ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? ttl } as never,
+      ttl: {
+        ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? ttl,
+      } as never,
       cookies: { keys: [randomBytes(32).toString('base64url')] },
       clientBasedCORS: () => true,
     });

@@ -142,20 +142,23 @@ function curlUser(c: DevClient): string {
  * The start-up summary: where the agent listens, whom it trusts, and (with the dev server) the dev clients and a
  * ready-to-paste curl sequence. Secrets overridden through the environment are never printed.
  */
-export function startupBanner(i: { url: string; publicUrl: string; platform: Platform; devAuth?: DevAuthServer; env: Record<string, string | undefined> }): string {
+export function startupBanner(i: {
+  url: string;
+  publicUrl: string;
+  platform: Platform;
+  devAuth?: DevAuthServer;
+  env: Record<string, string | undefined>;
+}): string {
   const { publicUrl: p, devAuth: d } = i;
-  const lines = [
-    '',
-    `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`,
-    `  Agent Card     ${p}/.well-known/agent-card.json`,
-  ];
+  const lines = ['', `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`, `  Agent Card     ${p}/.well-known/agent-card.json`];
   if (!d) {
     lines.push(`  Issuer         ${i.env[ENV.issuer]} (external authorization server)`, `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`, '');
     return lines.join('\n');
   }
   const [sub, appr] = d.clients;
   const json = (field: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${field}'`;
-  const token = (c: DevClient) => `$(curl -s -u ${curlUser(c)} -d grant_type=client_credentials --data-urlencode ${sh(`scope=${c.scopes.join(' ')}`)} ${d.tokenUrl} | ${json('access_token')})`;
+  const token = (c: DevClient) =>
+    `$(curl -s -u ${curlUser(c)} -d grant_type=client_credentials --data-urlencode ${sh(`scope=${c.scopes.join(' ')}`)} ${d.tokenUrl} | ${json('access_token')})`;
   const secretCol = (c: DevClient) => (c.secretFrom ? `(from $${c.secretFrom})` : c.clientSecret);
   const w = Math.max(...d.clients.map((c) => c.clientId.length), 9);
   const ws = Math.max(...d.clients.map((c) => secretCol(c).length), 6);
@@ -188,7 +191,10 @@ if (require.main === module) {
     (agent) => {
       const stop = (signal: string) => {
         console.log(`${signal}: shutting down`);
-        agent.close().then(() => process.exit(0), () => process.exit(1));
+        agent.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));

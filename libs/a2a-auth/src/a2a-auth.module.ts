@@ -27,15 +27,19 @@ export interface A2AAuthModuleExtras {
 }
 
 /** @internal */
-export const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN: A2A_AUTH_MODULE_OPTIONS, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
-  new ConfigurableModuleBuilder<A2AAuthModuleOptions>({ moduleName: 'A2AAuth' })
-    .setClassMethodName('forRoot')
-    .setExtras<A2AAuthModuleExtras>({ globalGuard: true, isGlobal: true }, (def, extras) => ({
-      ...def,
-      global: extras.isGlobal !== false,
-      providers: [...(def.providers ?? []), ...(extras.globalGuard !== false ? [{ provide: APP_GUARD, useExisting: A2AAuthGuard }] : [])],
-    }))
-    .build();
+export const {
+  ConfigurableModuleClass,
+  MODULE_OPTIONS_TOKEN: A2A_AUTH_MODULE_OPTIONS,
+  OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<A2AAuthModuleOptions>({ moduleName: 'A2AAuth' })
+  .setClassMethodName('forRoot')
+  .setExtras<A2AAuthModuleExtras>({ globalGuard: true, isGlobal: true }, (def, extras) => ({
+    ...def,
+    global: extras.isGlobal !== false,
+    providers: [...(def.providers ?? []), ...(extras.globalGuard !== false ? [{ provide: APP_GUARD, useExisting: A2AAuthGuard }] : [])],
+  }))
+  .build();
 
 /**
  * The dynamic module that makes a Nest app an OAuth 2.0 resource server for A2A (RFC 6750, RFC 9068, RFC 9728).
@@ -89,7 +93,17 @@ export const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN: A2A_AUTH_MODULE_OP
     SkillRegistry,
     AgentCardService,
   ],
-  exports: [A2A_AUTH_RESOLVED_OPTIONS, A2AAuthGuard, A2AAuthenticator, A2AJwtStrategy, AgentCardService, SkillRegistry, KeyRegistry, VerifiedTokenCache, AuthAuditService, A2A_AUDIT_SINK],
+  exports: [
+    A2A_AUTH_RESOLVED_OPTIONS,
+    A2AAuthGuard,
+    A2AAuthenticator,
+    A2AJwtStrategy,
+    AgentCardService,
+    SkillRegistry,
+    KeyRegistry,
+    VerifiedTokenCache,
+    AuthAuditService,
+    A2A_AUDIT_SINK,
+  ],
 })
 export class A2AAuthModule extends ConfigurableModuleClass {}
-

@@ -42,18 +42,51 @@ export { AuthAuditService } from './audit/auth-audit.service';
 export { LoggerAuditSink } from './audit/logger-audit-sink';
 export type { AuditSink, AuthAuditEvent } from './audit/audit-event';
 export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
-export type { AgentCardJson, AgentSkillJson, AgentInterfaceJson, SecurityRequirementJson, SecuritySchemeJson, AgentCardSignatureJson } from './card/agent-card.types';
+export type {
+  AgentCardJson,
+  AgentSkillJson,
+  AgentInterfaceJson,
+  SecurityRequirementJson,
+  SecuritySchemeJson,
+  AgentCardSignatureJson,
+} from './card/agent-card.types';
 export { signAgentCard, verifyAgentCard, canonicalCardBytes, type CardSignature } from './card/card-signer';
 export { protectedResourceMetadataUrl, buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './card/resource-metadata';
 export { AgentCardService, type ServedDocument, type CardView } from './card/card.service';
 export { SkillRegistry, type RegisteredSkill } from './card/skill-registry';
 // Agent Card generator (issue 3): consistency checks and the `npm run card` CLI logic.
-export { inspectAgentCards, runCardCli, checkAgentCard, checkV03Card, firstDifference, V1_ONLY_KEYS, V03_ONLY_KEYS, type CardReport, type CardCliIo } from './card/card-report';
+export {
+  inspectAgentCards,
+  runCardCli,
+  checkAgentCard,
+  checkV03Card,
+  firstDifference,
+  V1_ONLY_KEYS,
+  V03_ONLY_KEYS,
+  type CardReport,
+  type CardCliIo,
+} from './card/card-report';
 // Calling side and A2A bindings (issue 4): client-credentials provider, card discovery, @a2a-js/sdk auth handler,
 // per-skill scopes inside A2A calls and the Nest transport for the SDK's bindings (the SDK is an optional peer).
-export { ClientCredentialsTokenProvider, refreshMarginSeconds, formEncode, type ClientCredentialsOptions, type ClientAuthMethod, type TokenRequest, type AccessToken } from './client/token-provider';
+export {
+  ClientCredentialsTokenProvider,
+  refreshMarginSeconds,
+  formEncode,
+  type ClientCredentialsOptions,
+  type ClientAuthMethod,
+  type TokenRequest,
+  type AccessToken,
+} from './client/token-provider';
 export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError } from './client/errors';
-export { discoverAgentAuth, readAgentAuth, agentCardUrl, agentBaseUrl, AGENT_CARD_WELL_KNOWN_PATH, type DiscoveryOptions, type DiscoveredAgentAuth } from './client/discovery';
+export {
+  discoverAgentAuth,
+  readAgentAuth,
+  agentCardUrl,
+  agentBaseUrl,
+  AGENT_CARD_WELL_KNOWN_PATH,
+  type DiscoveryOptions,
+  type DiscoveredAgentAuth,
+} from './client/discovery';
 export { a2aAuthenticationHandler, a2aAuthFetch, connectA2AAgent, type ConnectA2AAgentOptions, type ConnectedA2AAgent } from './client/a2a-client-auth';
 export { A2ASkillAuthorizer, A2ASkillResolutionError, skillIdOf, A2A_SKILL_ID_KEY, A2A_MESSAGE_METHODS, type AuthorizedSkill } from './a2a/skill-authorizer';
 export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './a2a/a2a-user';

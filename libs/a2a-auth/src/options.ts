@@ -5,9 +5,7 @@ import { DEFAULT_SCOPE_CLAIMS } from './token/scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './token/bearer';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
-export const SUPPORTED_ALGORITHMS = Object.freeze([
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
-] as const);
+export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
 /** One of {@link SUPPORTED_ALGORITHMS}. */
 export type SupportedAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 
@@ -295,7 +293,8 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
 
   const scopes = o.scopes ?? {};
   for (const [k, v] of Object.entries(scopes)) {
-    if (!k || /\s/.test(k) || typeof v !== 'string') throw new A2AAuthConfigError('scopes', `entry ${JSON.stringify(k)} must be a scope token mapped to a description`);
+    if (!k || /\s/.test(k) || typeof v !== 'string')
+      throw new A2AAuthConfigError('scopes', `entry ${JSON.stringify(k)} must be a scope token mapped to a description`);
   }
   absoluteUrl('tokenUrl', o.tokenUrl);
   absoluteUrl('oauth2MetadataUrl', o.oauth2MetadataUrl);
@@ -303,7 +302,8 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
 
   let card: ResolvedOptions['card'];
   if (o.card) {
-    if (!o.tokenUrl) throw new A2AAuthConfigError('tokenUrl', 'is required when `card` is configured (the card advertises the client-credentials token endpoint)');
+    if (!o.tokenUrl)
+      throw new A2AAuthConfigError('tokenUrl', 'is required when `card` is configured (the card advertises the client-credentials token endpoint)');
     if (!o.card.name) throw new A2AAuthConfigError('card.name', 'is required');
     if (o.card.description === undefined) throw new A2AAuthConfigError('card.description', 'is required');
     absoluteUrl('card.url', o.card.url);
@@ -361,7 +361,11 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
       failureLogRatePerSecond: nonNegative('audit.failureLogRatePerSecond', o.audit?.failureLogRatePerSecond, 20),
     },
     mtls: o.mtls
-      ? { requireBoundTokens: o.mtls.requireBoundTokens ?? true, advertise: o.mtls.advertise ?? true, description: o.mtls.description ?? 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it' }
+      ? {
+          requireBoundTokens: o.mtls.requireBoundTokens ?? true,
+          advertise: o.mtls.advertise ?? true,
+          description: o.mtls.description ?? 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it',
+        }
       : undefined,
   };
 }

@@ -58,10 +58,21 @@ export async function runA2ADemo(o: A2ADemoOptions): Promise<A2ADemoOutcome[]> {
   const out: A2ADemoOutcome[] = [];
   for (const binding of o.bindings ?? (['JSONRPC', 'HTTP+JSON'] as const)) {
     const common = { agentUrl: o.agentUrl, preferredTransports: [binding] };
-    const submitter = await connectA2AAgent({ ...common, credentials: { clientId: o.submitter.id, clientSecret: o.submitter.secret }, skillId: 'submit-expense' });
-    const approver = await connectA2AAgent({ ...common, credentials: { clientId: o.approver.id, clientSecret: o.approver.secret }, skillId: 'approve-expense' });
+    const submitter = await connectA2AAgent({
+      ...common,
+      credentials: { clientId: o.submitter.id, clientSecret: o.submitter.secret },
+      skillId: 'submit-expense',
+    });
+    const approver = await connectA2AAgent({
+      ...common,
+      credentials: { clientId: o.approver.id, clientSecret: o.approver.secret },
+      skillId: 'approve-expense',
+    });
     const anonymous = await new ClientFactory(
-      ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory(), new RestTransportFactory()], preferredTransports: [binding] }),
+      ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+        transports: [new JsonRpcTransportFactory(), new RestTransportFactory()],
+        preferredTransports: [binding],
+      }),
     ).createFromUrl(agentBaseUrl(o.agentUrl));
 
     const step = async (name: string, expected: number, call: () => Promise<Message | Task>) => {
@@ -85,7 +96,9 @@ export async function runA2ADemo(o: A2ADemoOptions): Promise<A2ADemoOutcome[]> {
     );
     const id = (submitted.detail as { expense?: { id?: string } })?.expense?.id ?? 'unknown';
     await step(`approve-expense as ${o.submitter.id} (no expense:approve)`, 403, () => submitter.client.sendMessage(message('approve-expense', { id })));
-    await step('submit-expense with no token', 401, () => anonymous.sendMessage(message('submit-expense', { amount: 1, currency: 'EUR', description: 'no token' })));
+    await step('submit-expense with no token', 401, () =>
+      anonymous.sendMessage(message('submit-expense', { amount: 1, currency: 'EUR', description: 'no token' })),
+    );
     await step(`approve-expense as ${o.approver.id}`, 200, () => approver.client.sendMessage(message('approve-expense', { id })));
   }
   return out;

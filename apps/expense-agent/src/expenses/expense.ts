@@ -46,7 +46,13 @@ export function parseSubmitExpense(body: unknown): SubmitExpenseInput {
   const problems: string[] = [];
   for (const k of Object.keys(b)) if (!ALLOWED.has(k)) problems.push(`property ${JSON.stringify(k.slice(0, 50))} is not allowed`);
   const { amount, currency, description } = b;
-  if (typeof amount !== 'number' || !Number.isFinite(amount) || amount <= 0 || amount > MAX_AMOUNT || Math.abs(amount * 100 - Math.round(amount * 100)) > 1e-6) {
+  if (
+    typeof amount !== 'number' ||
+    !Number.isFinite(amount) ||
+    amount <= 0 ||
+    amount > MAX_AMOUNT ||
+    Math.abs(amount * 100 - Math.round(amount * 100)) > 1e-6
+  ) {
     problems.push(`amount must be a positive number of at most ${MAX_AMOUNT} with at most 2 decimals`);
   }
   if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) problems.push('currency must be an ISO 4217 code such as "EUR"');

@@ -32,8 +32,14 @@ export function createA2ARequestHandler(cards: AgentCardService, executor: Agent
   const { DefaultRequestHandler, InMemoryTaskStore } = sdkServer();
   const base: AgentCard = AgentCard.fromJSON(cards.card());
   const extended: AgentCard = AgentCard.fromJSON(cards.extendedCard());
-  return new DefaultRequestHandler(base, o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner), executor, undefined, undefined, undefined, async (ctx: ServerCallContext) =>
-    ctx.user?.isAuthenticated ? extended : base,
+  return new DefaultRequestHandler(
+    base,
+    o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner),
+    executor,
+    undefined,
+    undefined,
+    undefined,
+    async (ctx: ServerCallContext) => (ctx.user?.isAuthenticated ? extended : base),
   );
 }
 
@@ -105,7 +111,13 @@ export class A2AHttpTransport {
     }
     const out = await new JsonRpcTransportHandler(this.requestHandler).handle(body as Record<string, unknown>, ctx);
     if (isAsyncIterable(out)) {
-      return streamSse(res, out, (ev) => ev, (e) => ({ jsonrpc: '2.0', id, error: toJsonRpcError(e) }), (e) => [200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) }]);
+      return streamSse(
+        res,
+        out,
+        (ev) => ev,
+        (e) => ({ jsonrpc: '2.0', id, error: toJsonRpcError(e) }),
+        (e) => [200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) }],
+      );
     }
     sendJson(res, 200, 'application/json', out);
   }
@@ -124,10 +136,17 @@ export class A2AHttpTransport {
   /** HTTP+JSON `POST /message:stream`: server-sent events, each a `StreamResponse`. */
   async streamMessage(req: HttpRequestLike, res: unknown, body: unknown): Promise<void> {
     const { StreamResponse } = sdkRoot();
-    await this.restStream(req, res, body, true, (ctx) => {
-      const params = parseSendMessage(body);
-      return this.requestHandler.sendMessageStream(params, ctx);
-    }, (ev) => StreamResponse.toJSON(ev as never));
+    await this.restStream(
+      req,
+      res,
+      body,
+      true,
+      (ctx) => {
+        const params = parseSendMessage(body);
+        return this.requestHandler.sendMessageStream(params, ctx);
+      },
+      (ev) => StreamResponse.toJSON(ev as never),
+    );
   }
 
   /** HTTP+JSON `GET /tasks/{id}?historyLength=`. */
@@ -147,7 +166,16 @@ export class A2AHttpTransport {
       if (pageSize !== undefined && (pageSize < 1 || pageSize > 100)) throw new (sdkErrors().RequestMalformedError)('pageSize must be between 1 and 100');
       const historyLength = query.historyLength === undefined || query.historyLength === '' ? undefined : nonNegativeInt(query.historyLength, 'historyLength');
       const r = await this.requestHandler.listTasks(
-        { tenant: '', contextId: str(query.contextId), status: 0, pageSize, pageToken: str(query.pageToken), historyLength, statusTimestampAfter: undefined, includeArtifacts: query.includeArtifacts === 'true' } as never,
+        {
+          tenant: '',
+          contextId: str(query.contextId),
+          status: 0,
+          pageSize,
+          pageToken: str(query.pageToken),
+          historyLength,
+          statusTimestampAfter: undefined,
+          includeArtifacts: query.includeArtifacts === 'true',
+        } as never,
         ctx,
       );
       return ListTasksResponse.toJSON(r);
@@ -165,11 +193,20 @@ export class A2AHttpTransport {
     if (action === '' && method === 'GET') return this.getTask(req, res, id, query);
     if (action === 'cancel' && method === 'POST') {
       const { Task } = sdkRoot();
-      return this.rest(req, res, undefined, false, async (ctx) => Task.toJSON(await this.requestHandler.cancelTask({ id, tenant: '', metadata: {} } as never, ctx)));
+      return this.rest(req, res, undefined, false, async (ctx) =>
+        Task.toJSON(await this.requestHandler.cancelTask({ id, tenant: '', metadata: {} } as never, ctx)),
+      );
     }
     if (action === 'subscribe') {
       const { StreamResponse } = sdkRoot();
-      return this.restStream(req, res, undefined, false, (ctx) => this.requestHandler.resubscribe({ id, tenant: '' }, ctx), (ev) => StreamResponse.toJSON(ev as never));
+      return this.restStream(
+        req,
+        res,
+        undefined,
+        false,
+        (ctx) => this.requestHandler.resubscribe({ id, tenant: '' }, ctx),
+        (ev) => StreamResponse.toJSON(ev as never),
+      );
     }
     this.authorizer.callerOf(req, res);
     const { UnsupportedOperationError, toRestErrorBody } = sdkErrors();
@@ -210,7 +247,14 @@ export class A2AHttpTransport {
     sendJson(res, 200, A2A_JSON, out);
   }
 
-  private async restStream(req: HttpRequestLike, res: unknown, body: unknown, isMessage: boolean, run: (ctx: ServerCallContext) => AsyncIterable<unknown>, toJson: (ev: unknown) => unknown): Promise<void> {
+  private async restStream(
+    req: HttpRequestLike,
+    res: unknown,
+    body: unknown,
+    isMessage: boolean,
+    run: (ctx: ServerCallContext) => AsyncIterable<unknown>,
+    toJson: (ev: unknown) => unknown,
+  ): Promise<void> {
     const ctx = await this.restContext(req, res, body, isMessage);
     if (!ctx) return;
     const { restStatusFor, toRestErrorBody } = sdkErrors();
@@ -221,10 +265,16 @@ export class A2AHttpTransport {
       const s = restStatusFor(e);
       return sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
     }
-    await streamSse(res, it, toJson, (e) => toRestErrorBody(e, restStatusFor(e)), (e) => {
-      const s = restStatusFor(e);
-      return [s, A2A_JSON, toRestErrorBody(e, s)];
-    });
+    await streamSse(
+      res,
+      it,
+      toJson,
+      (e) => toRestErrorBody(e, restStatusFor(e)),
+      (e) => {
+        const s = restStatusFor(e);
+        return [s, A2A_JSON, toRestErrorBody(e, s)];
+      },
+    );
   }
 
   /** Caller, skill check (messages), version check; `undefined` when an error response was already sent. */

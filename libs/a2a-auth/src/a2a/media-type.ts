@@ -18,5 +18,7 @@ export function enableA2AMediaType(app: INestApplication): void {
     instance.addContentTypeParser(A2A_MEDIA_TYPE, { parseAs: 'string' }, instance.getDefaultJsonParser('error', 'error'));
     return;
   }
-  (app as INestApplication & { useBodyParser: (type: string, opts: Record<string, unknown>) => void }).useBodyParser('json', { type: ['application/json', A2A_MEDIA_TYPE] }); // replaces Nest's json parser: keep application/json
+  (app as INestApplication & { useBodyParser: (type: string, opts: Record<string, unknown>) => void }).useBodyParser('json', {
+    type: ['application/json', A2A_MEDIA_TYPE],
+  }); // replaces Nest's json parser: keep application/json
 }

@@ -23,7 +23,10 @@ export interface AuditRoute {
  */
 @Injectable()
 export class AuthAuditService {
-  constructor(@Inject(A2A_AUDIT_SINK) private readonly sink: AuditSink, @Inject('A2A_TRUSTED_HOPS') private readonly hops: number) {}
+  constructor(
+    @Inject(A2A_AUDIT_SINK) private readonly sink: AuditSink,
+    @Inject('A2A_TRUSTED_HOPS') private readonly hops: number,
+  ) {}
 
   /** Records a successful decision. */
   success(req: HttpRequestLike, caller: A2ACaller, attempt: AuthAttempt, route: AuditRoute): void {

@@ -16,7 +16,10 @@ export class LoggerAuditSink implements AuditSink {
    * @param wantsSuccesses log successes too. Default true.
    * @param failuresPerSecond failure lines per second before suppression. Default 20.
    */
-  constructor(readonly wantsSuccesses = true, failuresPerSecond = 20) {
+  constructor(
+    readonly wantsSuccesses = true,
+    failuresPerSecond = 20,
+  ) {
     this.failures = new RateLimitedLog(this.logger, failuresPerSecond, 'a2a.auth.suppressed');
   }
 

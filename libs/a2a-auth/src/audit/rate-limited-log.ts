@@ -15,7 +15,11 @@ export class RateLimitedLog {
    * @param perSecond lines allowed per second (0 = none; only summaries).
    * @param summaryType `type` of the summary line.
    */
-  constructor(private readonly logger: Logger, private readonly perSecond: number, private readonly summaryType: string) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly perSecond: number,
+    private readonly summaryType: string,
+  ) {}
 
   /** Closes the window if a second has passed, writing the summary of what was suppressed. */
   tick(now = Date.now()): void {

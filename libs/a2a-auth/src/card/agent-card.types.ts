@@ -20,7 +20,13 @@ export interface SecurityRequirementJson {
 
 /** `SecurityScheme` oneof wrapper. */
 export type SecuritySchemeJson =
-  | { oauth2SecurityScheme: { description?: string; flows: { clientCredentials: { tokenUrl: string; refreshUrl?: string; scopes?: Record<string, string> } }; oauth2MetadataUrl?: string } }
+  | {
+      oauth2SecurityScheme: {
+        description?: string;
+        flows: { clientCredentials: { tokenUrl: string; refreshUrl?: string; scopes?: Record<string, string> } };
+        oauth2MetadataUrl?: string;
+      };
+    }
   | { httpAuthSecurityScheme: { description?: string; scheme: string; bearerFormat?: string } }
   | { apiKeySecurityScheme: { description?: string; location: string; name: string } }
   | { openIdConnectSecurityScheme: { description?: string; openIdConnectUrl: string } }

@@ -96,7 +96,9 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
     name: c.name,
     ...(c.description ? { description: c.description } : {}),
     supportedInterfaces: interfaces,
-    ...(c.provider ? { provider: { ...(c.provider.url ? { url: c.provider.url } : {}), ...(c.provider.organization ? { organization: c.provider.organization } : {}) } } : {}),
+    ...(c.provider
+      ? { provider: { ...(c.provider.url ? { url: c.provider.url } : {}), ...(c.provider.organization ? { organization: c.provider.organization } : {}) } }
+      : {}),
     ...(c.version ? { version: c.version } : {}),
     ...(c.documentationUrl ? { documentationUrl: c.documentationUrl } : {}),
     capabilities: {
@@ -131,7 +133,16 @@ export interface AgentCardV03Json {
   security: Array<Record<string, string[]>>;
   defaultInputModes: string[];
   defaultOutputModes: string[];
-  skills: Array<{ id: string; name: string; description: string; tags: string[]; examples?: string[]; inputModes?: string[]; outputModes?: string[]; security?: Array<Record<string, string[]>> }>;
+  skills: Array<{
+    id: string;
+    name: string;
+    description: string;
+    tags: string[];
+    examples?: string[];
+    inputModes?: string[];
+    outputModes?: string[];
+    security?: Array<Record<string, string[]>>;
+  }>;
   supportsAuthenticatedExtendedCard: boolean;
   signatures?: Array<{ protected: string; signature: string; header?: Record<string, unknown> }>;
 }
@@ -158,7 +169,11 @@ export function toV03Card(card: AgentCardJson): AgentCardV03Json {
         ...(o.oauth2MetadataUrl ? { oauth2MetadataUrl: o.oauth2MetadataUrl } : {}),
       };
     } else if ('httpAuthSecurityScheme' in s) {
-      schemes[name] = { type: 'http', scheme: s.httpAuthSecurityScheme.scheme.toLowerCase(), ...(s.httpAuthSecurityScheme.bearerFormat ? { bearerFormat: s.httpAuthSecurityScheme.bearerFormat } : {}) };
+      schemes[name] = {
+        type: 'http',
+        scheme: s.httpAuthSecurityScheme.scheme.toLowerCase(),
+        ...(s.httpAuthSecurityScheme.bearerFormat ? { bearerFormat: s.httpAuthSecurityScheme.bearerFormat } : {}),
+      };
     } else if ('openIdConnectSecurityScheme' in s) {
       schemes[name] = { type: 'openIdConnect', openIdConnectUrl: s.openIdConnectSecurityScheme.openIdConnectUrl };
     } else if ('mtlsSecurityScheme' in s) {

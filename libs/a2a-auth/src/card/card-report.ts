@@ -8,7 +8,14 @@ import { AgentCardService } from './card.service';
 /** Keys that exist only in the A2A v1.0 card (top level). */
 export const V1_ONLY_KEYS = Object.freeze(['supportedInterfaces', 'securityRequirements']);
 /** Keys that exist only in the A2A v0.3 card (top level). */
-export const V03_ONLY_KEYS = Object.freeze(['url', 'protocolVersion', 'preferredTransport', 'additionalInterfaces', 'security', 'supportsAuthenticatedExtendedCard']);
+export const V03_ONLY_KEYS = Object.freeze([
+  'url',
+  'protocolVersion',
+  'preferredTransport',
+  'additionalInterfaces',
+  'security',
+  'supportsAuthenticatedExtendedCard',
+]);
 
 /** The cards an app serves, built without listening on a port, and the consistency problems found. */
 export interface CardReport {
@@ -104,12 +111,15 @@ export function checkAgentCard(card: AgentCardJson, label = 'card'): string[] {
   for (const k of V03_ONLY_KEYS) if (k in card) problems.push(`${label}: v0.3 field ${JSON.stringify(k)} in a v1.0 card`);
 
   const schemes = card.securitySchemes ?? {};
-  const oauth = Object.entries(schemes).filter(([, s]) => 'oauth2SecurityScheme' in s) as Array<[string, Extract<(typeof schemes)[string], { oauth2SecurityScheme: unknown }>]>;
+  const oauth = Object.entries(schemes).filter(([, s]) => 'oauth2SecurityScheme' in s) as Array<
+    [string, Extract<(typeof schemes)[string], { oauth2SecurityScheme: unknown }>]
+  >;
   if (oauth.length === 0) problems.push(`${label}: no OAuth2 security scheme`);
   for (const [name, s] of oauth) {
     const tokenUrl = s.oauth2SecurityScheme.flows?.clientCredentials?.tokenUrl;
     if (!tokenUrl) problems.push(`${label}: securitySchemes.${name} has no clientCredentials.tokenUrl`);
-    else if (!/^https?:\/\//.test(tokenUrl)) problems.push(`${label}: securitySchemes.${name} tokenUrl ${JSON.stringify(tokenUrl)} is not an absolute http(s) URL`);
+    else if (!/^https?:\/\//.test(tokenUrl))
+      problems.push(`${label}: securitySchemes.${name} tokenUrl ${JSON.stringify(tokenUrl)} is not an absolute http(s) URL`);
   }
   const catalog = new Map(oauth.map(([n, s]) => [n, s.oauth2SecurityScheme.flows?.clientCredentials?.scopes ?? {}]));
 
@@ -120,7 +130,8 @@ export function checkAgentCard(card: AgentCardJson, label = 'card'): string[] {
         const scopes = catalog.get(name);
         if (!scopes) continue;
         for (const sc of l.list ?? []) {
-          if (!Object.prototype.hasOwnProperty.call(scopes, sc)) problems.push(`${label}: ${where} requires scope ${JSON.stringify(sc)}, missing from securitySchemes.${name} scopes`);
+          if (!Object.prototype.hasOwnProperty.call(scopes, sc))
+            problems.push(`${label}: ${where} requires scope ${JSON.stringify(sc)}, missing from securitySchemes.${name} scopes`);
         }
       }
     }
@@ -183,7 +194,8 @@ export async function inspectAgentCards(rootModule: Type<unknown> | DynamicModul
     report.problems.push(...checkAgentCard(report.v1, 'v1.0 card'), ...checkV03Card(report.v03, 'v0.3 card'));
     if (report.v1Extended) {
       report.problems.push(...checkAgentCard(report.v1Extended, 'v1.0 extended card'), ...checkV03Card(report.v03Extended!, 'v0.3 extended card'));
-      if (report.v1.capabilities.extendedAgentCard !== true) report.problems.push('v1.0 card: an extended card is served but capabilities.extendedAgentCard is not true');
+      if (report.v1.capabilities.extendedAgentCard !== true)
+        report.problems.push('v1.0 card: an extended card is served but capabilities.extendedAgentCard is not true');
     }
     for (const l of logger.lines) if (/missing from the `scopes` catalog/.test(l)) report.problems.push(`boot: ${l.replace(/^\w+ (\[[^\]]*\] )?/, '')}`);
   } catch (e) {
@@ -211,7 +223,11 @@ const USAGE = 'usage: card [--version 1.0|0.3] [--extended] [--check]';
  * @param argv the arguments after the script name.
  * @returns the exit code: 0 ok, 1 a problem (with `--check`) or no such card / a boot failure, 2 bad arguments.
  */
-export async function runCardCli(rootModule: Type<unknown> | DynamicModule, argv: readonly string[], io: CardCliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
+export async function runCardCli(
+  rootModule: Type<unknown> | DynamicModule,
+  argv: readonly string[],
+  io: CardCliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
+): Promise<number> {
   let version = '1.0';
   let extended = false;
   let check = false;

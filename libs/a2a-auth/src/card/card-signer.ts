@@ -47,14 +47,22 @@ export async function signAgentCard<T extends object>(card: T, o: CardSigningOpt
  * @param getKey returns the public key for a protected header (`kid`, `jku`).
  * @throws Error when the card has no signature or none verifies.
  */
-export async function verifyAgentCard(card: object, getKey: (header: JWSHeaderParameters) => Promise<KeyObject> | KeyObject, algorithms: string[] = ['ES256', 'RS256', 'PS256', 'EdDSA']): Promise<JWSHeaderParameters> {
+export async function verifyAgentCard(
+  card: object,
+  getKey: (header: JWSHeaderParameters) => Promise<KeyObject> | KeyObject,
+  algorithms: string[] = ['ES256', 'RS256', 'PS256', 'EdDSA'],
+): Promise<JWSHeaderParameters> {
   const sigs = (card as { signatures?: CardSignature[] }).signatures;
   if (!sigs?.length) throw new Error('card is not signed');
   const payload = Buffer.from(canonicalCardBytes(card)).toString('base64url');
   let last: unknown;
   for (const s of sigs) {
     try {
-      const r = await flattenedVerify({ protected: s.protected, signature: s.signature, payload, header: s.header as JWSHeaderParameters | undefined }, async (h) => getKey(h as JWSHeaderParameters), { algorithms });
+      const r = await flattenedVerify(
+        { protected: s.protected, signature: s.signature, payload, header: s.header as JWSHeaderParameters | undefined },
+        async (h) => getKey(h as JWSHeaderParameters),
+        { algorithms },
+      );
       return r.protectedHeader as JWSHeaderParameters;
     } catch (e) {
       last = e;

@@ -45,7 +45,14 @@ export class CardThrottlerGuard extends ThrottlerGuard {
       if (typeof res.setHeader === 'function') res.setHeader(k, v);
       else res.header?.(k, v);
     }
-    this.throttledLog.write('warn', () => JSON.stringify({ type: 'a2a.card.throttled', peer: clientAddress(req, this.opts.throttle.trustedProxyHops), path: req.url?.split('?')[0], time: new Date().toISOString() }));
+    this.throttledLog.write('warn', () =>
+      JSON.stringify({
+        type: 'a2a.card.throttled',
+        peer: clientAddress(req, this.opts.throttle.trustedProxyHops),
+        path: req.url?.split('?')[0],
+        time: new Date().toISOString(),
+      }),
+    );
     throw new HttpException({ error: 'rate_limited', error_description: 'Too many requests for this document; retry later' }, 429);
   }
 }

@@ -57,7 +57,16 @@ export class AgentCardController {
     const view: CardView = wantV03 ? 'v03' : 'v1';
     const doc = this.cards.document(view)!;
     const status = etagMatches(inm, doc.etag) ? 304 : 200;
-    this.requestLog.write('log', () => JSON.stringify({ type: 'a2a.card.request', peer: clientAddress(req, this.opts.throttle.trustedProxyHops), view, status, userAgent: str(req.headers['user-agent']), time: new Date().toISOString() }));
+    this.requestLog.write('log', () =>
+      JSON.stringify({
+        type: 'a2a.card.request',
+        peer: clientAddress(req, this.opts.throttle.trustedProxyHops),
+        view,
+        status,
+        userAgent: str(req.headers['user-agent']),
+        time: new Date().toISOString(),
+      }),
+    );
     sendRaw(res, status, documentHeaders(doc, c.cacheMaxAge, true), status === 304 ? undefined : doc.body);
   }
 }

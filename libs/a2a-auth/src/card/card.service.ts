@@ -47,17 +47,18 @@ export class AgentCardService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     const skills = this.skills.all(); // runs the boot checks even without a card
     const o = this.opts;
-    if (o.resource) this.metadata = this.serve(
-      buildProtectedResourceMetadata({
-        resource: o.resource!,
-        issuers: o.issuerNames,
-        scopes: Object.keys(o.scopes),
-        resourceName: o.card?.name,
-        documentationUrl: o.card?.documentationUrl,
-        allowQueryToken: o.allowQueryToken,
-        certificateBound: o.mtls?.requireBoundTokens,
-      }),
-    );
+    if (o.resource)
+      this.metadata = this.serve(
+        buildProtectedResourceMetadata({
+          resource: o.resource!,
+          issuers: o.issuerNames,
+          scopes: Object.keys(o.scopes),
+          resourceName: o.card?.name,
+          documentationUrl: o.card?.documentationUrl,
+          allowQueryToken: o.allowQueryToken,
+          certificateBound: o.mtls?.requireBoundTokens,
+        }),
+      );
     if (!o.card) return;
     const base = buildAgentCard(o, skills, false);
     const views: Array<[CardView, object]> = [

@@ -44,7 +44,13 @@ export class ResourceMetadataController {
     sendRaw(
       res,
       status,
-      { 'Content-Type': 'application/json', 'Cache-Control': `public, max-age=${this.opts.card?.cacheMaxAge ?? 300}`, ETag: doc.etag, 'Last-Modified': doc.lastModified, 'Access-Control-Allow-Origin': '*' },
+      {
+        'Content-Type': 'application/json',
+        'Cache-Control': `public, max-age=${this.opts.card?.cacheMaxAge ?? 300}`,
+        ETag: doc.etag,
+        'Last-Modified': doc.lastModified,
+        'Access-Control-Allow-Origin': '*',
+      },
       status === 304 ? undefined : doc.body,
     );
   }

@@ -67,7 +67,10 @@ export class SkillRegistry {
         }
         const source = `${cls.name}.${name}`;
         if (this.index.has(meta.skill.id)) {
-          throw new A2AAuthConfigError('@AgentSkill', `duplicate skill id ${JSON.stringify(meta.skill.id)} on ${source} and ${this.index.get(meta.skill.id)!.source}`);
+          throw new A2AAuthConfigError(
+            '@AgentSkill',
+            `duplicate skill id ${JSON.stringify(meta.skill.id)} on ${source} and ${this.index.get(meta.skill.id)!.source}`,
+          );
         }
         this.checkScopes(meta.scopes, source);
         const s: RegisteredSkill = { skill: meta.skill, scopes: meta.scopes, isPublic: meta.isPublic, source, cls, methodName: name };

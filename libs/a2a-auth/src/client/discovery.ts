@@ -127,7 +127,8 @@ export async function discoverAgentAuth(agentUrl: string, o: DiscoveryOptions = 
     if (e instanceof AgentCardDiscoveryError) throw e;
     const name = (e as Error)?.name;
     if (name === 'SyntaxError') throw new AgentCardDiscoveryError('invalid_card', `agent card ${cardUrl} is not JSON`);
-    if (name === 'TimeoutError' || name === 'AbortError') throw new AgentCardDiscoveryError('card_unavailable', `agent card ${cardUrl}: no answer within ${timeoutMs} ms`);
+    if (name === 'TimeoutError' || name === 'AbortError')
+      throw new AgentCardDiscoveryError('card_unavailable', `agent card ${cardUrl}: no answer within ${timeoutMs} ms`);
     throw new AgentCardDiscoveryError('card_unavailable', `agent card ${cardUrl}: ${(e as Error)?.message ?? 'fetch failed'}`);
   }
   if (!isObj(card)) throw new AgentCardDiscoveryError('invalid_card', `agent card ${cardUrl} is not a JSON object`);
@@ -139,7 +140,12 @@ export async function discoverAgentAuth(agentUrl: string, o: DiscoveryOptions = 
  * @param cardUrl where the card came from (relative `tokenUrl`s resolve against it).
  * @throws AgentCardDiscoveryError
  */
-export function readAgentAuth(card: Json, cardUrl: string, agentUrl: string = new URL('../', new URL('.', cardUrl)).href, o: DiscoveryOptions = {}): DiscoveredAgentAuth {
+export function readAgentAuth(
+  card: Json,
+  cardUrl: string,
+  agentUrl: string = new URL('../', new URL('.', cardUrl)).href,
+  o: DiscoveryOptions = {},
+): DiscoveredAgentAuth {
   const schemes = isObj(card.securitySchemes) ? card.securitySchemes : {};
   const cardVersion: '1.0' | '0.3' = Object.values(schemes).some((s) => isObj(s) && typeof s.type === 'string') || 'security' in card ? '0.3' : '1.0';
 
@@ -162,11 +168,14 @@ export function readAgentAuth(card: Json, cardUrl: string, agentUrl: string = ne
   if (!schemeName || !flow) {
     throw new AgentCardDiscoveryError(
       'no_client_credentials',
-      o.schemeName ? `agent card has no OAuth 2.0 client-credentials scheme named ${JSON.stringify(o.schemeName)}` : 'agent card advertises no OAuth 2.0 client-credentials flow',
+      o.schemeName
+        ? `agent card has no OAuth 2.0 client-credentials scheme named ${JSON.stringify(o.schemeName)}`
+        : 'agent card advertises no OAuth 2.0 client-credentials flow',
     );
   }
   const rawTokenUrl = flow.tokenUrl ?? flow.token_url;
-  if (typeof rawTokenUrl !== 'string' || !rawTokenUrl) throw new AgentCardDiscoveryError('invalid_card', `security scheme ${JSON.stringify(schemeName)} has no tokenUrl`);
+  if (typeof rawTokenUrl !== 'string' || !rawTokenUrl)
+    throw new AgentCardDiscoveryError('invalid_card', `security scheme ${JSON.stringify(schemeName)} has no tokenUrl`);
   let tokenUrl: string;
   try {
     tokenUrl = new URL(rawTokenUrl, cardUrl).href;
@@ -174,7 +183,8 @@ export function readAgentAuth(card: Json, cardUrl: string, agentUrl: string = ne
     throw new AgentCardDiscoveryError('invalid_card', `security scheme ${JSON.stringify(schemeName)} has an invalid tokenUrl`);
   }
   const trust = o.trustTokenUrl ?? defaultTrust;
-  if (!trust(tokenUrl)) throw new AgentCardDiscoveryError('untrusted_token_url', `the card's tokenUrl ${tokenUrl} is not trusted (see DiscoveryOptions.trustTokenUrl)`);
+  if (!trust(tokenUrl))
+    throw new AgentCardDiscoveryError('untrusted_token_url', `the card's tokenUrl ${tokenUrl} is not trusted (see DiscoveryOptions.trustTokenUrl)`);
 
   const catalog: Record<string, string> = {};
   if (isObj(flow.scopes)) for (const [k, v] of Object.entries(flow.scopes)) catalog[k] = typeof v === 'string' ? v : '';

@@ -333,5 +333,5 @@ function clean(s: string, secret: string): string {
 function safeDetail(e: unknown, secret: string): string {
   const err = e as { message?: string; cause?: { code?: string; message?: string } };
   const code = err?.cause?.code;
-  return clean(code ? `${code}` : err?.message ?? 'fetch failed', secret);
+  return clean(code ? `${code}` : (err?.message ?? 'fetch failed'), secret);
 }

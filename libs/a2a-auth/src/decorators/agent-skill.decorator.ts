@@ -39,7 +39,8 @@ export const AgentSkill = (skill: AgentSkillOptions): MethodDecorator => {
   if (typeof skill.description !== 'string') throw new Error(`@AgentSkill(${skill.id}): description must be a string`);
   for (const k of ['tags', 'examples', 'inputModes', 'outputModes'] as const) {
     const v = skill[k];
-    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) throw new Error(`@AgentSkill(${skill.id}): ${k} must be an array of strings`);
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string')))
+      throw new Error(`@AgentSkill(${skill.id}): ${k} must be an array of strings`);
   }
   const copy: AgentSkillOptions = { ...skill };
   for (const k of ['tags', 'examples', 'inputModes', 'outputModes'] as const) if (copy[k]) copy[k] = Object.freeze([...copy[k]!]) as string[];

@@ -44,7 +44,7 @@ export function clientAddress(req: HttpRequestLike, trustedProxyHops = 0): strin
   const peer = socketOf(req)?.remoteAddress ?? 'unknown';
   if (trustedProxyHops <= 0) return peer;
   const xff = req.headers['x-forwarded-for'];
-  const joined = Array.isArray(xff) ? xff.join(',') : xff ?? '';
+  const joined = Array.isArray(xff) ? xff.join(',') : (xff ?? '');
   const chain = joined
     .split(',')
     .map((s) => s.trim())

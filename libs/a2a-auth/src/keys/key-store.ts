@@ -202,10 +202,7 @@ export async function discoverJwksUri(issuer: string, timeoutMs: number | (() =>
   }
   const u = new URL(issuer);
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
-  const candidates = [
-    `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`,
-    `${u.origin}/.well-known/oauth-authorization-server${path}`,
-  ];
+  const candidates = [`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, `${u.origin}/.well-known/oauth-authorization-server${path}`];
   const errors: string[] = [];
   for (const url of candidates) {
     try {

@@ -65,9 +65,10 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
         } catch (e) {
           return done(e);
         }
-        keys
-          .getKey(decoded.payload.iss as string, decoded.header.kid as string | undefined, decoded.header.alg as string)
-          .then((k) => done(null, k), (e) => done(e));
+        keys.getKey(decoded.payload.iss as string, decoded.header.kid as string | undefined, decoded.header.alg as string).then(
+          (k) => done(null, k),
+          (e) => done(e),
+        );
       },
       passReqToCallback: false,
       issuer: opts.issuerNames,

@@ -8,7 +8,25 @@ const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 // IANA HTTP Authentication Scheme Registry names, for audit details only.
 const KNOWN_SCHEMES = new Map(
-  ['Basic', 'Digest', 'DPoP', 'Negotiate', 'NTLM', 'HOBA', 'Mutual', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'vapid', 'PrivateToken', 'Concealed', 'AWS4-HMAC-SHA256', 'MAC', 'GNAP', 'Token', 'ApiKey'].map((n) => [n.toLowerCase(), n]),
+  [
+    'Basic',
+    'Digest',
+    'DPoP',
+    'Negotiate',
+    'NTLM',
+    'HOBA',
+    'Mutual',
+    'SCRAM-SHA-1',
+    'SCRAM-SHA-256',
+    'vapid',
+    'PrivateToken',
+    'Concealed',
+    'AWS4-HMAC-SHA256',
+    'MAC',
+    'GNAP',
+    'Token',
+    'ApiKey',
+  ].map((n) => [n.toLowerCase(), n]),
 );
 
 /** What a request carries for bearer extraction; framework-free. */

@@ -34,12 +34,7 @@ function isNum(v: unknown): v is number {
  * @throws AuthError `missing_claim`, `expired`, `issued_in_future`, `token_too_old`, `invalid_typ`, `unsupported_token_binding`,
  *   `invalid_audience`, `claim_validation_failed` (all 401 `invalid_token`).
  */
-export function checkClaims(
-  header: Record<string, unknown>,
-  claims: Record<string, unknown>,
-  policy: ClaimPolicy,
-  nowSeconds: number,
-): void {
+export function checkClaims(header: Record<string, unknown>, claims: Record<string, unknown>, policy: ClaimPolicy, nowSeconds: number): void {
   const tol = policy.clockTolerance;
   if (!isNum(claims.exp)) throw new AuthError('missing_claim', 'exp is required');
   if (nowSeconds >= claims.exp + tol) throw new AuthError('expired', 'exp passed');

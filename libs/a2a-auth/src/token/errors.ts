@@ -66,7 +66,11 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
   token_too_old: { status: 401, error: 'invalid_token', description: 'The access token is too old' },
   claim_validation_failed: { status: 401, error: 'invalid_token', description: 'The access token is invalid' },
   certificate_mismatch: { status: 401, error: 'invalid_token', description: 'The access token is not bound to this client certificate' },
-  unsupported_token_binding: { status: 401, error: 'invalid_token', description: 'The access token is bound to a proof-of-possession key this resource does not accept' },
+  unsupported_token_binding: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token is bound to a proof-of-possession key this resource does not accept',
+  },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
   unknown_skill: { status: 400, error: 'invalid_request', description: 'Unknown skill' },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },

@@ -52,7 +52,11 @@ export class VerifiedTokenCache {
    * @param maxTtlSeconds upper bound of an entry's lifetime, seconds; 0 disables the cache.
    * @param now clock in milliseconds since the epoch. Default `Date.now` (injectable for tests).
    */
-  constructor(maxEntries: number, private readonly maxTtlSeconds: number, private readonly now: () => number = Date.now) {
+  constructor(
+    maxEntries: number,
+    private readonly maxTtlSeconds: number,
+    private readonly now: () => number = Date.now,
+  ) {
     if (maxEntries > 0 && maxTtlSeconds > 0) {
       this.lru = new LRUCache<string, Entry>({ max: maxEntries });
     }
