@@ -14,8 +14,8 @@ import {
   resolveOptions,
   type ClaimPolicy,
 } from 'nestjs-a2a-auth';
-import { decodeForVerification } from '../libs/a2a-auth/src/token/decode';
-import { reasonFromJwtError } from '../libs/a2a-auth/src/token/claims';
+import { decodeForVerification } from '../libs/a2a-auth/src/core/decode';
+import { reasonFromJwtError } from '../libs/a2a-auth/src/core/claims';
 
 // Unit tests of the framework-free core (libs/a2a-auth/src/token), no Nest.
 const reasonOf = (f: () => unknown): string => {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { RateLimitedLog } from '../libs/a2a-auth/src/audit/rate-limited-log';
+import { RateLimitedLog } from '../libs/a2a-auth/src/nest/audit/rate-limited-log';
 
 describe('RateLimitedLog (card and audit log flood protection)', () => {
   it('writes at most N lines per second, then one summary with the suppressed count', () => {

@@ -2,7 +2,7 @@
  * nestjs-a2a-auth: make a NestJS A2A agent an OAuth 2.0 resource server.
  * Everything a user imports comes from here.
  */
-export { A2AAuthModule, type A2AAuthModuleExtras } from './a2a-auth.module';
+export { A2AAuthModule, type A2AAuthModuleExtras } from './nest/a2a-auth.module';
 export {
   resolveOptions,
   A2AAuthConfigError,
@@ -19,29 +19,29 @@ export {
   type MtlsOptions,
   type TokenCacheOptions,
   type AuditOptions,
-} from './options';
-export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './constants';
-export { Public } from './decorators/public.decorator';
-export { RequireScopes } from './decorators/require-scopes.decorator';
-export { AgentSkill, type AgentSkillOptions } from './decorators/agent-skill.decorator';
-export { A2ACaller } from './decorators/a2a-caller.decorator';
-export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './token/errors';
-export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './token/bearer';
-export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './token/challenge';
-export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './token/scopes';
-export { checkClaims, type ClaimValidator, type ClaimPolicy } from './token/claims';
-export { VerifiedTokenCache, tokenHash } from './token/token-cache';
-export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './keys/key-store';
-export { KeyRegistry } from './keys/key-registry';
-export { A2AJwtStrategy } from './passport/a2a-jwt.strategy';
-export { A2AAuthGuard } from './guard/a2a-auth.guard';
-export { A2AAuthenticator, certificateThumbprint, type AuthAttempt } from './guard/authenticator';
-export { clientAddress } from './guard/request-info';
-export { routeAuth, type RouteAuth } from './guard/route-auth';
-export { AuthAuditService } from './audit/auth-audit.service';
-export { LoggerAuditSink } from './audit/logger-audit-sink';
-export type { AuditSink, AuthAuditEvent } from './audit/audit-event';
-export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
+} from './core/options';
+export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './nest/constants';
+export { Public } from './nest/decorators/public.decorator';
+export { RequireScopes } from './nest/decorators/require-scopes.decorator';
+export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skill.decorator';
+export { A2ACaller } from './nest/decorators/a2a-caller.decorator';
+export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './core/errors';
+export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './core/bearer';
+export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './core/challenge';
+export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './core/scopes';
+export { checkClaims, type ClaimValidator, type ClaimPolicy } from './core/claims';
+export { VerifiedTokenCache, tokenHash } from './core/token-cache';
+export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './core/keys/key-store';
+export { KeyRegistry } from './core/keys/key-registry';
+export { A2AJwtStrategy } from './nest/passport/a2a-jwt.strategy';
+export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';
+export { A2AAuthenticator, certificateThumbprint, type AuthAttempt } from './nest/guard/authenticator';
+export { clientAddress } from './nest/http/request-info';
+export { routeAuth, type RouteAuth } from './nest/guard/route-auth';
+export { AuthAuditService } from './nest/audit/auth-audit.service';
+export { LoggerAuditSink } from './nest/audit/logger-audit-sink';
+export type { AuditSink, AuthAuditEvent } from './core/audit-event';
+export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './core/card/card-builder';
 export type {
   AgentCardJson,
   AgentSkillJson,
@@ -49,11 +49,11 @@ export type {
   SecurityRequirementJson,
   SecuritySchemeJson,
   AgentCardSignatureJson,
-} from './card/agent-card.types';
-export { signAgentCard, verifyAgentCard, canonicalCardBytes, type CardSignature } from './card/card-signer';
-export { protectedResourceMetadataUrl, buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './card/resource-metadata';
-export { AgentCardService, type ServedDocument, type CardView } from './card/card.service';
-export { SkillRegistry, type RegisteredSkill } from './card/skill-registry';
+} from './core/card/agent-card.types';
+export { signAgentCard, verifyAgentCard, canonicalCardBytes, type CardSignature } from './core/card/card-signer';
+export { protectedResourceMetadataUrl, buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './core/card/resource-metadata';
+export { AgentCardService, type ServedDocument, type CardView } from './nest/card/card.service';
+export { SkillRegistry, type RegisteredSkill } from './nest/card/skill-registry';
 // Agent Card generator (issue 3): consistency checks and the `npm run card` CLI logic.
 export {
   inspectAgentCards,
@@ -65,7 +65,7 @@ export {
   V03_ONLY_KEYS,
   type CardReport,
   type CardCliIo,
-} from './card/card-report';
+} from './nest/card/card-report';
 // Calling side and A2A bindings (issue 4): client-credentials provider, card discovery, @a2a-js/sdk auth handler,
 // per-skill scopes inside A2A calls and the Nest transport for the SDK's bindings (the SDK is an optional peer).
 export {
@@ -88,10 +88,10 @@ export {
   type DiscoveredAgentAuth,
 } from './client/discovery';
 export { a2aAuthenticationHandler, a2aAuthFetch, connectA2AAgent, type ConnectA2AAgentOptions, type ConnectedA2AAgent } from './client/a2a-client-auth';
-export { A2ASkillAuthorizer, A2ASkillResolutionError, skillIdOf, A2A_SKILL_ID_KEY, A2A_MESSAGE_METHODS, type AuthorizedSkill } from './a2a/skill-authorizer';
-export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './a2a/a2a-user';
-export { A2AHttpTransport, createA2ARequestHandler, MAX_JSON_DEPTH, type A2ARequestHandlerOptions } from './a2a/a2a-transport';
-export { enableA2AMediaType, A2A_MEDIA_TYPE } from './a2a/media-type';
+export { A2ASkillAuthorizer, A2ASkillResolutionError, skillIdOf, A2A_SKILL_ID_KEY, A2A_MESSAGE_METHODS, type AuthorizedSkill } from './nest/a2a/skill-authorizer';
+export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './nest/a2a/a2a-user';
+export { A2AHttpTransport, createA2ARequestHandler, MAX_JSON_DEPTH, type A2ARequestHandlerOptions } from './nest/a2a/a2a-transport';
+export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';
 
 // Performance (issue 6): verified-token cache lifetime rule.
-export { cacheNotAfter } from './token/token-cache';
+export { cacheNotAfter } from './core/token-cache';

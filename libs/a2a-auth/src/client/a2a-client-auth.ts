@@ -1,5 +1,5 @@
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
-import { sdkClient } from '../a2a/sdk';
+import { sdkClient } from './sdk';
 import { discoverAgentAuth, type DiscoveredAgentAuth, type DiscoveryOptions } from './discovery';
 import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
 

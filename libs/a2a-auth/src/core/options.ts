@@ -1,0 +1,371 @@
+import type { KeyObject } from 'node:crypto';
+import type { ClaimValidator } from './claims';
+import type { AuditSink } from './audit-event';
+import { DEFAULT_SCOPE_CLAIMS } from './scopes';
+import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
+
+/** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
+export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
+/** One of {@link SUPPORTED_ALGORITHMS}. */
+export type SupportedAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
+
+/** One trusted issuer with its own key set and, optionally, its own audience. */
+export interface IssuerOptions {
+  /** Exact `iss` value (RFC 7519 §4.1.1); compared by string equality, so a trailing slash matters. */
+  issuer: string;
+  /** JWKS URL. Default: `jwks_uri` from the issuer's OIDC Discovery / RFC 8414 metadata. */
+  jwksUri?: string;
+  /** Audience(s) this issuer's tokens must name. Default: the module-level `audience`. */
+  audience?: string | string[];
+}
+
+/** Protocol bindings of the A2A v1.0 spec (`AgentInterface.protocolBinding`). */
+export type ProtocolBinding = 'JSONRPC' | 'HTTP+JSON' | 'GRPC';
+
+/** One entry of the card's `supportedInterfaces` (A2A v1.0 `AgentInterface`). */
+export interface AgentInterfaceOptions {
+  /** Absolute URL, or a path resolved against `card.url`. */
+  url: string;
+  /** Transport binding. */
+  protocolBinding: ProtocolBinding;
+  /** A2A protocol version. Default `'1.0'`. */
+  protocolVersion?: string;
+}
+
+/** Card-serving rate limit (per client address), applied with @nestjs/throttler. */
+export interface CardThrottleOptions {
+  /** Requests allowed per window. Default 60. */
+  limit?: number;
+  /** Window length in seconds. Default 60. */
+  ttl?: number;
+  /**
+   * Number of trusted reverse proxies in front of the agent. 0 (default): the client is the socket peer.
+   * N: the client is the address N hops from the right of `X-Forwarded-For` (never the left-most entry).
+   */
+  trustedProxyHops?: number;
+}
+
+/** Signing of the Agent Card (A2A v1.0 §8.4): a JWS over the RFC 8785 canonical card. */
+export interface CardSigningOptions {
+  /** Private key (PEM string or `KeyObject`). Load it from the environment or a secret store, never from source. */
+  privateKey: string | KeyObject;
+  /** JWS `alg`. Default `'ES256'`. */
+  alg?: string;
+  /** JWS `kid` (required: verifiers pick the key by it). */
+  kid: string;
+  /** Optional `jku`: URL of the JWKS holding the public key. */
+  jku?: string;
+}
+
+/** Agent Card fields and serving options. */
+export interface CardOptions {
+  /** `AgentCard.name`. */
+  name: string;
+  /** `AgentCard.description`. */
+  description: string;
+  /** `AgentCard.version` (the agent's own version). Default `'1.0.0'`. */
+  version?: string;
+  /** Public base URL of the agent, e.g. `https://agents.example.com/expenses`. */
+  url: string;
+  /** `AgentCard.provider`. */
+  provider?: { organization: string; url: string };
+  /** `AgentCard.documentationUrl`. */
+  documentationUrl?: string;
+  /** `AgentCard.iconUrl`. */
+  iconUrl?: string;
+  /** `AgentCard.supportedInterfaces`. Default: one JSON-RPC interface at `card.url`. */
+  interfaces?: AgentInterfaceOptions[];
+  /** `AgentCard.capabilities`. Defaults: `streaming` false, `pushNotifications` false. */
+  capabilities?: { streaming?: boolean; pushNotifications?: boolean };
+  /** Default `['text/plain', 'application/json']`. */
+  defaultInputModes?: string[];
+  /** Default `['text/plain', 'application/json']`. */
+  defaultOutputModes?: string[];
+  /** Serve an authenticated extended card (`capabilities.extendedAgentCard`). Default false. */
+  extendedCard?: boolean;
+  /** `Cache-Control: public, max-age=` in seconds. Default 300. */
+  cacheMaxAge?: number;
+  /** Which view `GET /.well-known/agent-card.json` serves without an `A2A-Version` header. Default `'1.0'`. */
+  defaultVersion?: '1.0' | '0.3';
+  /** Also serve the legacy `/.well-known/agent.json`. Default true. */
+  legacyPath?: boolean;
+  /** Rate limit for the card and metadata endpoints. */
+  throttle?: CardThrottleOptions;
+  /** Sign the card (A2A §8.4). Default: unsigned. */
+  signing?: CardSigningOptions;
+  /** Name of the OAuth2 entry in `securitySchemes`. Default `'oauth2'`. */
+  securitySchemeName?: string;
+  /** Also advertise an `httpAuthSecurityScheme` (Bearer, JWT) named `'bearer'`. Default false. */
+  advertiseBearerScheme?: boolean;
+  /** Also advertise an `openIdConnectSecurityScheme` with this discovery URL. */
+  openIdConnectUrl?: string;
+}
+
+/** mTLS + OAuth2 (RFC 8705) options. */
+export interface MtlsOptions {
+  /**
+   * Require certificate-bound tokens: the token's `cnf["x5t#S256"]` (RFC 8705 §3.1) must equal the
+   * SHA-256 thumbprint of the TLS client certificate. Default true when `mtls` is set.
+   */
+  requireBoundTokens?: boolean;
+  /** Advertise an `mtlsSecurityScheme` in the card, required together with OAuth2. Default true. */
+  advertise?: boolean;
+  /** Description for the card's mTLS scheme. */
+  description?: string;
+}
+
+/** Verified-token cache options. */
+export interface TokenCacheOptions {
+  /** Turn the cache on or off. Default true. */
+  enabled?: boolean;
+  /** Maximum entries (LRU). Default 10,000 (about 1.1 KiB of heap each, measured: docs/performance.md). */
+  maxEntries?: number;
+  /** Upper bound on an entry's lifetime, seconds. Default 300. Entries also end at `exp` and at `iat + maxTokenAge`. */
+  maxTtl?: number;
+}
+
+/** Audit options. */
+export interface AuditOptions {
+  /** Emit events for successful decisions too. Default true. */
+  successes?: boolean;
+  /** Most failure lines the default sink writes per second before it summarises. Default 20. */
+  failureLogRatePerSecond?: number;
+}
+
+/**
+ * Options for {@link A2AAuthModule.forRoot} / `forRootAsync`.
+ * Secrets (none are needed by the resource server itself) must come from the environment or config.
+ */
+export interface A2AAuthModuleOptions {
+  /** Trusted issuer(s): a string, a list, or per-issuer objects. Required, non-empty. Exact match on `iss`. */
+  issuer: string | Array<string | IssuerOptions>;
+  /** Audience(s) (RFC 7519 §4.1.3): the token's `aud` must contain one. Required, non-empty. */
+  audience: string | string[];
+  /** JWKS URL, for a single issuer. Default: discovered from the issuer's metadata. */
+  jwksUri?: string;
+  /** Allowed JWS algorithms. Default `['RS256']`. Must be a subset of {@link SUPPORTED_ALGORITHMS}. */
+  algorithms?: string[];
+  /** Clock skew tolerance, seconds. Default 5. */
+  clockTolerance?: number;
+  /** Maximum token age in seconds since `iat` (short-lived-token policy). Default: none. */
+  maxTokenAge?: number;
+  /** RFC 9068 strict profile. Default false. */
+  strict?: boolean;
+  /** Claims that carry scopes. Default `['scope', 'scp']`. Add `'permissions'` for Auth0 RBAC. */
+  scopeClaims?: string[];
+  /** Extra claim checks; a failure is 401 `claim_validation_failed`. */
+  claimValidators?: ClaimValidator[];
+  /** The scope catalog: scope name → description, advertised in the card and RFC 9728 metadata. */
+  scopes?: Record<string, string>;
+  /** OAuth 2.0 token endpoint advertised in the card's client-credentials flow (RFC 6749 §4.4). */
+  tokenUrl?: string;
+  /** Authorization server metadata URL for the card's `oauth2MetadataUrl` (RFC 8414). Default: derived from the first issuer. */
+  oauth2MetadataUrl?: string;
+  /** RFC 9728 `resource` identifier. Default: `card.url`, else the first audience that is an absolute URL; without one, no metadata is served and challenges carry no `resource_metadata`. */
+  resource?: string;
+  /** Realm in `WWW-Authenticate`. Default: the card name, else `'a2a'`. */
+  realm?: string;
+  /** Card fields and serving. */
+  card?: CardOptions;
+  /** JWKS fetch deadline, seconds. Default 5. */
+  jwksTimeout?: number;
+  /** Minimum seconds between unknown-`kid` refetches (shared). Default 30. */
+  jwksCooldown?: number;
+  /** Key set refresh age, seconds. Default 600. */
+  jwksCacheMaxAge?: number;
+  /** Accept RFC 6750 §2.3 `?access_token=`. Default false. */
+  allowQueryToken?: boolean;
+  /** Largest accepted token, characters. Default 8192. */
+  maxTokenLength?: number;
+  /** Custom audit sink (e.g. to ship events to a SIEM). Default: {@link LoggerAuditSink} (one JSON line per event). */
+  auditSink?: AuditSink;
+  /** Fail the boot when a `@RequireScopes` scope is missing from `scopes`. Default `'error'`. */
+  unknownScopePolicy?: 'error' | 'warn';
+  /** Verified-token cache. */
+  tokenCache?: TokenCacheOptions;
+  /** Audit events. */
+  audit?: AuditOptions;
+  /** mTLS + OAuth2 for internal agents (RFC 8705). */
+  mtls?: MtlsOptions;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  issuers: Array<{ issuer: string; jwksUri?: string; audience: string[] }>;
+  issuerNames: string[];
+  audience: string[];
+  algorithms: SupportedAlgorithm[];
+  clockTolerance: number;
+  maxTokenAge?: number;
+  strict: boolean;
+  scopeClaims: string[];
+  claimValidators: ClaimValidator[];
+  scopes: Record<string, string>;
+  tokenUrl?: string;
+  oauth2MetadataUrl: string;
+  /** RFC 9728 resource identifier; `undefined` when neither `resource`, `card.url` nor an absolute-URL audience gives one. */
+  resource?: string;
+  realm: string;
+  card?: CardOptions & Required<Pick<CardOptions, 'version' | 'cacheMaxAge' | 'defaultVersion' | 'legacyPath' | 'securitySchemeName'>>;
+  throttle: Required<CardThrottleOptions>;
+  jwksTimeout: number;
+  jwksCooldown: number;
+  jwksCacheMaxAge: number;
+  allowQueryToken: boolean;
+  maxTokenLength: number;
+  auditSink?: AuditSink;
+  unknownScopePolicy: 'error' | 'warn';
+  tokenCache: Required<TokenCacheOptions>;
+  audit: Required<AuditOptions>;
+  mtls?: Required<MtlsOptions>;
+}
+
+/** Thrown at boot for invalid options; the message names the option. */
+export class A2AAuthConfigError extends Error {
+  constructor(option: string, problem: string) {
+    super(`nestjs-a2a-auth: invalid option \`${option}\`: ${problem}`);
+    this.name = 'A2AAuthConfigError';
+  }
+}
+
+function list(v: string | string[] | undefined): string[] {
+  if (v === undefined || v === null) return [];
+  return (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string');
+}
+
+function nonNegative(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new A2AAuthConfigError(name, `must be a non-negative number, got ${String(v)}`);
+  return v;
+}
+
+// A zero deadline or token length would refuse every request; refuse it at boot instead.
+function positive(name: string, v: number | undefined, dflt: number): number {
+  const n = nonNegative(name, v, dflt);
+  if (n === 0) throw new A2AAuthConfigError(name, 'must be greater than 0');
+  return n;
+}
+
+function absoluteUrl(name: string, v: string | undefined): void {
+  if (v === undefined) return;
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error();
+  } catch {
+    throw new A2AAuthConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(v)}`);
+  }
+}
+
+/**
+ * Applies defaults and validates options. Called at boot; the app refuses to start on an error.
+ * @throws A2AAuthConfigError naming the option (missing/empty `issuer` or `audience`, an algorithm
+ *   outside {@link SUPPORTED_ALGORITHMS}, a negative duration, a malformed URL…).
+ */
+export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
+  if (!o || typeof o !== 'object') throw new A2AAuthConfigError('options', 'missing');
+  const audience = list(o.audience).filter(Boolean);
+  if (audience.length === 0) throw new A2AAuthConfigError('audience', 'is required and must not be empty');
+
+  const rawIssuers = o.issuer === undefined || o.issuer === null ? [] : Array.isArray(o.issuer) ? o.issuer : [o.issuer];
+  const issuers = rawIssuers.map((i) => {
+    const io: IssuerOptions = typeof i === 'string' ? { issuer: i } : i;
+    if (!io || typeof io.issuer !== 'string' || io.issuer === '') throw new A2AAuthConfigError('issuer', 'every issuer must be a non-empty string');
+    absoluteUrl('issuer', io.issuer);
+    absoluteUrl('jwksUri', io.jwksUri);
+    const aud = list(io.audience);
+    return { issuer: io.issuer, jwksUri: io.jwksUri, audience: aud.length ? aud : audience };
+  });
+  if (issuers.length === 0) throw new A2AAuthConfigError('issuer', 'is required and must not be empty');
+  if (new Set(issuers.map((i) => i.issuer)).size !== issuers.length) throw new A2AAuthConfigError('issuer', 'lists the same issuer twice');
+  if (o.jwksUri !== undefined) {
+    absoluteUrl('jwksUri', o.jwksUri);
+    if (issuers.length > 1) throw new A2AAuthConfigError('jwksUri', 'with several issuers, give each its own jwksUri');
+    issuers[0].jwksUri ??= o.jwksUri;
+  }
+
+  const algorithms = (o.algorithms ?? ['RS256']) as string[];
+  if (!Array.isArray(algorithms) || algorithms.length === 0) throw new A2AAuthConfigError('algorithms', 'must be a non-empty list');
+  for (const a of algorithms) {
+    if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(a)) {
+      throw new A2AAuthConfigError('algorithms', `${JSON.stringify(a)} is not allowed; allowed: ${SUPPORTED_ALGORITHMS.join(', ')} (never none or HS*)`);
+    }
+  }
+
+  const scopes = o.scopes ?? {};
+  for (const [k, v] of Object.entries(scopes)) {
+    if (!k || /\s/.test(k) || typeof v !== 'string')
+      throw new A2AAuthConfigError('scopes', `entry ${JSON.stringify(k)} must be a scope token mapped to a description`);
+  }
+  absoluteUrl('tokenUrl', o.tokenUrl);
+  absoluteUrl('oauth2MetadataUrl', o.oauth2MetadataUrl);
+  absoluteUrl('resource', o.resource);
+
+  let card: ResolvedOptions['card'];
+  if (o.card) {
+    if (!o.tokenUrl)
+      throw new A2AAuthConfigError('tokenUrl', 'is required when `card` is configured (the card advertises the client-credentials token endpoint)');
+    if (!o.card.name) throw new A2AAuthConfigError('card.name', 'is required');
+    if (o.card.description === undefined) throw new A2AAuthConfigError('card.description', 'is required');
+    absoluteUrl('card.url', o.card.url);
+    if (!o.card.url) throw new A2AAuthConfigError('card.url', 'is required');
+    card = {
+      ...o.card,
+      version: o.card.version ?? '1.0.0',
+      cacheMaxAge: nonNegative('card.cacheMaxAge', o.card.cacheMaxAge, 300),
+      defaultVersion: o.card.defaultVersion ?? '1.0',
+      legacyPath: o.card.legacyPath ?? true,
+      securitySchemeName: o.card.securitySchemeName ?? 'oauth2',
+    };
+    if (card.defaultVersion !== '1.0' && card.defaultVersion !== '0.3') throw new A2AAuthConfigError('card.defaultVersion', "must be '1.0' or '0.3'");
+  }
+  const th = o.card?.throttle ?? {};
+  const throttle = {
+    limit: nonNegative('card.throttle.limit', th.limit, 60),
+    ttl: nonNegative('card.throttle.ttl', th.ttl, 60),
+    trustedProxyHops: nonNegative('card.throttle.trustedProxyHops', th.trustedProxyHops, 0),
+  };
+
+  const firstIssuer = issuers[0].issuer.replace(/\/$/, '');
+  const tc = o.tokenCache ?? {};
+  return {
+    issuers,
+    issuerNames: issuers.map((i) => i.issuer),
+    audience,
+    algorithms: algorithms as SupportedAlgorithm[],
+    clockTolerance: nonNegative('clockTolerance', o.clockTolerance, 5),
+    maxTokenAge: o.maxTokenAge === undefined ? undefined : nonNegative('maxTokenAge', o.maxTokenAge, 0),
+    strict: o.strict ?? false,
+    scopeClaims: o.scopeClaims?.length ? [...o.scopeClaims] : [...DEFAULT_SCOPE_CLAIMS],
+    claimValidators: o.claimValidators ?? [],
+    scopes: { ...scopes },
+    tokenUrl: o.tokenUrl,
+    oauth2MetadataUrl: o.oauth2MetadataUrl ?? `${firstIssuer}/.well-known/openid-configuration`,
+    resource: o.resource ?? o.card?.url ?? audience.find((a) => /^https?:\/\//.test(a)),
+    realm: o.realm ?? o.card?.name ?? 'a2a',
+    card,
+    throttle,
+    jwksTimeout: positive('jwksTimeout', o.jwksTimeout, 5),
+    jwksCooldown: nonNegative('jwksCooldown', o.jwksCooldown, 30),
+    jwksCacheMaxAge: nonNegative('jwksCacheMaxAge', o.jwksCacheMaxAge, 600),
+    allowQueryToken: o.allowQueryToken ?? false,
+    maxTokenLength: positive('maxTokenLength', o.maxTokenLength, DEFAULT_MAX_TOKEN_LENGTH),
+    auditSink: o.auditSink,
+    unknownScopePolicy: o.unknownScopePolicy ?? 'error',
+    tokenCache: {
+      enabled: tc.enabled ?? true,
+      maxEntries: nonNegative('tokenCache.maxEntries', tc.maxEntries, 10_000),
+      maxTtl: nonNegative('tokenCache.maxTtl', tc.maxTtl, 300),
+    },
+    audit: {
+      successes: o.audit?.successes ?? true,
+      failureLogRatePerSecond: nonNegative('audit.failureLogRatePerSecond', o.audit?.failureLogRatePerSecond, 20),
+    },
+    mtls: o.mtls
+      ? {
+          requireBoundTokens: o.mtls.requireBoundTokens ?? true,
+          advertise: o.mtls.advertise ?? true,
+          description: o.mtls.description ?? 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it',
+        }
+      : undefined,
+  };
+}

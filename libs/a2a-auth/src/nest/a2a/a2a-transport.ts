@@ -1,0 +1,425 @@
+import type { ServerResponse } from 'node:http';
+import type { AgentCard, SendMessageRequest } from '@a2a-js/sdk';
+import type { A2ARequestHandler, AgentExecutor, ServerCallContext, TaskStore } from '@a2a-js/sdk/server';
+import type { AgentCardService } from '../card/card.service';
+import { sendRaw } from '../http/http-response';
+import type { HttpRequestLike } from '../http/request-info';
+import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from './a2a-user';
+import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
+import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedSkill } from './skill-authorizer';
+
+/** Content type of HTTP+JSON responses (A2A v1.0 §11). */
+const A2A_JSON = 'application/a2a+json';
+/** Request headers never copied into `ServerCallContext.state` (executors may log state). */
+const SECRET_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+/** Options of {@link createA2ARequestHandler}. */
+export interface A2ARequestHandlerOptions {
+  /** Task store. Default `new InMemoryTaskStore(a2aTaskOwner)`: tasks are scoped to the caller's `iss` + `sub`. */
+  taskStore?: TaskStore;
+}
+
+/**
+ * Builds the SDK's `DefaultRequestHandler` from the library's cards, so the A2A bindings serve exactly the card the
+ * library built (one source of truth). The cards are converted to the SDK's internal form with `AgentCard.fromJSON`.
+ * `GetExtendedAgentCard` returns {@link AgentCardService.extendedCard} to authenticated callers (the base card
+ * otherwise); it fails with the SDK's "unsupported operation" when `card.extendedCard` is off.
+ * Call it after the app has initialised (cards are built in `onModuleInit`); {@link A2AHttpTransport} does so lazily.
+ * @throws Error when `@a2a-js/sdk` is not installed or no card is configured.
+ */
+export function createA2ARequestHandler(cards: AgentCardService, executor: AgentExecutor, o: A2ARequestHandlerOptions = {}): A2ARequestHandler {
+  const { AgentCard } = sdkRoot();
+  const { DefaultRequestHandler, InMemoryTaskStore } = sdkServer();
+  const base: AgentCard = AgentCard.fromJSON(cards.card());
+  const extended: AgentCard = AgentCard.fromJSON(cards.extendedCard());
+  return new DefaultRequestHandler(
+    base,
+    o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner),
+    executor,
+    undefined,
+    undefined,
+    undefined,
+    async (ctx: ServerCallContext) => (ctx.user?.isAuthenticated ? extended : base),
+  );
+}
+
+type Query = Record<string, unknown>;
+
+/**
+ * Serves the official SDK's A2A v1.0 bindings from inside Nest controllers (express or fastify), so the global
+ * {@link A2AAuthGuard} runs first on every binding. Controllers pass `@Req()`, `@Res()` and the parsed body.
+ *
+ * For every call:
+ * 1. The verified caller (`request.user`, set by the guard) becomes the SDK `User` ({@link A2AUser}) of the
+ *    `ServerCallContext`; the caller and the authorized skill are also put in `context.state`
+ *    ({@link A2A_CALLER_STATE_KEY}, {@link A2A_SKILL_STATE_KEY}). No caller: HTTP 401 (fail closed).
+ * 2. Messages (`SendMessage`, `SendStreamingMessage`, `POST /message:send|stream`) go through
+ *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown or missing skill
+ *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`).
+ * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces` (a missing
+ *    header means `0.3`): JSON-RPC `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`.
+ * 4. The SDK handles the call. JSON-RPC answers are envelopes with HTTP 200 (`application/json`); HTTP+JSON answers
+ *    use the SDK's error bodies and statuses (`application/a2a+json`). Streams are `text/event-stream`.
+ */
+export class A2AHttpTransport {
+  private handler?: A2ARequestHandler;
+  private factory?: () => A2ARequestHandler;
+
+  /**
+   * @param handler the SDK request handler, or a factory called on first use (e.g. `() => createA2ARequestHandler(cards, executor)`).
+   */
+  constructor(
+    handler: A2ARequestHandler | (() => A2ARequestHandler),
+    private readonly authorizer: A2ASkillAuthorizer,
+  ) {
+    if (typeof handler === 'function') this.factory = handler;
+    else this.handler = handler;
+  }
+
+  /** The SDK request handler (built on first use). */
+  get requestHandler(): A2ARequestHandler {
+    if (!this.handler) this.handler = this.factory!();
+    return this.handler;
+  }
+
+  /** JSON-RPC 2.0 binding: `POST <jsonrpc url>` with the envelope as body. */
+  async jsonRpc(req: HttpRequestLike, res: unknown, body: unknown): Promise<void> {
+    const { JsonRpcTransportHandler, validateVersion } = sdkServer();
+    const { toJsonRpcError, RequestMalformedError } = sdkErrors();
+    this.authorizer.callerOf(req, res);
+    const id = rpcId(body);
+    const fail = (e: unknown) => sendJson(res, 200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) });
+    // Only an already-parsed JSON object goes on: the SDK would parse a string body itself (text/plain on fastify, or
+    // double-encoded JSON), after the skill check had nothing to read: a scope bypass. Batches are not part of A2A.
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return fail(new RequestMalformedError('the JSON-RPC request must be a JSON object sent as application/json'));
+    }
+    if (!withinDepth(body, MAX_JSON_DEPTH)) return fail(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
+    let skill: AuthorizedSkill | undefined;
+    try {
+      skill = this.authorizer.authorizeJsonRpc(req, res, body);
+    } catch (e) {
+      if (e instanceof A2ASkillResolutionError) return fail(new RequestMalformedError(e.message));
+      throw e; // 401/403 HttpException: the guard's headers are already on `res`
+    }
+    const ctx = this.context(req, skill);
+    try {
+      validateVersion(ctx.requestedVersion, await this.requestHandler.getAgentCard(), 'JSONRPC');
+      if (skill) parseSendMessage((body as { params?: unknown }).params); // malformed params: -32602, not -32603
+    } catch (e) {
+      return fail(e);
+    }
+    const out = await new JsonRpcTransportHandler(this.requestHandler).handle(body as Record<string, unknown>, ctx);
+    if (isAsyncIterable(out)) {
+      return streamSse(
+        res,
+        out,
+        (ev) => ev,
+        (e) => ({ jsonrpc: '2.0', id, error: toJsonRpcError(e) }),
+        (e) => [200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) }],
+      );
+    }
+    sendJson(res, 200, 'application/json', out);
+  }
+
+  /** HTTP+JSON `POST /message:send`: body is a `SendMessageRequest`; answers `{ message }` or `{ task }`. */
+  async sendMessage(req: HttpRequestLike, res: unknown, body: unknown): Promise<void> {
+    const { SendMessageResponse } = sdkRoot();
+    await this.rest(req, res, body, true, async (ctx) => {
+      const params = parseSendMessage(body);
+      const r = await this.requestHandler.sendMessage(params, ctx);
+      const payload = 'messageId' in r ? { $case: 'message' as const, value: r } : { $case: 'task' as const, value: r };
+      return SendMessageResponse.toJSON({ payload });
+    });
+  }
+
+  /** HTTP+JSON `POST /message:stream`: server-sent events, each a `StreamResponse`. */
+  async streamMessage(req: HttpRequestLike, res: unknown, body: unknown): Promise<void> {
+    const { StreamResponse } = sdkRoot();
+    await this.restStream(
+      req,
+      res,
+      body,
+      true,
+      (ctx) => {
+        const params = parseSendMessage(body);
+        return this.requestHandler.sendMessageStream(params, ctx);
+      },
+      (ev) => StreamResponse.toJSON(ev as never),
+    );
+  }
+
+  /** HTTP+JSON `GET /tasks/{id}?historyLength=`. */
+  async getTask(req: HttpRequestLike, res: unknown, id: string, query: Query = {}): Promise<void> {
+    const { Task } = sdkRoot();
+    await this.rest(req, res, undefined, false, async (ctx) => {
+      const historyLength = query.historyLength === undefined ? undefined : nonNegativeInt(query.historyLength, 'historyLength');
+      return Task.toJSON(await this.requestHandler.getTask({ id, tenant: '', ...(historyLength !== undefined ? { historyLength } : {}) }, ctx));
+    });
+  }
+
+  /** HTTP+JSON `GET /tasks?contextId=&pageSize=&pageToken=&historyLength=`: the caller's own tasks. */
+  async listTasks(req: HttpRequestLike, res: unknown, query: Query = {}): Promise<void> {
+    const { ListTasksResponse } = sdkRoot();
+    await this.rest(req, res, undefined, false, async (ctx) => {
+      const pageSize = query.pageSize === undefined || query.pageSize === '' ? undefined : nonNegativeInt(query.pageSize, 'pageSize');
+      if (pageSize !== undefined && (pageSize < 1 || pageSize > 100)) throw new (sdkErrors().RequestMalformedError)('pageSize must be between 1 and 100');
+      const historyLength = query.historyLength === undefined || query.historyLength === '' ? undefined : nonNegativeInt(query.historyLength, 'historyLength');
+      const r = await this.requestHandler.listTasks(
+        {
+          tenant: '',
+          contextId: str(query.contextId),
+          status: 0,
+          pageSize,
+          pageToken: str(query.pageToken),
+          historyLength,
+          statusTimestampAfter: undefined,
+          includeArtifacts: query.includeArtifacts === 'true',
+        } as never,
+        ctx,
+      );
+      return ListTasksResponse.toJSON(r);
+    });
+  }
+
+  /**
+   * HTTP+JSON task actions addressed as `/tasks/{id}:cancel` (POST) and `/tasks/{id}:subscribe` (GET or POST),
+   * with `idAndAction` the whole last path segment (route it as `tasks/:id`: a literal `:` in a route differs
+   * between express and fastify). A segment without an action is `GET /tasks/{id}`.
+   */
+  async taskAction(req: HttpRequestLike, res: unknown, idAndAction: string, method: 'GET' | 'POST', query: Query = {}): Promise<void> {
+    const i = idAndAction.lastIndexOf(':');
+    const [id, action] = i < 0 ? [idAndAction, ''] : [idAndAction.slice(0, i), idAndAction.slice(i + 1)];
+    if (action === '' && method === 'GET') return this.getTask(req, res, id, query);
+    if (action === 'cancel' && method === 'POST') {
+      const { Task } = sdkRoot();
+      return this.rest(req, res, undefined, false, async (ctx) =>
+        Task.toJSON(await this.requestHandler.cancelTask({ id, tenant: '', metadata: {} } as never, ctx)),
+      );
+    }
+    if (action === 'subscribe') {
+      const { StreamResponse } = sdkRoot();
+      return this.restStream(
+        req,
+        res,
+        undefined,
+        false,
+        (ctx) => this.requestHandler.resubscribe({ id, tenant: '' }, ctx),
+        (ev) => StreamResponse.toJSON(ev as never),
+      );
+    }
+    this.authorizer.callerOf(req, res);
+    const { UnsupportedOperationError, toRestErrorBody } = sdkErrors();
+    sendJson(res, 404, A2A_JSON, toRestErrorBody(new UnsupportedOperationError(`no such task operation`), 404));
+  }
+
+  /** The SDK call context for a verified request. */
+  context(req: HttpRequestLike, skill?: AuthorizedSkill): ServerCallContext {
+    const { ServerCallContext, STATE_HEADERS_KEY } = sdkServer();
+    const { Extensions } = sdkRoot();
+    const caller = skill?.caller ?? (req.user as AuthorizedSkill['caller']);
+    const headers: Record<string, string | string[] | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!SECRET_HEADERS.has(k.toLowerCase())) headers[k] = v;
+    const state = new Map<string, unknown>([
+      [STATE_HEADERS_KEY, headers],
+      [A2A_CALLER_STATE_KEY, caller],
+    ]);
+    if (skill) state.set(A2A_SKILL_STATE_KEY, skill);
+    return new ServerCallContext({
+      user: new A2AUser(caller),
+      requestedVersion: header(req, 'a2a-version'),
+      requestedExtensions: Extensions.parseServiceParameter(header(req, 'a2a-extensions')),
+      state,
+    });
+  }
+
+  private async rest(req: HttpRequestLike, res: unknown, body: unknown, isMessage: boolean, run: (ctx: ServerCallContext) => Promise<unknown>): Promise<void> {
+    const ctx = await this.restContext(req, res, body, isMessage);
+    if (!ctx) return;
+    const { restStatusFor, toRestErrorBody } = sdkErrors();
+    let out: unknown;
+    try {
+      out = await run(ctx);
+    } catch (e) {
+      const s = restStatusFor(e);
+      return sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
+    }
+    sendJson(res, 200, A2A_JSON, out);
+  }
+
+  private async restStream(
+    req: HttpRequestLike,
+    res: unknown,
+    body: unknown,
+    isMessage: boolean,
+    run: (ctx: ServerCallContext) => AsyncIterable<unknown>,
+    toJson: (ev: unknown) => unknown,
+  ): Promise<void> {
+    const ctx = await this.restContext(req, res, body, isMessage);
+    if (!ctx) return;
+    const { restStatusFor, toRestErrorBody } = sdkErrors();
+    let it: AsyncIterable<unknown>;
+    try {
+      it = run(ctx);
+    } catch (e) {
+      const s = restStatusFor(e);
+      return sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
+    }
+    await streamSse(
+      res,
+      it,
+      toJson,
+      (e) => toRestErrorBody(e, restStatusFor(e)),
+      (e) => {
+        const s = restStatusFor(e);
+        return [s, A2A_JSON, toRestErrorBody(e, s)];
+      },
+    );
+  }
+
+  /** Caller, skill check (messages), version check; `undefined` when an error response was already sent. */
+  private async restContext(req: HttpRequestLike, res: unknown, body: unknown, isMessage: boolean): Promise<ServerCallContext | undefined> {
+    const { validateVersion } = sdkServer();
+    const { RequestMalformedError, restStatusFor, toRestErrorBody } = sdkErrors();
+    this.authorizer.callerOf(req, res);
+    if (!withinDepth(body, MAX_JSON_DEPTH)) {
+      sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), 400));
+      return undefined;
+    }
+    let skill: AuthorizedSkill | undefined;
+    if (isMessage) {
+      try {
+        skill = this.authorizer.authorize(req, res, body);
+      } catch (e) {
+        if (!(e instanceof A2ASkillResolutionError)) throw e;
+        sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(e.message), 400));
+        return undefined;
+      }
+    }
+    const ctx = this.context(req, skill);
+    try {
+      validateVersion(ctx.requestedVersion, await this.requestHandler.getAgentCard(), 'HTTP+JSON');
+    } catch (e) {
+      const s = restStatusFor(e);
+      sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
+      return undefined;
+    }
+    return ctx;
+  }
+}
+
+/** Deepest JSON nesting accepted in an A2A request body; the SDK's converters recurse and would overflow the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Iterative (stack-safe) check that a parsed JSON value nests at most `max` levels. */
+function withinDepth(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return false;
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    }
+  }
+  return true;
+}
+
+function header(req: HttpRequestLike, name: string): string | undefined {
+  const v = req.headers[name];
+  const s = Array.isArray(v) ? v.join(',') : v;
+  return s === undefined || s === '' ? undefined : s;
+}
+
+function rpcId(body: unknown): string | number | null {
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+/**
+ * `SendMessageRequest.fromJSON` with its input checked: the SDK's parser throws a `TypeError` on some malformed
+ * shapes (e.g. `parts: [null]`), which would become a 500; here every malformed body is "invalid params".
+ */
+function parseSendMessage(body: unknown): SendMessageRequest {
+  const { RequestMalformedError } = sdkErrors();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RequestMalformedError('request body must be a JSON object');
+  let params: SendMessageRequest;
+  try {
+    params = sdkRoot().SendMessageRequest.fromJSON(body);
+  } catch {
+    throw new RequestMalformedError('malformed SendMessageRequest');
+  }
+  if (!params.message) throw new RequestMalformedError('message is required');
+  if (!params.message.messageId) throw new RequestMalformedError('message.messageId is required');
+  return params;
+}
+
+function nonNegativeInt(v: unknown, name: string): number {
+  const s = String(v).trim();
+  if (!/^\d{1,9}$/.test(s)) throw new (sdkErrors().RequestMalformedError)(`${name} must be a non-negative integer`);
+  return Number(s);
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
+  return typeof (v as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === 'function';
+}
+
+function sendJson(res: unknown, status: number, contentType: string, body: unknown): void {
+  sendRaw(res, status, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }, Buffer.from(JSON.stringify(body), 'utf8'));
+}
+
+/** The Node response behind an express response or a fastify reply (hijacked, so fastify leaves it to us). */
+function rawResponse(res: unknown): ServerResponse {
+  const r = res as { raw?: ServerResponse; hijack?: () => void };
+  if (r.raw && typeof r.hijack === 'function') {
+    r.hijack();
+    return r.raw;
+  }
+  return res as ServerResponse;
+}
+
+/**
+ * Writes a stream as server-sent events. As the SDK's express router does, it waits for the first event before
+ * sending headers: an error at that point is a normal JSON error response; a later one is an `event: error`.
+ * Stops pulling events when the client goes away.
+ */
+async function streamSse(
+  res: unknown,
+  source: AsyncIterable<unknown>,
+  toJson: (ev: unknown) => unknown,
+  errorEvent: (e: unknown) => unknown,
+  firstError: (e: unknown) => [number, string, unknown],
+): Promise<void> {
+  const { SSE_HEADERS, formatSSEEvent, formatSSEErrorEvent } = sdkRoot();
+  const it = source[Symbol.asyncIterator]();
+  let first: IteratorResult<unknown>;
+  try {
+    first = await it.next();
+  } catch (e) {
+    const [s, ct, body] = firstError(e);
+    return sendJson(res, s, ct, body);
+  }
+  const raw = rawResponse(res);
+  let closed = false;
+  raw.on('close', () => {
+    closed = true;
+    void it.return?.().catch(() => undefined);
+  });
+  raw.writeHead(200, SSE_HEADERS);
+  try {
+    if (!first.done) raw.write(formatSSEEvent(toJson(first.value)));
+    while (!closed) {
+      const n = await it.next();
+      if (n.done) break;
+      raw.write(formatSSEEvent(toJson(n.value)));
+    }
+  } catch (e) {
+    if (!closed) raw.write(formatSSEErrorEvent(errorEvent(e)));
+  } finally {
+    raw.end();
+  }
+}

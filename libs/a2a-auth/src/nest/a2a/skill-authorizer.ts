@@ -1,0 +1,155 @@
+import { Injectable } from '@nestjs/common';
+import { A2AAuthGuard } from '../guard/a2a-auth.guard';
+import type { HttpRequestLike } from '../http/request-info';
+import { AuthAuditService } from '../audit/auth-audit.service';
+import { SkillRegistry, type RegisteredSkill } from '../card/skill-registry';
+import type { A2ACaller } from '../../core/caller';
+import { AuthError } from '../../core/errors';
+
+/** The metadata key that names the skill of an A2A message: `message.metadata.skillId` (or request-level `metadata.skillId`). */
+export const A2A_SKILL_ID_KEY = 'skillId';
+
+/** A2A v1.0 JSON-RPC methods that carry a message and so run a skill. */
+export const A2A_MESSAGE_METHODS: readonly string[] = Object.freeze(['SendMessage', 'SendStreamingMessage']);
+
+/**
+ * The message could not be routed to a skill. Sent as an A2A "invalid params" error: JSON-RPC `-32602`
+ * (HTTP 200, as for every JSON-RPC error envelope) or HTTP+JSON `400 INVALID_ARGUMENT`.
+ * `reason`: `missing_skill_id` (several skills and no `skillId`), `unknown_skill` (no such skill),
+ * `invalid_skill_id` (not a non-empty string of at most 128 characters), `conflicting_skill_id` (message and request name different skills).
+ */
+export class A2ASkillResolutionError extends Error {
+  /** JSON-RPC error code (`-32602`, invalid params). */
+  readonly jsonRpcCode = -32602;
+  /** HTTP status for the HTTP+JSON binding. */
+  readonly httpStatus = 400;
+
+  constructor(
+    readonly reason: 'missing_skill_id' | 'unknown_skill' | 'invalid_skill_id' | 'conflicting_skill_id',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'A2ASkillResolutionError';
+  }
+}
+
+/** The outcome of {@link A2ASkillAuthorizer.authorize}. */
+export interface AuthorizedSkill {
+  /** The skill the message runs. */
+  skillId: string;
+  /** The registry entry (declaring class and method, required scopes). */
+  skill: RegisteredSkill;
+  /** The verified caller. */
+  caller: A2ACaller;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The skill id an A2A `SendMessageRequest` (ProtoJSON body of `SendMessage` / `POST /message:send`) names:
+ * `message.metadata.skillId`, else request-level `metadata.skillId`. `undefined` when neither is set.
+ * @throws A2ASkillResolutionError `invalid_skill_id` / `conflicting_skill_id`.
+ */
+export function skillIdOf(params: unknown): string | undefined {
+  if (!isObj(params)) return undefined;
+  const read = (meta: unknown): string | undefined => {
+    if (!isObj(meta) || !(A2A_SKILL_ID_KEY in meta)) return undefined;
+    const v = meta[A2A_SKILL_ID_KEY];
+    if (typeof v !== 'string' || v === '' || v.length > 128) {
+      throw new A2ASkillResolutionError('invalid_skill_id', 'metadata.skillId must be a non-empty string of at most 128 characters');
+    }
+    return v;
+  };
+  const fromMessage = isObj(params.message) ? read(params.message.metadata) : undefined;
+  const fromRequest = read(params.metadata);
+  if (fromMessage !== undefined && fromRequest !== undefined && fromMessage !== fromRequest) {
+    throw new A2ASkillResolutionError('conflicting_skill_id', 'message.metadata.skillId and metadata.skillId name different skills');
+  }
+  return fromMessage ?? fromRequest;
+}
+
+/**
+ * Per-skill scopes inside A2A calls (DESIGN §6). Call it from the controller that serves an A2A binding, after the
+ * guard has authenticated the request and before the SDK runs the executor.
+ *
+ * - The skill comes from `message.metadata.skillId` (or request-level `metadata.skillId`); an agent with exactly one
+ *   skill also accepts a message without one.
+ * - It is looked up in the {@link SkillRegistry}: the same `@AgentSkill` / `@RequireScopes` / `@Public` metadata that the
+ *   guard enforces on REST routes and the card advertises.
+ * - Missing scopes: HTTP 403 with the guard's `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and
+ *   body (RFC 6750 §3.1), and a failure audit event carrying the skill id.
+ * - Unknown or missing skill id: {@link A2ASkillResolutionError} (an A2A invalid-params error, not an auth failure).
+ * - No verified caller on the request (the guard did not run): HTTP 401 (fail closed).
+ */
+@Injectable()
+export class A2ASkillAuthorizer {
+  constructor(
+    private readonly skills: SkillRegistry,
+    private readonly guard: A2AAuthGuard,
+    private readonly audit: AuthAuditService,
+  ) {}
+
+  /**
+   * Resolves the skill of one message and checks the caller's scopes.
+   * @param params the `SendMessageRequest` JSON (JSON-RPC `params`, or the HTTP+JSON body).
+   * @throws HttpException 401/403 (headers already set on `res`), A2ASkillResolutionError.
+   */
+  authorize(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
+    const caller = this.callerOf(req, res);
+    const { skillId, skill } = this.resolve(params);
+    if (!skill.isPublic) {
+      const granted = new Set(caller.scopes);
+      const missing = skill.scopes.filter((s) => !granted.has(s));
+      if (missing.length) {
+        const err = new AuthError('insufficient_scope', `skill ${skillId}: missing scopes ${missing.join(' ')}`, skill.scopes);
+        this.audit.failure(req, err, {}, { skillId, requiredScopes: skill.scopes }, caller);
+        throw this.guard.toHttpException(res, err);
+      }
+    }
+    this.audit.success(req, caller, {}, { skillId, requiredScopes: skill.scopes });
+    return { skillId, skill, caller };
+  }
+
+  /**
+   * The verified caller the guard put on `request.user`.
+   * @throws HttpException 401 (bare `WWW-Authenticate` challenge) when there is none: the guard did not run (fail closed).
+   */
+  callerOf(req: HttpRequestLike, res: unknown): A2ACaller {
+    const caller = req.user as A2ACaller | undefined;
+    if (!caller || !Array.isArray(caller.scopes)) {
+      const err = new AuthError('missing_token', 'A2A call reached the skill check without a verified caller');
+      this.audit.failure(req, err, {}, {});
+      throw this.guard.toHttpException(res, err);
+    }
+    return caller;
+  }
+
+  /**
+   * For a JSON-RPC request body: authorizes `SendMessage` / `SendStreamingMessage`; returns `undefined` for other
+   * methods (they run no skill; the SDK scopes tasks to their owner).
+   * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
+   *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
+   */
+  authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedSkill | undefined {
+    if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
+    if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return undefined;
+    return this.authorize(req, res, body.params);
+  }
+
+  /**
+   * The skill a message names, or the only skill when it names none.
+   * @throws A2ASkillResolutionError
+   */
+  resolve(params: unknown): { skillId: string; skill: RegisteredSkill } {
+    const id = skillIdOf(params);
+    if (id === undefined) {
+      const all = this.skills.all();
+      if (all.length === 1) return { skillId: all[0].skill.id, skill: all[0] };
+      throw new A2ASkillResolutionError('missing_skill_id', 'message.metadata.skillId is required: this agent has several skills');
+    }
+    const skill = this.skills.get(id);
+    if (!skill) throw new A2ASkillResolutionError('unknown_skill', 'message.metadata.skillId names no skill of this agent');
+    return { skillId: id, skill };
+  }
+}

@@ -1,0 +1,31 @@
+import { Controller, Get, Headers, Inject, NotFoundException, Res, UseGuards } from '@nestjs/common';
+import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
+import type { ResolvedOptions } from '../../core/options';
+import { A2AAuthGuard } from '../guard/a2a-auth.guard';
+import { AgentCardService } from './card.service';
+import { documentHeaders } from './card.controller';
+import { sendRaw } from '../http/http-response';
+
+/**
+ * The authenticated extended Agent Card at `GET /extendedAgentCard` (A2A v1.0 HTTP+JSON binding path,
+ * relative to the app root). Any valid token is enough; without one: 401 with `WWW-Authenticate`.
+ * 404 when `card.extendedCard` is off. `A2A-Version: 0.3` selects the v0.3 view. `Cache-Control: private`.
+ */
+@UseGuards(A2AAuthGuard)
+@Controller()
+export class ExtendedCardController {
+  constructor(
+    private readonly cards: AgentCardService,
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
+  ) {}
+
+  @Get('extendedAgentCard')
+  extended(@Res() res: unknown, @Headers('a2a-version') version?: string): void {
+    if (!this.opts.card?.extendedCard) throw new NotFoundException();
+    const v03 = version !== undefined && /^0\.3(\.|$)/.test(version.trim());
+    const doc = this.cards.document(v03 ? 'v03-extended' : 'v1-extended')!;
+    const h = documentHeaders(doc, 0, false);
+    h['Cache-Control'] = 'private, no-store';
+    sendRaw(res, 200, h, doc.body);
+  }
+}

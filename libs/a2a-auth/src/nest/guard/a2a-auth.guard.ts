@@ -1,0 +1,126 @@
+import { HttpException, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
+import type { ResolvedOptions } from '../../core/options';
+import { AuthAuditService } from '../audit/auth-audit.service';
+import { ChallengeBuilder, errorBody } from '../../core/challenge';
+import type { A2ACaller } from '../../core/caller';
+import { AuthError } from '../../core/errors';
+import { assertScopes } from '../../core/scopes';
+import { A2AAuthenticator, type AuthAttempt } from './authenticator';
+import type { HttpRequestLike } from '../http/request-info';
+import { routeAuth, type RouteAuth } from './route-auth';
+import { protectedResourceMetadataUrl } from '../../core/card/resource-metadata';
+
+// Callers this guard has put on `request.user`. A request whose `user` is one of them was already authenticated here
+// (global guard + a route-level @UseGuards). Kept beside the request rather than as a mark on it: adding a property
+// to an Express 5 request costs about 2 µs, since Express swaps its prototype per request.
+const AUTHORIZED_CALLERS = new WeakSet<object>();
+
+function assertScopesOr(caller: A2ACaller, route: RouteAuth, fail: (e: unknown) => HttpException): void {
+  // Fast path without allocation: a route needs a scope or two, a token grants a handful.
+  let granted = true;
+  for (const s of route.scopes) {
+    if (!caller.scopes.includes(s)) {
+      granted = false;
+      break;
+    }
+  }
+  if (granted) return;
+  try {
+    assertScopes(caller.scopes, route.scopes);
+  } catch (e) {
+    throw fail(e);
+  }
+}
+
+/**
+ * The one global guard (registered as `APP_GUARD` unless `globalGuard: false`).
+ *
+ * 1. `@Public()` handlers pass.
+ * 2. Authenticates the bearer token (RFC 6750 §2.1); the caller lands on `request.user`.
+ * 3. Authorizes: every scope of `@RequireScopes` (class + method) must be granted.
+ *
+ * Responses (DESIGN §2): 400 `invalid_request`, 401 (bare challenge or `invalid_token`),
+ * 403 `insufficient_scope` with `scope`, 503 + `Retry-After` when the key server is down.
+ * Each 400/401/403 carries `WWW-Authenticate` (RFC 6750 §3) with `resource_metadata` (RFC 9728 §5.1),
+ * and a JSON body `{ error, error_description }`. Every decision emits one audit event.
+ */
+@Injectable()
+export class A2AAuthGuard implements CanActivate {
+  private readonly challenges: ChallengeBuilder;
+  private readonly retryAfter: string;
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly authenticator: A2AAuthenticator,
+    private readonly audit: AuthAuditService,
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
+  ) {
+    this.challenges = new ChallengeBuilder({ realm: opts.realm, resourceMetadata: opts.resource ? protectedResourceMetadataUrl(opts.resource) : undefined });
+    this.retryAfter = String(Math.max(1, Math.ceil(opts.jwksTimeout)));
+  }
+
+  canActivate(ctx: ExecutionContext): boolean | Promise<boolean> {
+    const route = routeAuth(this.reflector, ctx.getClass(), ctx.getHandler());
+    if (route.isPublic) return true;
+    if (ctx.getType() !== 'http') return false; // fail closed outside HTTP
+    const http = ctx.switchToHttp();
+    const req = http.getRequest<HttpRequestLike>();
+    const res = http.getResponse<unknown>();
+    const user = req.user;
+    const done = typeof user === 'object' && user !== null && AUTHORIZED_CALLERS.has(user) ? (user as A2ACaller) : undefined;
+    if (done) {
+      // Already authenticated for this request (global guard + a route-level @UseGuards): authorize only.
+      assertScopesOr(done, route, (e) => this.reject(req, res, e, {}, route, done));
+      return true;
+    }
+    const attempt: AuthAttempt = {};
+    let result: A2ACaller | Promise<A2ACaller>;
+    try {
+      result = this.authenticator.authenticate(req, attempt);
+    } catch (e) {
+      throw this.reject(req, res, e, attempt, route);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (caller) => this.authorize(req, res, caller, attempt, route),
+        (e) => {
+          throw this.reject(req, res, e, attempt, route);
+        },
+      );
+    }
+    return this.authorize(req, res, result, attempt, route);
+  }
+
+  private authorize(req: HttpRequestLike, res: unknown, caller: A2ACaller, attempt: AuthAttempt, route: RouteAuth): boolean {
+    assertScopesOr(caller, route, (e) => this.reject(req, res, e, attempt, route, caller));
+    req.user = caller;
+    AUTHORIZED_CALLERS.add(caller);
+    this.audit.success(req, caller, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes });
+    return true;
+  }
+
+  /** Maps an error to the HTTP response: headers now, body via the thrown HttpException. */
+  private reject(req: HttpRequestLike, res: unknown, e: unknown, attempt: AuthAttempt, route: RouteAuth, caller?: A2ACaller): HttpException {
+    const err = e instanceof AuthError ? e : new AuthError('invalid_signature', `unexpected: ${(e as Error)?.message ?? 'error'}`);
+    this.audit.failure(req, err, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes }, caller);
+    return this.toHttpException(res, err);
+  }
+
+  /**
+   * Sets `WWW-Authenticate` (or `Retry-After` for 503) on the response and returns the exception to throw.
+   * Exposed for the library's other entry points (extended card, A2A skill checks).
+   */
+  toHttpException(res: unknown, err: AuthError): HttpException {
+    const adapter = this.adapterHost.httpAdapter;
+    const challenge = this.challenges.forError(err);
+    if (res && adapter) {
+      if (challenge) adapter.setHeader(res, 'WWW-Authenticate', challenge);
+      if (err.status === 503) adapter.setHeader(res, 'Retry-After', this.retryAfter);
+      adapter.setHeader(res, 'Cache-Control', 'no-store');
+    }
+    return new HttpException(errorBody(err), err.status);
+  }
+}
