@@ -1,0 +1,23 @@
+/**
+ * `nestjs-a2a-auth/client`: the calling side of A2A auth, with no Nest dependency.
+ * Token providers, Agent Card discovery, and the `@a2a-js/sdk` authentication handler.
+ */
+export {
+  ClientCredentialsTokenProvider,
+  refreshMarginSeconds,
+  type ClientCredentialsOptions,
+  type ClientAuthMethod,
+  type TokenRequest,
+  type AccessToken,
+} from './token-provider';
+export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError } from './errors';
+export {
+  discoverAgentAuth,
+  readAgentAuth,
+  agentCardUrl,
+  agentBaseUrl,
+  AGENT_CARD_WELL_KNOWN_PATH,
+  type DiscoveryOptions,
+  type DiscoveredAgentAuth,
+} from './discovery';
+export { a2aAuthenticationHandler, a2aAuthFetch, connectA2AAgent, type ConnectA2AAgentOptions, type ConnectedA2AAgent } from './a2a-client-auth';
