@@ -5,7 +5,7 @@
  * Run with `--expose-gc` (the orchestrator does). Tokens are ES256 so that minting 100k stays fast.
  */
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { A2AAuthenticator, A2AJwtStrategy, KeyRegistry, resolveOptions, VerifiedTokenCache } from '../libs/a2a-auth/src';
+import { createAuthRuntime, extractBearerToken, resolveOptions } from '../libs/a2a-auth/src';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import type { MemoryResult } from './orchestrator';
@@ -21,10 +21,8 @@ async function main(): Promise<void> {
   const key = generateTestKey('ES256');
   jwks.keys = [key.publicJwk];
   const opts = resolveOptions({ issuer: jwks.issuer, audience: AUD, jwksUri: jwks.jwksUri, algorithms: ['ES256'], tokenCache: { maxEntries: MAX } });
-  const keys = new KeyRegistry(opts.issuers, { timeout: 5, cooldown: 30, maxAge: 600 });
-  const cache = new VerifiedTokenCache(opts.tokenCache.maxEntries, opts.tokenCache.maxTtl);
-  keys.onKeysRemoved((iss, kids) => cache.dropKeys(iss, kids));
-  const auth = new A2AAuthenticator(opts, new A2AJwtStrategy(opts, keys), cache);
+  const { cache, verifier } = createAuthRuntime(opts);
+  const auth = { authenticate: (req: { headers: { authorization: string } }) => verifier.verify(extractBearerToken({ authorization: req.headers.authorization })) };
   const priv = createPrivateKey(key.privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })).toString('base64url');
   const now = Math.floor(Date.now() / 1000);

@@ -20,7 +20,7 @@ export {
   type TokenCacheOptions,
   type AuditOptions,
 } from './core/options';
-export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './nest/constants';
+export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_VERIFIER, A2A_AUTH_RUNTIME, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './nest/constants';
 export { Public } from './nest/decorators/public.decorator';
 export { RequireScopes } from './nest/decorators/require-scopes.decorator';
 export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skill.decorator';
@@ -35,9 +35,11 @@ export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, typ
 export { KeyRegistry } from './core/keys/key-registry';
 export { A2AJwtStrategy } from './nest/passport/a2a-jwt.strategy';
 export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';
-export { A2AAuthenticator, certificateThumbprint, type AuthAttempt } from './nest/guard/authenticator';
+export { createVerifier, certificateThumbprint, type Verifier, type VerifierPolicy, type KeyResolver, type VerificationContext, type VerifyAttempt } from './core/verifier';
+export { createAuthRuntime, type AuthRuntime } from './core/runtime';
+export { combineRoutePolicy, type RoutePolicy, type RouteDecorators } from './core/route-policy';
 export { clientAddress } from './nest/http/request-info';
-export { routeAuth, type RouteAuth } from './nest/guard/route-auth';
+export { routeAuth } from './nest/guard/route-auth';
 export { AuthAuditService } from './nest/audit/auth-audit.service';
 export { LoggerAuditSink } from './nest/audit/logger-audit-sink';
 export type { AuditSink, AuthAuditEvent } from './core/audit-event';

@@ -2,8 +2,14 @@ import { AuthError } from './errors';
 
 /** An unverified JWS compact token, split and decoded for routing (issuer and key choice) only. */
 export interface DecodedToken {
+  /** The JOSE header (RFC 7515 §4). */
   header: Record<string, unknown>;
+  /** The claims (RFC 7519 §4), not yet verified. */
   payload: Record<string, unknown>;
+  /** `BASE64URL(header) "." BASE64URL(payload)`, the JWS signing input (RFC 7515 §5.2 step 8). */
+  signingInput: string;
+  /** The decoded signature bytes. */
+  signature: Buffer;
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -59,5 +65,5 @@ export function decodeForVerification(token: string, algorithms: readonly string
   const payload = part(segs[1], 'payload');
   if (typeof payload.iss !== 'string') throw new AuthError('missing_claim', 'iss is required');
   if (!trustedIssuers.includes(payload.iss)) throw new AuthError('invalid_issuer', 'untrusted issuer');
-  return { header, payload };
+  return { header, payload, signingInput: token.slice(0, segs[0].length + 1 + segs[1].length), signature: Buffer.from(segs[2], 'base64url') };
 }

@@ -17,3 +17,68 @@ export interface AgentSkillOptions {
   /** Advertise only in the authenticated extended card. Default false. */
   extendedOnly?: boolean;
 }
+
+/** The auth decorators found at one level (the controller class, or the handler method). */
+export interface RouteDecorators {
+  /** `@Public()` at this level. */
+  isPublic?: boolean;
+  /** `@RequireScopes(...)` at this level. */
+  scopes?: readonly string[];
+}
+
+/**
+ * What a handler requires, once class and method decorators are combined. The guard enforces it, the card advertises
+ * it and the A2A bindings apply it to the skill a message runs: one policy, three entry points.
+ */
+export interface RoutePolicy {
+  /** No token needed. */
+  readonly isPublic: boolean;
+  /** Every one of these scopes is required (class and method combined, class first, no duplicates). Empty when public. */
+  readonly scopes: readonly string[];
+  /** The `@AgentSkill` of the handler, if any. */
+  readonly skill?: AgentSkillOptions;
+}
+
+/**
+ * Combines class-level and method-level decorators into one {@link RoutePolicy}. The rule:
+ *
+ * 1. The more specific level wins: a method with `@RequireScopes` is protected even in a `@Public()` controller, and a
+ *    method with `@Public()` is public even in a controller with `@RequireScopes`.
+ * 2. Otherwise the class decides: a `@Public()` controller makes its plain methods public; its `@RequireScopes` apply to
+ *    every method, combined (AND) with the method's own.
+ * 3. `@Public()` and `@RequireScopes()` on the same level contradict each other: the app refuses to boot.
+ *
+ * @param where names the handler in the boot error, e.g. `ExpensesController.submit`.
+ * @throws Error (the module wraps it in its config error) for a same-level contradiction.
+ */
+export function combineRoutePolicy(cls: RouteDecorators, method: RouteDecorators, skill: AgentSkillOptions | undefined, where: string): RoutePolicy {
+  for (const [level, d] of [
+    ['controller', cls],
+    ['handler', method],
+  ] as const) {
+    if (d.isPublic && d.scopes?.length) {
+      throw new RoutePolicyError(`${where}: @Public() and @RequireScopes(${d.scopes.join(', ')}) on the same ${level} contradict each other`);
+    }
+  }
+  let isPublic: boolean;
+  let scopes: readonly string[];
+  if (method.scopes?.length) {
+    isPublic = false;
+    scopes = cls.isPublic ? method.scopes : [...(cls.scopes ?? []), ...method.scopes];
+  } else if (method.isPublic) {
+    isPublic = true;
+    scopes = [];
+  } else {
+    isPublic = cls.isPublic === true;
+    scopes = cls.scopes ?? [];
+  }
+  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill });
+}
+
+/** A contradiction between route decorators, found at boot by {@link combineRoutePolicy}. */
+export class RoutePolicyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RoutePolicyError';
+  }
+}

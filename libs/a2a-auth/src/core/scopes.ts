@@ -25,12 +25,23 @@ export function extractScopes(claims: Record<string, unknown>, claimNames: reado
 }
 
 /**
- * Checks that every required scope was granted (AND semantics).
- * @throws AuthError `insufficient_scope` (403) naming all required scopes (RFC 6750 §3.1).
+ * The one scope check of the library (the guard, the A2A skill checks and in-task checks all call it): every required
+ * scope must be granted (AND semantics, RFC 6749 §3.3). A route needs a scope or two and a token grants a handful, so
+ * the passing case is a plain loop without allocation; only a refusal builds the error.
+ *
+ * @param granted the caller's scopes.
+ * @param required the scopes the route or skill requires.
+ * @throws AuthError `insufficient_scope` (403), naming all required scopes for the `scope` challenge parameter (RFC 6750 §3.1).
  */
 export function assertScopes(granted: ReadonlySet<string> | readonly string[], required: readonly string[]): void {
-  if (required.length === 0) return;
-  const set = granted instanceof Set ? granted : new Set(granted as readonly string[]);
-  const missing = required.filter((s) => !set.has(s));
-  if (missing.length) throw new AuthError('insufficient_scope', `missing scopes: ${missing.join(' ')}`, required);
+  const set = granted instanceof Set ? (granted as ReadonlySet<string>) : undefined;
+  const list = granted as readonly string[];
+  for (let i = 0; i < required.length; i++) {
+    if (set ? !set.has(required[i]) : !list.includes(required[i])) refuse(set ?? new Set(list), required);
+  }
+}
+
+function refuse(granted: ReadonlySet<string>, required: readonly string[]): never {
+  const missing = required.filter((s) => !granted.has(s));
+  throw new AuthError('insufficient_scope', `missing scopes: ${missing.join(' ')}`, required);
 }

@@ -2,11 +2,11 @@ import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
-import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS } from './constants';
+import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_AUTH_RUNTIME, A2A_VERIFIER } from './constants';
+import { createAuthRuntime, type AuthRuntime } from '../core/runtime';
 import { resolveOptions, type A2AAuthModuleOptions, type ResolvedOptions } from '../core/options';
 import { KeyRegistry } from '../core/keys/key-registry';
 import { A2AJwtStrategy } from './passport/a2a-jwt.strategy';
-import { A2AAuthenticator } from './guard/authenticator';
 import { A2AAuthGuard } from './guard/a2a-auth.guard';
 import { VerifiedTokenCache } from '../core/token-cache';
 import { AuthAuditService } from './audit/auth-audit.service';
@@ -59,20 +59,10 @@ export const {
       useFactory: (o: A2AAuthModuleOptions) => resolveOptions(o),
       inject: [A2A_AUTH_MODULE_OPTIONS],
     },
-    {
-      provide: KeyRegistry,
-      useFactory: (o: ResolvedOptions) => new KeyRegistry(o.issuers, { timeout: o.jwksTimeout, cooldown: o.jwksCooldown, maxAge: o.jwksCacheMaxAge }),
-      inject: [A2A_AUTH_RESOLVED_OPTIONS],
-    },
-    {
-      provide: VerifiedTokenCache,
-      useFactory: (o: ResolvedOptions, keys: KeyRegistry) => {
-        const c = new VerifiedTokenCache(o.tokenCache.enabled ? o.tokenCache.maxEntries : 0, o.tokenCache.maxTtl);
-        keys.onKeysRemoved((iss, kids) => c.dropKeys(iss, kids));
-        return c;
-      },
-      inject: [A2A_AUTH_RESOLVED_OPTIONS, KeyRegistry],
-    },
+    { provide: A2A_AUTH_RUNTIME, useFactory: (o: ResolvedOptions) => createAuthRuntime(o), inject: [A2A_AUTH_RESOLVED_OPTIONS] },
+    { provide: A2A_VERIFIER, useFactory: (r: AuthRuntime) => r.verifier, inject: [A2A_AUTH_RUNTIME] },
+    { provide: KeyRegistry, useFactory: (r: AuthRuntime) => r.keys, inject: [A2A_AUTH_RUNTIME] },
+    { provide: VerifiedTokenCache, useFactory: (r: AuthRuntime) => r.cache, inject: [A2A_AUTH_RUNTIME] },
     {
       provide: A2A_AUDIT_SINK,
       useFactory: (o: ResolvedOptions) => o.auditSink ?? new LoggerAuditSink(o.audit.successes, o.audit.failureLogRatePerSecond),
@@ -86,7 +76,6 @@ export const {
     },
     { provide: getStorageToken(), useClass: ThrottlerStorageService },
     A2AJwtStrategy,
-    A2AAuthenticator,
     AuthAuditService,
     A2AAuthGuard,
     CardThrottlerGuard,
@@ -96,7 +85,8 @@ export const {
   exports: [
     A2A_AUTH_RESOLVED_OPTIONS,
     A2AAuthGuard,
-    A2AAuthenticator,
+    A2A_VERIFIER,
+    A2A_AUTH_RUNTIME,
     A2AJwtStrategy,
     AgentCardService,
     SkillRegistry,

@@ -10,3 +10,7 @@ export const IS_PUBLIC_KEY = 'a2a-auth:public';
 export const REQUIRED_SCOPES_KEY = 'a2a-auth:scopes';
 /** Metadata key set by `@AgentSkill()`. */
 export const AGENT_SKILL_KEY = 'a2a-auth:skill';
+/** Injection token of the {@link AuthRuntime} (key sets, verified-token cache, verifier) built by `createAuthRuntime`. */
+export const A2A_AUTH_RUNTIME = Symbol('A2A_AUTH_RUNTIME');
+/** Injection token of the {@link Verifier}: the one per-token decision every entry point calls. */
+export const A2A_VERIFIER = Symbol('A2A_VERIFIER');

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { A2A_AUDIT_SINK } from '../constants';
 import type { A2ACaller } from '../../core/caller';
 import type { AuthError } from '../../core/errors';
-import type { AuthAttempt } from '../guard/authenticator';
+import type { VerifyAttempt } from '../../core/verifier';
 import { clientAddress, routeOf, type HttpRequestLike } from '../http/request-info';
 import type { AuditSink, AuthAuditEvent } from '../../core/audit-event';
 
@@ -29,7 +29,7 @@ export class AuthAuditService {
   ) {}
 
   /** Records a successful decision. */
-  success(req: HttpRequestLike, caller: A2ACaller, attempt: AuthAttempt, route: AuditRoute): void {
+  success(req: HttpRequestLike, caller: A2ACaller, attempt: VerifyAttempt, route: AuditRoute): void {
     if (!this.sink.wantsSuccesses) return;
     const jti = str(caller.claims.jti);
     this.safeEmit({
@@ -54,7 +54,7 @@ export class AuthAuditService {
   }
 
   /** Records a failed decision. Identity fields come from the caller if verified, else from the unverified token. */
-  failure(req: HttpRequestLike, err: AuthError, attempt: AuthAttempt, route: AuditRoute, caller?: A2ACaller): void {
+  failure(req: HttpRequestLike, err: AuthError, attempt: VerifyAttempt, route: AuditRoute, caller?: A2ACaller): void {
     const p = caller?.claims ?? attempt.decoded?.payload;
     const jti = str(p?.jti);
     this.safeEmit({

@@ -1,38 +1,23 @@
 import { HttpException, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
-import type { ResolvedOptions } from '../../core/options';
-import { AuthAuditService } from '../audit/auth-audit.service';
-import { ChallengeBuilder, errorBody } from '../../core/challenge';
 import type { A2ACaller } from '../../core/caller';
-import { AuthError } from '../../core/errors';
-import { assertScopes } from '../../core/scopes';
-import { A2AAuthenticator, type AuthAttempt } from './authenticator';
-import type { HttpRequestLike } from '../http/request-info';
-import { routeAuth, type RouteAuth } from './route-auth';
 import { protectedResourceMetadataUrl } from '../../core/card/resource-metadata';
+import { ChallengeBuilder, errorBody } from '../../core/challenge';
+import { AuthError } from '../../core/errors';
+import type { ResolvedOptions } from '../../core/options';
+import type { RoutePolicy } from '../../core/route-policy';
+import { assertScopes } from '../../core/scopes';
+import type { Verifier, VerifyAttempt } from '../../core/verifier';
+import { AuthAuditService } from '../audit/auth-audit.service';
+import { A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER } from '../constants';
+import { bearerTokenOf, verificationContextOf } from '../http/credentials';
+import type { HttpRequestLike } from '../http/request-info';
+import { routeAuth } from './route-auth';
 
 // Callers this guard has put on `request.user`. A request whose `user` is one of them was already authenticated here
 // (global guard + a route-level @UseGuards). Kept beside the request rather than as a mark on it: adding a property
 // to an Express 5 request costs about 2 µs, since Express swaps its prototype per request.
 const AUTHORIZED_CALLERS = new WeakSet<object>();
-
-function assertScopesOr(caller: A2ACaller, route: RouteAuth, fail: (e: unknown) => HttpException): void {
-  // Fast path without allocation: a route needs a scope or two, a token grants a handful.
-  let granted = true;
-  for (const s of route.scopes) {
-    if (!caller.scopes.includes(s)) {
-      granted = false;
-      break;
-    }
-  }
-  if (granted) return;
-  try {
-    assertScopes(caller.scopes, route.scopes);
-  } catch (e) {
-    throw fail(e);
-  }
-}
 
 /**
  * The one global guard (registered as `APP_GUARD` unless `globalGuard: false`).
@@ -50,16 +35,18 @@ function assertScopesOr(caller: A2ACaller, route: RouteAuth, fail: (e: unknown) 
 export class A2AAuthGuard implements CanActivate {
   private readonly challenges: ChallengeBuilder;
   private readonly retryAfter: string;
+  private readonly mtls: boolean;
 
   constructor(
     private readonly reflector: Reflector,
-    private readonly authenticator: A2AAuthenticator,
+    @Inject(A2A_VERIFIER) private readonly verifier: Verifier,
     private readonly audit: AuthAuditService,
     private readonly adapterHost: HttpAdapterHost,
-    @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
   ) {
     this.challenges = new ChallengeBuilder({ realm: opts.realm, resourceMetadata: opts.resource ? protectedResourceMetadataUrl(opts.resource) : undefined });
     this.retryAfter = String(Math.max(1, Math.ceil(opts.jwksTimeout)));
+    this.mtls = opts.mtls?.requireBoundTokens === true;
   }
 
   canActivate(ctx: ExecutionContext): boolean | Promise<boolean> {
@@ -73,13 +60,17 @@ export class A2AAuthGuard implements CanActivate {
     const done = typeof user === 'object' && user !== null && AUTHORIZED_CALLERS.has(user) ? (user as A2ACaller) : undefined;
     if (done) {
       // Already authenticated for this request (global guard + a route-level @UseGuards): authorize only.
-      assertScopesOr(done, route, (e) => this.reject(req, res, e, {}, route, done));
+      try {
+        assertScopes(done.scopes, route.scopes);
+      } catch (e) {
+        throw this.reject(req, res, e, {}, route, done);
+      }
       return true;
     }
-    const attempt: AuthAttempt = {};
+    const attempt: VerifyAttempt = {};
     let result: A2ACaller | Promise<A2ACaller>;
     try {
-      result = this.authenticator.authenticate(req, attempt);
+      result = this.verifier.verify(bearerTokenOf(req, this.opts), verificationContextOf(req, this.mtls), attempt);
     } catch (e) {
       throw this.reject(req, res, e, attempt, route);
     }
@@ -94,8 +85,12 @@ export class A2AAuthGuard implements CanActivate {
     return this.authorize(req, res, result, attempt, route);
   }
 
-  private authorize(req: HttpRequestLike, res: unknown, caller: A2ACaller, attempt: AuthAttempt, route: RouteAuth): boolean {
-    assertScopesOr(caller, route, (e) => this.reject(req, res, e, attempt, route, caller));
+  private authorize(req: HttpRequestLike, res: unknown, caller: A2ACaller, attempt: VerifyAttempt, route: RoutePolicy): boolean {
+    try {
+      assertScopes(caller.scopes, route.scopes);
+    } catch (e) {
+      throw this.reject(req, res, e, attempt, route, caller);
+    }
     req.user = caller;
     AUTHORIZED_CALLERS.add(caller);
     this.audit.success(req, caller, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes });
@@ -103,8 +98,8 @@ export class A2AAuthGuard implements CanActivate {
   }
 
   /** Maps an error to the HTTP response: headers now, body via the thrown HttpException. */
-  private reject(req: HttpRequestLike, res: unknown, e: unknown, attempt: AuthAttempt, route: RouteAuth, caller?: A2ACaller): HttpException {
-    const err = e instanceof AuthError ? e : new AuthError('invalid_signature', `unexpected: ${(e as Error)?.message ?? 'error'}`);
+  private reject(req: HttpRequestLike, res: unknown, e: unknown, attempt: VerifyAttempt, route: RoutePolicy, caller?: A2ACaller): HttpException {
+    const err = e instanceof AuthError ? e : new AuthError('invalid_signature', 'unexpected failure');
     this.audit.failure(req, err, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes }, caller);
     return this.toHttpException(res, err);
   }

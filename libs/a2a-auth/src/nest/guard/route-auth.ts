@@ -1,35 +1,31 @@
 import type { Reflector } from '@nestjs/core';
+import { A2AAuthConfigError } from '../../core/options';
+import { combineRoutePolicy, RoutePolicyError, type AgentSkillOptions, type RoutePolicy } from '../../core/route-policy';
 import { AGENT_SKILL_KEY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../constants';
-import type { AgentSkillOptions } from '../decorators/agent-skill.decorator';
 
-/** What a handler requires, from its decorators (class and method combined). */
-export interface RouteAuth {
-  /** `@Public()` on the handler or its class. */
-  isPublic: boolean;
-  /** Union of class-level and method-level `@RequireScopes`, class first, without duplicates. */
-  scopes: readonly string[];
-  /** The `@AgentSkill` declared on the handler, if any. */
-  skill?: AgentSkillOptions;
-}
-
-const memo = new WeakMap<object, WeakMap<object, RouteAuth>>();
+const memo = new WeakMap<object, WeakMap<object, RoutePolicy>>();
 
 /**
- * Reads (once per class and handler, then memoized) the auth metadata of a handler.
- * The guard and the card generator both call this, so enforcement and advertisement cannot drift.
+ * The {@link RoutePolicy} of a handler, from its class and method decorators (read once, then memoized). The guard,
+ * the card's skill discovery and the A2A skill checks all read it here, so enforcement and advertisement cannot drift.
+ * @throws A2AAuthConfigError for `@Public()` and `@RequireScopes()` on the same level (found at boot).
  */
-export function routeAuth(reflector: Reflector, cls: object, handler: object): RouteAuth {
+export function routeAuth(reflector: Reflector, cls: object, handler: object): RoutePolicy {
   let byClass = memo.get(handler);
   if (!byClass) memo.set(handler, (byClass = new WeakMap()));
   let r = byClass.get(cls);
   if (r) return r;
-  const targets = [handler as never, cls as never];
-  const isPublic = reflector.getAllAndOverride<boolean>(IS_PUBLIC_KEY, targets) === true;
-  const classScopes = reflector.get<readonly string[]>(REQUIRED_SCOPES_KEY, cls as never) ?? [];
-  const methodScopes = reflector.get<readonly string[]>(REQUIRED_SCOPES_KEY, handler as never) ?? [];
-  const scopes = Object.freeze([...new Set([...classScopes, ...methodScopes])]);
-  const skill = reflector.get<AgentSkillOptions>(AGENT_SKILL_KEY, handler as never);
-  r = Object.freeze({ isPublic, scopes, skill });
+  const read = (target: object) => ({
+    isPublic: reflector.get<boolean>(IS_PUBLIC_KEY, target as never) === true,
+    scopes: reflector.get<readonly string[]>(REQUIRED_SCOPES_KEY, target as never),
+  });
+  const where = `${(cls as { name?: string }).name ?? 'anonymous'}.${(handler as { name?: string }).name ?? 'handler'}`;
+  try {
+    r = combineRoutePolicy(read(cls), read(handler), reflector.get<AgentSkillOptions>(AGENT_SKILL_KEY, handler as never), where);
+  } catch (e) {
+    if (e instanceof RoutePolicyError) throw new A2AAuthConfigError('@Public/@RequireScopes', e.message);
+    throw e;
+  }
   byClass.set(cls, r);
   return r;
 }

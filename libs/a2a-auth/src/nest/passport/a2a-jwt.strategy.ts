@@ -1,105 +1,108 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
-import { A2A_AUTH_RESOLVED_OPTIONS, A2A_JWT_STRATEGY } from '../constants';
-import type { ResolvedOptions } from '../../core/options';
-import { KeyRegistry } from '../../core/keys/key-registry';
-import { countAuthorizationHeaders, type HttpRequestLike } from '../http/request-info';
-import { extractBearerToken } from '../../core/bearer';
-import { callerFromClaims, type A2ACaller } from '../../core/caller';
-import { checkClaims, type ClaimPolicy } from '../../core/claims';
-import { decodeForVerification, type DecodedToken } from '../../core/decode';
+import type { A2ACaller } from '../../core/caller';
+import type { DecodedToken } from '../../core/decode';
 import { AuthError } from '../../core/errors';
-import { extractScopes } from '../../core/scopes';
+import type { ResolvedOptions } from '../../core/options';
+import type { Verifier } from '../../core/verifier';
+import { AuthAuditService } from '../audit/auth-audit.service';
+import { A2A_AUTH_RESOLVED_OPTIONS, A2A_JWT_STRATEGY, A2A_VERIFIER } from '../constants';
+import { bearerTokenOf, verificationContextOf } from '../http/credentials';
+import type { HttpRequestLike } from '../http/request-info';
 
-/** Internal: slot carrying the already-extracted bearer token from the guard to the strategy (not parsed twice). */
-export const TOKEN_SLOT = Symbol('a2a-auth:token');
-/** Internal: slot carrying the already-decoded, pre-checked token header and payload (not decoded twice). */
-export const DECODED_SLOT = Symbol('a2a-auth:decoded');
+/** What the strategy learnt about a request before passport-jwt took over (for the failure's reason code). */
+interface Seen {
+  refused?: AuthError;
+  decoded?: DecodedToken;
+}
 
-type Slotted = { [TOKEN_SLOT]?: string; [DECODED_SLOT]?: DecodedToken; headers?: Record<string, string | string[] | undefined> };
+type PassportSelf = { fail: (info?: unknown, status?: number) => void; error: (e: unknown) => void };
 
 /**
- * The Passport JWT strategy (`'a2a-jwt'`), built on passport-jwt and jwks-rsa.
+ * The Passport JWT strategy `'a2a-jwt'`, for apps that use `@UseGuards(AuthGuard('a2a-jwt'))` (with `globalGuard: false`,
+ * or beside the global guard). It is a passport-jwt strategy (with jwks-rsa behind the key sets) and an adapter over the
+ * library's verifier, so it makes the same decision as the global guard, reason code included:
  *
- * - `issuer`, `audience` and `algorithms` are top-level passport-jwt options (inside
- *   `jsonWebTokenOptions` passport-jwt 4 silently drops them); the constructor asserts they are set.
- * - Keys come from {@link KeyRegistry} (jwks-rsa fetches, parsed once into `KeyObject`s).
- * - After the signature, {@link checkClaims} enforces `exp` (required), `iat`, `maxTokenAge`,
- *   per-issuer audience, RFC 9068 strict mode and custom validators.
+ * - the token comes from the same bearer rules ({@link bearerTokenOf});
+ * - the key comes from the verifier (`keyFor`: the issuer's key set, the key checked to fit `alg`);
+ * - passport-jwt (jsonwebtoken) checks the signature, and nothing else: every claim, the RFC 8705 certificate binding
+ *   and the caller are the verifier's (`accept`, with the request passed through, `passReqToCallback`).
  *
- * Use it through the module's global guard, or directly with `AuthGuard('a2a-jwt')`
- * (then failures are Nest's plain 401, without RFC 6750 headers).
- * `validate` never throws: a failed check ends in `fail(AuthError)`, so it cannot become a 500.
+ * Failures are Nest's plain 401 (`AuthGuard` sends no RFC 6750 headers and no 503); each is recorded in the audit trail
+ * with its precise reason. `validate` never throws, so no token can cause a 500.
  */
 @Injectable()
 export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY) {
-  private readonly policies: Map<string, ClaimPolicy>;
+  private readonly seen = new WeakMap<object, Seen>();
+  private readonly mtls: boolean;
 
   constructor(
-    @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
-    private readonly keys: KeyRegistry,
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
+    @Inject(A2A_VERIFIER) private readonly verifier: Verifier,
+    private readonly audit: AuthAuditService,
   ) {
-    const allAudiences = [...new Set(opts.issuers.flatMap((i) => i.audience))];
+    const seen = new WeakMap<object, Seen>();
     super({
-      jwtFromRequest: (req: Slotted) => {
-        if (req[TOKEN_SLOT]) return req[TOKEN_SLOT];
+      jwtFromRequest: (req: HttpRequestLike) => {
         try {
-          // Direct use (AuthGuard('a2a-jwt')): the same header and query rules as the guard.
-          return extractBearerToken(
-            {
-              authorization: req.headers?.authorization,
-              authorizationCount: req.headers ? countAuthorizationHeaders(req as HttpRequestLike) : 0,
-              queryToken: (req as HttpRequestLike).query?.access_token as string | string[] | undefined,
-            },
-            { maxTokenLength: opts.maxTokenLength, allowQueryToken: opts.allowQueryToken },
-          );
-        } catch {
+          return bearerTokenOf(req, opts);
+        } catch (e) {
+          seen.set(req, { refused: e instanceof AuthError ? e : new AuthError('malformed_header') });
           return null;
         }
       },
-      secretOrKeyProvider: (req: Slotted, rawJwt: string, done: (err: unknown, key?: unknown) => void) => {
+      secretOrKeyProvider: (req: HttpRequestLike, rawJwt: string, done: (err: unknown, key?: unknown) => void) => {
         let decoded: DecodedToken;
         try {
-          decoded = req[DECODED_SLOT] ?? decodeForVerification(rawJwt, opts.algorithms, opts.issuerNames);
+          decoded = verifier.decode(rawJwt);
         } catch (e) {
           return done(e);
         }
-        keys.getKey(decoded.payload.iss as string, decoded.header.kid as string | undefined, decoded.header.alg as string).then(
+        seen.set(req, { decoded });
+        verifier.keyFor(decoded).then(
           (k) => done(null, k),
           (e) => done(e),
         );
       },
-      passReqToCallback: false,
-      issuer: opts.issuerNames,
-      audience: allAudiences,
+      passReqToCallback: true,
       algorithms: opts.algorithms,
-      ignoreExpiration: false,
-      jsonWebTokenOptions: { clockTolerance: opts.clockTolerance, complete: true },
+      // The claims are the verifier's: jsonwebtoken must not check (and word) them differently.
+      ignoreExpiration: true,
+      jsonWebTokenOptions: { complete: true, ignoreNotBefore: true },
     } as never);
-    const v = (this as unknown as { _verifOpts: Record<string, unknown> })._verifOpts;
-    if (!v?.issuer || !v?.audience || !v?.algorithms) {
-      throw new Error('nestjs-a2a-auth: passport-jwt lost issuer/audience/algorithms; refusing to start');
-    }
-    this.policies = new Map(
-      opts.issuers.map((i) => [
-        i.issuer,
-        { clockTolerance: opts.clockTolerance, maxTokenAge: opts.maxTokenAge, strict: opts.strict, audience: i.audience, validators: opts.claimValidators },
-      ]),
-    );
+    this.seen = seen;
+    this.mtls = opts.mtls?.requireBoundTokens === true;
   }
 
   /**
-   * passport-jwt verify callback with `complete: true`. Returns the {@link A2ACaller}, or
-   * `[false, AuthError]` so passport-jwt calls `fail()` (401) instead of `error()` (500).
+   * Passport's entry point: passport-jwt's, with every refusal recorded in the audit trail under its reason code.
+   * @internal
    */
-  validate(decoded: { header: Record<string, unknown>; payload: Record<string, unknown> }): A2ACaller | [false, AuthError] {
+  authenticate(req: HttpRequestLike, options?: unknown): void {
+    const self = this as unknown as PassportSelf;
+    const fail = self.fail;
+    self.fail = (info?: unknown, status?: number) => {
+      const s = this.seen.get(req);
+      // passport-jwt reports a missing token and a bad signature with errors of its own: the reason comes from what
+      // the adapter saw, never from their message text.
+      const err = info instanceof AuthError ? info : (s?.refused ?? new AuthError(s?.decoded ? 'invalid_signature' : 'missing_token'));
+      this.audit.failure(req, err, { decoded: s?.decoded }, {});
+      fail.call(self, info, status);
+    };
+    (Strategy.prototype.authenticate as (this: unknown, r: unknown, o: unknown) => void).call(this, req, options);
+  }
+
+  /**
+   * passport-jwt's verify callback (`complete: true`, request first): the verifier's checks after the signature.
+   * Returns the {@link A2ACaller}, or `[false, AuthError]` so passport-jwt calls `fail()` (401) rather than `error()`.
+   * @internal
+   */
+  validate(req: HttpRequestLike, decoded: { header: Record<string, unknown>; payload: Record<string, unknown> }): A2ACaller | [false, AuthError] {
     try {
-      const { header, payload } = decoded;
-      const policy = this.policies.get(payload.iss as string);
-      if (!policy) throw new AuthError('invalid_issuer', 'untrusted issuer');
-      checkClaims(header, payload, policy, Date.now() / 1000);
-      return callerFromClaims(payload, extractScopes(payload, this.opts.scopeClaims), header.kid as string | undefined);
+      const caller = this.verifier.accept(decoded, verificationContextOf(req, this.mtls));
+      this.audit.success(req, caller, { decoded: this.seen.get(req)?.decoded }, {});
+      return caller;
     } catch (e) {
       return [false, e instanceof AuthError ? e : new AuthError('claim_validation_failed', 'claim check failed')];
     }

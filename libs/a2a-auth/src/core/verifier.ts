@@ -1,0 +1,194 @@
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { callerFromClaims, type A2ACaller } from './caller';
+import { checkClaims, type ClaimPolicy, type ClaimValidator } from './claims';
+import { decodeForVerification, type DecodedToken } from './decode';
+import { AuthError } from './errors';
+import { keyFitsAlgorithm, verifyJwsSignature } from './jws';
+import { extractScopes } from './scopes';
+import { cacheNotAfter, tokenHash, type VerifiedTokenCache } from './token-cache';
+
+/** What the verifier needs to know about the token policy; {@link ResolvedOptions} satisfies it. */
+export interface VerifierPolicy {
+  /** Allowed JWS algorithms (never `none` or HMAC). */
+  readonly algorithms: readonly string[];
+  /** Trusted issuers, each with the audiences its tokens must name. */
+  readonly issuers: ReadonlyArray<{ readonly issuer: string; readonly audience: readonly string[] }>;
+  /** Clock skew tolerance, seconds. */
+  readonly clockTolerance: number;
+  /** Maximum age since `iat`, seconds; `undefined` for no limit. */
+  readonly maxTokenAge?: number;
+  /** RFC 9068 strict profile. */
+  readonly strict: boolean;
+  /** Claims that carry scopes. */
+  readonly scopeClaims: readonly string[];
+  /** Extra claim checks. */
+  readonly claimValidators: readonly ClaimValidator[];
+  /** RFC 8705 certificate binding: with `requireBoundTokens`, every token must be bound to the TLS client certificate. */
+  readonly mtls?: { readonly requireBoundTokens: boolean };
+}
+
+/** Where the verifier gets a key for a token: one key set per trusted issuer ({@link KeyRegistry}). */
+export interface KeyResolver {
+  /**
+   * The key for `kid` (or the single key when the token has none) at `issuer`.
+   * @throws AuthError `invalid_issuer`, `unknown_kid`, `missing_kid`, `unsupported_alg`, `jwks_unavailable`.
+   */
+  getKey(issuer: string, kid: string | undefined, alg: string): Promise<KeyObject>;
+}
+
+/**
+ * Facts of the request a token arrived on, for sender-constrained tokens. Read lazily, only when a check needs them.
+ */
+export interface VerificationContext {
+  /**
+   * The DER bytes of the TLS client certificate, only if the TLS stack verified it (RFC 8705 §2); else `undefined`.
+   */
+  clientCertificate?: () => Buffer | undefined;
+}
+
+/** What is known about a token so far; filled as the verifier goes, for the audit event. */
+export interface VerifyAttempt {
+  /** SHA-256 of the token (base64url, 43 characters). Never the token itself. */
+  hash?: string;
+  /** The unverified header and payload, once decoded. */
+  decoded?: DecodedToken;
+  /** Whether the caller came from the verified-token cache. */
+  cacheHit?: boolean;
+}
+
+/** The per-token decision: see {@link createVerifier}. */
+export interface Verifier {
+  /**
+   * The whole decision for one token: cache lookup, decode once, key choice, signature, every claim check once, the
+   * sender binding, the caller, the cache entry. Synchronous on a cache hit.
+   * @returns the verified caller.
+   * @throws AuthError with its reason code (401 for a bad token, 503 `jwks_unavailable` when keys cannot be had).
+   */
+  verify(token: string, ctx?: VerificationContext, attempt?: VerifyAttempt): A2ACaller | Promise<A2ACaller>;
+  /**
+   * Step 1 for adapters that check the signature themselves (the passport-jwt strategy): decode and pre-check.
+   * @throws AuthError `malformed_token`, `unsupported_alg`, `invalid_issuer`, `missing_claim`.
+   */
+  decode(token: string): DecodedToken;
+  /**
+   * Step 2 for adapters: the verification key of a decoded token, checked to fit its `alg`.
+   * @throws AuthError as {@link KeyResolver.getKey}, and `unsupported_alg` when the key type does not fit.
+   */
+  keyFor(decoded: DecodedToken): Promise<KeyObject>;
+  /**
+   * Step 3 for adapters, after the signature verified: every claim check, the sender binding, the caller.
+   * @throws AuthError `expired`, `invalid_audience`, `certificate_mismatch`, … (401).
+   */
+  accept(decoded: Pick<DecodedToken, 'header' | 'payload'>, ctx?: VerificationContext): A2ACaller;
+}
+
+/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of a certificate's DER. Accepts DER bytes or an `X509Certificate`. */
+export function certificateThumbprint(cert: Buffer | X509Certificate): string {
+  const der = cert instanceof X509Certificate ? cert.raw : cert;
+  return createHash('sha256').update(der).digest('base64url');
+}
+
+const NO_CONTEXT: VerificationContext = Object.freeze({});
+
+/**
+ * Creates the one verifier that every entry point calls (the global guard, the `'a2a-jwt'` Passport strategy, the
+ * extended card, the A2A bindings). It makes the whole per-token decision and returns the caller or throws an
+ * {@link AuthError} with a reason code; no error is ever mapped from another library's message text.
+ *
+ * - Decoding ({@link decodeForVerification}) refuses malformed tokens, algorithms outside the allow-list and untrusted
+ *   issuers before any key lookup or network call.
+ * - The key comes from the issuer's key set and must fit the algorithm; the signature is checked with Node's crypto on
+ *   a parsed `KeyObject`.
+ * - Claims are checked once ({@link checkClaims}): `exp` required, `nbf`/`iat` with tolerance, per-issuer audience,
+ *   `maxTokenAge`, RFC 9068 strict mode, custom validators.
+ * - The RFC 8705 binding (`cnf["x5t#S256"]` against the client certificate) is checked on every request, cache hits too.
+ * - With a cache, verified callers are kept by token hash until `exp` (and `iat + maxTokenAge`); failures never are.
+ *
+ * @param policy token rules (the resolved module options satisfy this).
+ * @param keys key sets by issuer.
+ * @param cache optional verified-token cache.
+ */
+export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?: VerifiedTokenCache): Verifier {
+  const issuerNames = policy.issuers.map((i) => i.issuer);
+  const claimPolicies = new Map<string, ClaimPolicy>(
+    policy.issuers.map((i) => [
+      i.issuer,
+      {
+        clockTolerance: policy.clockTolerance,
+        maxTokenAge: policy.maxTokenAge,
+        strict: policy.strict,
+        audience: i.audience,
+        validators: policy.claimValidators,
+      },
+    ]),
+  );
+  const requireCertificate = policy.mtls?.requireBoundTokens === true;
+  const useCache = cache !== undefined && cache.enabled;
+
+  function checkBinding(caller: A2ACaller, ctx: VerificationContext): void {
+    if (!requireCertificate) return;
+    const cnf = caller.claims.cnf as Record<string, unknown> | undefined;
+    const want = cnf && typeof cnf === 'object' ? cnf['x5t#S256'] : undefined;
+    if (typeof want !== 'string') throw new AuthError('certificate_mismatch', 'token has no cnf x5t#S256');
+    const der = ctx.clientCertificate?.();
+    if (!der) throw new AuthError('certificate_mismatch', 'no verified client certificate');
+    if (certificateThumbprint(der) !== want) throw new AuthError('certificate_mismatch', 'certificate thumbprint differs');
+  }
+
+  function decode(token: string): DecodedToken {
+    return decodeForVerification(token, policy.algorithms, issuerNames);
+  }
+
+  async function keyFor(decoded: DecodedToken): Promise<KeyObject> {
+    const alg = decoded.header.alg as string;
+    const key = await keys.getKey(decoded.payload.iss as string, decoded.header.kid as string | undefined, alg);
+    if (!keyFitsAlgorithm(alg, key)) throw new AuthError('unsupported_alg', `the key does not fit alg ${alg}`);
+    return key;
+  }
+
+  function accept(decoded: Pick<DecodedToken, 'header' | 'payload'>, ctx: VerificationContext = NO_CONTEXT): A2ACaller {
+    const { header, payload } = decoded;
+    const claimPolicy = claimPolicies.get(payload.iss as string);
+    if (!claimPolicy) throw new AuthError('invalid_issuer', 'untrusted issuer');
+    checkClaims(header, payload, claimPolicy, Date.now() / 1000);
+    const caller = callerFromClaims(payload, extractScopes(payload, policy.scopeClaims), header.kid as string | undefined);
+    checkBinding(caller, ctx);
+    return caller;
+  }
+
+  async function verifyMiss(token: string, decoded: DecodedToken, ctx: VerificationContext, attempt: VerifyAttempt): Promise<A2ACaller> {
+    const key = await keyFor(decoded);
+    verifyJwsSignature(decoded.header.alg as string, key, decoded.signingInput, decoded.signature);
+    const caller = accept(decoded, ctx);
+    if (useCache) cache.set((attempt.hash ??= tokenHash(token)), caller, cacheNotAfter(caller.claims, policy.clockTolerance, policy.maxTokenAge));
+    return caller;
+  }
+
+  function verify(token: string, ctx: VerificationContext = NO_CONTEXT, attempt: VerifyAttempt = {}): A2ACaller | Promise<A2ACaller> {
+    try {
+      if (useCache) {
+        const hash = (attempt.hash = tokenHash(token));
+        const hit = cache.get(hash);
+        if (hit) {
+          attempt.cacheHit = true;
+          checkBinding(hit, ctx);
+          return hit;
+        }
+      }
+      const decoded = (attempt.decoded = decode(token));
+      return verifyMiss(token, decoded, ctx, attempt).catch((e: unknown) => failed(token, attempt, e));
+    } catch (e) {
+      return failed(token, attempt, e);
+    }
+  }
+
+  return { verify, decode, keyFor, accept };
+}
+
+// A failed token still gets an audit id (its hash) even with the cache off; anything that is not an AuthError is a bug
+// somewhere below, and fails closed as an invalid token.
+function failed(token: string, attempt: VerifyAttempt, e: unknown): never {
+  attempt.hash ??= tokenHash(token);
+  if (e instanceof AuthError) throw e;
+  throw new AuthError('invalid_signature', 'verification failed unexpectedly');
+}
