@@ -1,6 +1,6 @@
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import request from 'supertest';
-import { A2AAuthGuard, A2AJwtStrategy, RequireScopes, VerifiedTokenCache, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { A2AAuthGuard, KeyRegistry, RequireScopes, VerifiedTokenCache, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';
@@ -35,8 +35,8 @@ class DoubleGuardController {
 interface CacheApp {
   t: TestApp;
   cache: VerifiedTokenCache;
-  /** Calls of the Passport strategy (a spy that calls through): one per cache miss. */
-  passportCalls: jest.SpyInstance;
+  /** Full verifications: a spy (calling through) on the key lookup that every cache miss makes once. */
+  verifications: jest.SpyInstance;
 }
 
 async function start(platform: Platform, jwks: JwksServer, extra: Partial<A2AAuthModuleOptions>): Promise<CacheApp> {
@@ -54,8 +54,7 @@ async function start(platform: Platform, jwks: JwksServer, extra: Partial<A2AAut
     },
     controllers: [GuardTestController, DoubleGuardController],
   });
-  const strategy = t.app.get(A2AJwtStrategy);
-  return { t, cache: t.app.get(VerifiedTokenCache), passportCalls: jest.spyOn(strategy as unknown as { authenticate: () => void }, 'authenticate') };
+  return { t, cache: t.app.get(VerifiedTokenCache), verifications: jest.spyOn(t.app.get(KeyRegistry), 'getKey') };
 }
 
 describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
@@ -84,19 +83,19 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
     afterAll(async () => {
       await a?.t.close();
     });
-    beforeEach(() => a.passportCalls.mockClear());
+    beforeEach(() => a.verifications.mockClear());
 
     it('a hit skips passport and yields the same caller', async () => {
       const tok = await token();
       const r1 = await me(a, tok);
       expect(r1.status).toBe(200);
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
       const size = a.cache.size;
       const r2 = await me(a, tok);
       expect(r2.status).toBe(200);
       expect(r2.body).toEqual(r1.body);
       expect(r2.body).toEqual({ ...ME, issuer: jwks.issuer });
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
       expect(a.cache.size).toBe(size);
     });
 
@@ -109,7 +108,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
         `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
       );
       expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
-      expect(a.passportCalls).toHaveBeenCalledTimes(1); // the 403 came from the cached caller
+      expect(a.verifications).toHaveBeenCalledTimes(1); // the 403 came from the cached caller
     });
 
     it('failures are never cached: each retry is verified again', async () => {
@@ -127,7 +126,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
           );
         }
       }
-      expect(a.passportCalls).toHaveBeenCalledTimes(4);
+      expect(a.verifications).toHaveBeenCalledTimes(4);
       expect(a.cache.size).toBe(size);
     });
 
@@ -136,20 +135,20 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       const exp = JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString()).exp as number;
       expect((await me(a, tok)).status).toBe(200);
       expect((await me(a, tok)).status).toBe(200);
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
       await sleep(exp * 1000 - Date.now() + 50);
       const res = await me(a, tok);
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="invalid_token", error_description="The access token expired"`);
       expect(res.body).toEqual({ error: 'invalid_token', error_description: 'The access token expired' });
-      expect(a.passportCalls).toHaveBeenCalledTimes(2);
+      expect(a.verifications).toHaveBeenCalledTimes(2);
     });
 
     it('a key that leaves the JWKS drops its cached tokens: the token is then rejected', async () => {
       const old = await token();
       expect((await me(a, old)).status).toBe(200);
       expect((await me(a, old)).status).toBe(200);
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
 
       // Rotate: the old kid disappears; a token with the new kid forces the refetch that notices it.
       jwks.keys = [next.publicJwk];
@@ -162,7 +161,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="invalid_token", error_description="The access token is invalid"`);
       expect(res.body).toEqual({ error: 'invalid_token', error_description: 'The access token is invalid' });
-      expect(a.passportCalls).toHaveBeenCalledTimes(3); // old (miss) + fresh + old again (dropped, so a miss)
+      expect(a.verifications).toHaveBeenCalledTimes(3); // old (miss) + fresh + old again (dropped, so a miss)
       jwks.keys = [key.publicJwk, next.publicJwk];
     });
   });
@@ -181,13 +180,13 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       const tok = await token({ claims: { iat, exp: iat + 600 } });
       expect((await me(a, tok)).status).toBe(200);
       expect((await me(a, tok)).status).toBe(200);
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
       await sleep((iat + 2) * 1000 - Date.now() + 150);
       const res = await me(a, tok);
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toBe(`${CHALLENGE}, error="invalid_token", error_description="The access token is too old"`);
       expect(res.body).toEqual({ error: 'invalid_token', error_description: 'The access token is too old' });
-      expect(a.passportCalls).toHaveBeenCalledTimes(2);
+      expect(a.verifications).toHaveBeenCalledTimes(2);
     });
   });
 
@@ -206,12 +205,12 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       expect((await me(a, tok)).status).toBe(200);
       expect((await me(a, tok)).status).toBe(200);
       expect(Date.now() - t0).toBeLessThan(1000); // the second request was within maxTtl
-      expect(a.passportCalls).toHaveBeenCalledTimes(1);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
       await sleep(t0 + 1100 - Date.now());
       const res = await me(a, tok);
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ ...ME, issuer: jwks.issuer });
-      expect(a.passportCalls).toHaveBeenCalledTimes(2);
+      expect(a.verifications).toHaveBeenCalledTimes(2);
     });
   });
 
@@ -223,7 +222,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
     afterAll(async () => {
       await a?.t.close();
     });
-    beforeEach(() => a.passportCalls.mockClear());
+    beforeEach(() => a.verifications.mockClear());
 
     it('every request is verified, and nothing is stored', async () => {
       const tok = await token();
@@ -232,7 +231,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
         expect(res.status).toBe(200);
         expect(res.body).toEqual({ ...ME, issuer: jwks.issuer });
       }
-      expect(a.passportCalls).toHaveBeenCalledTimes(3);
+      expect(a.verifications).toHaveBeenCalledTimes(3);
       expect(a.cache.enabled).toBe(false);
       expect(a.cache.size).toBe(0);
     });
@@ -247,7 +246,7 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
       expect(denied.headers['www-authenticate']).toBe(
         `${CHALLENGE}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
       );
-      expect(a.passportCalls).toHaveBeenCalledTimes(2); // one per request, not one per guard
+      expect(a.verifications).toHaveBeenCalledTimes(2); // one per request, not one per guard
     });
 
     it('scopes and failures behave the same', async () => {

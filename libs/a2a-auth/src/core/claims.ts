@@ -78,26 +78,3 @@ export function checkClaims(header: Record<string, unknown>, claims: Record<stri
     if (typeof r === 'string') throw new AuthError('claim_validation_failed', r);
   }
 }
-
-/**
- * Maps a jsonwebtoken 9 verification error to a reason code. Unknown errors map to `invalid_signature`
- * so that anything unexpected still fails closed with 401.
- */
-export function reasonFromJwtError(err: unknown): AuthError {
-  if (err instanceof AuthError) return err;
-  const e = err as { name?: string; message?: string };
-  const msg = typeof e?.message === 'string' ? e.message : '';
-  if (e?.name === 'TokenExpiredError') {
-    return new AuthError(msg === 'maxAge exceeded' ? 'token_too_old' : 'expired', msg);
-  }
-  if (e?.name === 'NotBeforeError') return new AuthError('not_yet_valid', msg);
-  if (msg.startsWith('jwt audience invalid')) return new AuthError('invalid_audience', 'jwt audience invalid');
-  if (msg.startsWith('jwt issuer invalid')) return new AuthError('invalid_issuer', 'jwt issuer invalid');
-  if (msg === 'invalid signature') return new AuthError('invalid_signature', msg);
-  if (msg === 'invalid algorithm' || msg === 'jwt signature is required' || /must be (an asymmetric|a symmetric|of type)|not allowed for|key type/i.test(msg)) {
-    return new AuthError('unsupported_alg', msg);
-  }
-  if (/^invalid (exp|nbf|iat) value/.test(msg) || msg.startsWith('iat required')) return new AuthError('missing_claim', msg);
-  if (msg === 'jwt malformed' || msg === 'invalid token' || msg.startsWith('jwt must be')) return new AuthError('malformed_token', msg);
-  return new AuthError('invalid_signature', msg ? `verification failed: ${msg.slice(0, 100)}` : 'verification failed');
-}

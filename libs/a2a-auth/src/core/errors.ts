@@ -25,7 +25,6 @@ export type AuthReason =
   | 'certificate_mismatch'
   | 'unsupported_token_binding'
   | 'insufficient_scope'
-  | 'unknown_skill'
   | 'jwks_unavailable';
 
 /** RFC 6750 §3.1 error codes (`undefined` = challenge without an error code, RFC 6750 §3.1 ¶4). */
@@ -72,7 +71,6 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
     description: 'The access token is bound to a proof-of-possession key this resource does not accept',
   },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
-  unknown_skill: { status: 400, error: 'invalid_request', description: 'Unknown skill' },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },
 });
 

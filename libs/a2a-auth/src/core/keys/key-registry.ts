@@ -21,11 +21,6 @@ export class KeyRegistry {
     this.removedListeners.push(listener);
   }
 
-  /** The key store of an issuer, if trusted. */
-  store(issuer: string): JwksKeyStore | undefined {
-    return this.stores.get(issuer);
-  }
-
   /**
    * The verification key for a token from `issuer`.
    * @throws AuthError `invalid_issuer` (untrusted; no network call), or any error of {@link JwksKeyStore.getKey}.

@@ -79,11 +79,6 @@ export class AuthAuditService {
     });
   }
 
-  /** Emits a prepared event (used by the card endpoint and A2A skill checks). */
-  emit(event: AuthAuditEvent): void {
-    this.safeEmit(event);
-  }
-
   private safeEmit(e: AuthAuditEvent): void {
     try {
       this.sink.emit(e);
