@@ -25,6 +25,7 @@ export { Public } from './nest/decorators/public.decorator';
 export { RequireScopes } from './nest/decorators/require-scopes.decorator';
 export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skill.decorator';
 export { A2ACaller } from './nest/decorators/a2a-caller.decorator';
+export { A2AEndpoint } from './nest/decorators/a2a-endpoint.decorator';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './core/errors';
 export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './core/bearer';
 export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './core/challenge';

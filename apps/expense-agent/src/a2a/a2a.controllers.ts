@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { A2AHttpTransport } from 'nestjs-a2a-auth';
+import { A2AEndpoint, A2AHttpTransport } from 'nestjs-a2a-auth';
 
 type Req = Parameters<A2AHttpTransport['jsonRpc']>[0];
 
@@ -8,6 +8,7 @@ type Req = Parameters<A2AHttpTransport['jsonRpc']>[0];
  * library's global guard authenticates first: no token or a bad one is HTTP 401 with `WWW-Authenticate`, never a
  * 200 envelope. Per-skill scopes, the caller and `A2A-Version` are handled by {@link A2AHttpTransport}.
  */
+@A2AEndpoint()
 @Controller('a2a')
 export class A2AJsonRpcController {
   constructor(private readonly a2a: A2AHttpTransport) {}
@@ -28,6 +29,7 @@ export class A2AJsonRpcController {
  * A literal `:` in a route is spelled differently by express (`\\:`) and fastify (`::`), so the routes capture
  * the segment with a parameter and the transport checks the action.
  */
+@A2AEndpoint()
 @Controller()
 export class A2ARestController {
   constructor(private readonly a2a: A2AHttpTransport) {}

@@ -24,6 +24,8 @@ export interface RouteDecorators {
   isPublic?: boolean;
   /** `@RequireScopes(...)` at this level. */
   scopes?: readonly string[];
+  /** `@A2AEndpoint()` at this level: the route serves an A2A binding. */
+  a2aEndpoint?: boolean;
 }
 
 /**
@@ -37,6 +39,12 @@ export interface RoutePolicy {
   readonly scopes: readonly string[];
   /** The `@AgentSkill` of the handler, if any. */
   readonly skill?: AgentSkillOptions;
+  /**
+   * The route serves an A2A binding (`@A2AEndpoint()`): a request without credentials reaches the transport, which
+   * decides per call with the same policy (a message to a public skill runs without a token; anything else needs one).
+   * Credentials that are sent are always verified first.
+   */
+  readonly a2aEndpoint: boolean;
 }
 
 /**
@@ -72,7 +80,11 @@ export function combineRoutePolicy(cls: RouteDecorators, method: RouteDecorators
     isPublic = cls.isPublic === true;
     scopes = cls.scopes ?? [];
   }
-  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill });
+  const a2aEndpoint = method.a2aEndpoint === true || cls.a2aEndpoint === true;
+  if (a2aEndpoint && (isPublic || scopes.length)) {
+    throw new RoutePolicyError(`${where}: an @A2AEndpoint() takes its policy from the skills; remove @Public()/@RequireScopes() from it`);
+  }
+  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill, a2aEndpoint });
 }
 
 /** A contradiction between route decorators, found at boot by {@link combineRoutePolicy}. */

@@ -6,7 +6,8 @@ import { sendRaw } from '../http/http-response';
 import type { HttpRequestLike } from '../http/request-info';
 import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from './a2a-user';
 import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
-import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedSkill } from './skill-authorizer';
+import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
+import type { A2ACaller } from '../../core/caller';
 
 /** Content type of HTTP+JSON responses (A2A v1.0 §11). */
 const A2A_JSON = 'application/a2a+json';
@@ -86,7 +87,7 @@ export class A2AHttpTransport {
   async jsonRpc(req: HttpRequestLike, res: unknown, body: unknown): Promise<void> {
     const { JsonRpcTransportHandler, validateVersion } = sdkServer();
     const { toJsonRpcError, RequestMalformedError } = sdkErrors();
-    this.authorizer.callerOf(req, res);
+    this.authorizer.precheck(req, res);
     const id = rpcId(body);
     const fail = (e: unknown) => sendJson(res, 200, 'application/json', { jsonrpc: '2.0', id, error: toJsonRpcError(e) });
     // Only an already-parsed JSON object goes on: the SDK would parse a string body itself (text/plain on fastify, or
@@ -95,14 +96,15 @@ export class A2AHttpTransport {
       return fail(new RequestMalformedError('the JSON-RPC request must be a JSON object sent as application/json'));
     }
     if (!withinDepth(body, MAX_JSON_DEPTH)) return fail(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
-    let skill: AuthorizedSkill | undefined;
+    let call: AuthorizedCall;
     try {
-      skill = this.authorizer.authorizeJsonRpc(req, res, body);
+      call = this.authorizer.authorizeJsonRpc(req, res, body);
     } catch (e) {
       if (e instanceof A2ASkillResolutionError) return fail(new RequestMalformedError(e.message));
       throw e; // 401/403 HttpException: the guard's headers are already on `res`
     }
-    const ctx = this.context(req, skill);
+    const skill = call.skill;
+    const ctx = this.context(req, call.caller, skill);
     try {
       validateVersion(ctx.requestedVersion, await this.requestHandler.getAgentCard(), 'JSONRPC');
       if (skill) parseSendMessage((body as { params?: unknown }).params); // malformed params: -32602, not -32603
@@ -208,16 +210,18 @@ export class A2AHttpTransport {
         (ev) => StreamResponse.toJSON(ev as never),
       );
     }
-    this.authorizer.callerOf(req, res);
+    this.authorizer.authorizeCall(req, res);
     const { UnsupportedOperationError, toRestErrorBody } = sdkErrors();
     sendJson(res, 404, A2A_JSON, toRestErrorBody(new UnsupportedOperationError(`no such task operation`), 404));
   }
 
-  /** The SDK call context for a verified request. */
-  context(req: HttpRequestLike, skill?: AuthorizedSkill): ServerCallContext {
+  /**
+   * The SDK call context of an authorized call: the caller as the SDK `User` (anonymous for a public skill reached
+   * without a token), the caller and the skill in `state`, and the request headers without credentials.
+   */
+  context(req: HttpRequestLike, caller: A2ACaller | undefined, skill?: AuthorizedSkill): ServerCallContext {
     const { ServerCallContext, STATE_HEADERS_KEY } = sdkServer();
     const { Extensions } = sdkRoot();
-    const caller = skill?.caller ?? (req.user as AuthorizedSkill['caller']);
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) if (!SECRET_HEADERS.has(k.toLowerCase())) headers[k] = v;
     const state = new Map<string, unknown>([
@@ -281,12 +285,13 @@ export class A2AHttpTransport {
   private async restContext(req: HttpRequestLike, res: unknown, body: unknown, isMessage: boolean): Promise<ServerCallContext | undefined> {
     const { validateVersion } = sdkServer();
     const { RequestMalformedError, restStatusFor, toRestErrorBody } = sdkErrors();
-    this.authorizer.callerOf(req, res);
+    this.authorizer.precheck(req, res);
     if (!withinDepth(body, MAX_JSON_DEPTH)) {
       sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), 400));
       return undefined;
     }
     let skill: AuthorizedSkill | undefined;
+    let caller: A2ACaller | undefined;
     if (isMessage) {
       try {
         skill = this.authorizer.authorize(req, res, body);
@@ -295,8 +300,11 @@ export class A2AHttpTransport {
         sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(e.message), 400));
         return undefined;
       }
+      caller = skill.caller;
+    } else {
+      caller = this.authorizer.authorizeCall(req, res);
     }
-    const ctx = this.context(req, skill);
+    const ctx = this.context(req, caller, skill);
     try {
       validateVersion(ctx.requestedVersion, await this.requestHandler.getAgentCard(), 'HTTP+JSON');
     } catch (e) {

@@ -12,28 +12,30 @@ export const A2A_SKILL_STATE_KEY = 'nestjs-a2a-auth:skill';
  * The verified caller as an `@a2a-js/sdk` `User` (what the SDK's `UserBuilder` produces), so the executor and the
  * task store see who called.
  *
- * - `isAuthenticated` is a getter returning `true` (the SDK reads it as a value; a method would always be truthy).
+ * - `isAuthenticated` is a getter: `true` with a verified caller (the SDK reads it as a value; a method would always be truthy).
  * - `userName`: `client_id`, else `sub`, else `'unknown'`.
  * - `caller`: the full {@link A2ACaller} (issuer, scopes, claims).
  * - `ownerKey`: `iss` + `sub` (or client id), unique across issuers; see {@link a2aTaskOwner}.
  */
 export class A2AUser implements User {
-  constructor(readonly caller: A2ACaller) {
-    const who = caller.subject ?? caller.clientId;
-    this.ownerKey = who ? `${caller.issuer} ${who}` : `${caller.issuer} \u0000unidentified:${randomUUID()}`;
+  /** @param caller the verified caller; `undefined` for an anonymous message to a `@Public()` skill. */
+  constructor(readonly caller?: A2ACaller) {
+    const who = caller?.subject ?? caller?.clientId;
+    // Anonymous and unidentified callers get an owner key no other call shares: they cannot reach each other's tasks.
+    this.ownerKey = caller && who ? `${caller.issuer} ${who}` : `${caller?.issuer ?? ''} \u0000unidentified:${randomUUID()}`;
   }
 
   get isAuthenticated(): boolean {
-    return true;
+    return this.caller !== undefined;
   }
 
   get userName(): string {
-    return this.caller.clientId ?? this.caller.subject ?? 'unknown';
+    return this.caller?.clientId ?? this.caller?.subject ?? (this.caller ? 'unknown' : 'anonymous');
   }
 
   /**
-   * Owner identity for task scoping: `<iss> <sub or client_id>`. A token with neither gets a key of its own that no
-   * other call shares (fail closed: such callers cannot reach each other's tasks, nor their own later).
+   * Owner identity for task scoping: `<iss> <sub or client_id>`. A token with neither, and an anonymous call, get a key
+   * of their own that no other call shares (fail closed: such callers cannot reach each other's tasks, nor their own later).
    */
   readonly ownerKey: string;
 }

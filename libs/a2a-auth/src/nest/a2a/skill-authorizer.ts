@@ -5,6 +5,7 @@ import { AuthAuditService } from '../audit/auth-audit.service';
 import { SkillRegistry, type RegisteredSkill } from '../card/skill-registry';
 import type { A2ACaller } from '../../core/caller';
 import { AuthError } from '../../core/errors';
+import { assertScopes } from '../../core/scopes';
 
 /** The metadata key that names the skill of an A2A message: `message.metadata.skillId` (or request-level `metadata.skillId`). */
 export const A2A_SKILL_ID_KEY = 'skillId';
@@ -39,8 +40,16 @@ export interface AuthorizedSkill {
   skillId: string;
   /** The registry entry (declaring class and method, required scopes). */
   skill: RegisteredSkill;
-  /** The verified caller. */
-  caller: A2ACaller;
+  /** The verified caller; `undefined` for an anonymous message to a `@Public()` skill. */
+  caller?: A2ACaller;
+}
+
+/** The outcome of {@link A2ASkillAuthorizer.authorizeJsonRpc}: the skill for message methods, and the caller. */
+export interface AuthorizedCall {
+  /** Set for `SendMessage` / `SendStreamingMessage`. */
+  skill?: AuthorizedSkill;
+  /** The verified caller; `undefined` only for an anonymous message to a public skill. */
+  caller?: A2ACaller;
 }
 
 type Json = Record<string, unknown>;
@@ -69,6 +78,11 @@ export function skillIdOf(params: unknown): string | undefined {
   return fromMessage ?? fromRequest;
 }
 
+function callerOn(req: HttpRequestLike): A2ACaller | undefined {
+  const u = req.user as A2ACaller | undefined;
+  return u && Array.isArray(u.scopes) ? u : undefined;
+}
+
 /**
  * Per-skill scopes inside A2A calls (DESIGN §6). Call it from the controller that serves an A2A binding, after the
  * guard has authenticated the request and before the SDK runs the executor.
@@ -91,50 +105,69 @@ export class A2ASkillAuthorizer {
   ) {}
 
   /**
-   * Resolves the skill of one message and checks the caller's scopes.
+   * Resolves the skill of one message and applies its route policy: a `@Public()` skill runs without a token; any other
+   * needs a verified caller holding every scope of its `@RequireScopes` (the library's one scope check). Records the
+   * decision in the audit trail (one event per call).
    * @param params the `SendMessageRequest` JSON (JSON-RPC `params`, or the HTTP+JSON body).
-   * @throws HttpException 401/403 (headers already set on `res`), A2ASkillResolutionError.
+   * @throws HttpException 401 (no token for a protected skill) or 403 `insufficient_scope` (headers already set on
+   *   `res`); A2ASkillResolutionError for a missing or unknown skill id.
    */
   authorize(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
-    const caller = this.callerOf(req, res);
+    const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
+    const route = { skillId, requiredScopes: skill.scopes };
     if (!skill.isPublic) {
-      const granted = new Set(caller.scopes);
-      const missing = skill.scopes.filter((s) => !granted.has(s));
-      if (missing.length) {
-        const err = new AuthError('insufficient_scope', `skill ${skillId}: missing scopes ${missing.join(' ')}`, skill.scopes);
-        this.audit.failure(req, err, {}, { skillId, requiredScopes: skill.scopes }, caller);
-        throw this.guard.toHttpException(res, err);
+      if (!caller) this.refuse(req, res, new AuthError('missing_token', `skill ${skillId} needs a token`), route);
+      try {
+        assertScopes(caller!.scopes, skill.scopes);
+      } catch (e) {
+        this.refuse(req, res, e as AuthError, route, caller);
       }
     }
-    this.audit.success(req, caller, {}, { skillId, requiredScopes: skill.scopes });
+    if (caller) this.audit.success(req, caller, {}, route);
     return { skillId, skill, caller };
   }
 
   /**
-   * The verified caller the guard put on `request.user`.
-   * @throws HttpException 401 (bare `WWW-Authenticate` challenge) when there is none: the guard did not run (fail closed).
+   * Any A2A call that runs no skill (`GetTask`, `CancelTask`, `ListTasks`, `GetExtendedAgentCard`, …): it needs a
+   * verified caller. Records the decision in the audit trail.
+   * @throws HttpException 401 with the bare `WWW-Authenticate` challenge when there is none.
    */
-  callerOf(req: HttpRequestLike, res: unknown): A2ACaller {
-    const caller = req.user as A2ACaller | undefined;
-    if (!caller || !Array.isArray(caller.scopes)) {
-      const err = new AuthError('missing_token', 'A2A call reached the skill check without a verified caller');
-      this.audit.failure(req, err, {}, {});
-      throw this.guard.toHttpException(res, err);
-    }
+  authorizeCall(req: HttpRequestLike, res: unknown): A2ACaller {
+    const caller = callerOn(req);
+    if (!caller) this.refuse(req, res, new AuthError('missing_token', 'this A2A call needs a token'), {});
+    this.audit.success(req, caller!, {}, {});
+    return caller!;
+  }
+
+  /**
+   * Refuses an anonymous call at once when no public skill could serve it, before the body is read, so an agent
+   * without public skills answers exactly as the guard would.
+   * @returns the verified caller, or `undefined` (anonymous, and the agent has public skills).
+   * @throws HttpException 401.
+   */
+  precheck(req: HttpRequestLike, res: unknown): A2ACaller | undefined {
+    const caller = callerOn(req);
+    if (!caller && !this.skills.hasPublic()) this.refuse(req, res, new AuthError('missing_token', 'A2A call without a token'), {});
     return caller;
   }
 
   /**
-   * For a JSON-RPC request body: authorizes `SendMessage` / `SendStreamingMessage`; returns `undefined` for other
-   * methods (they run no skill; the SDK scopes tasks to their owner).
+   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorize}; every other method
+   * through {@link authorizeCall}.
    * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
    *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
    */
-  authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedSkill | undefined {
+  authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedCall {
     if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
-    if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return undefined;
-    return this.authorize(req, res, body.params);
+    if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return { caller: this.authorizeCall(req, res) };
+    const skill = this.authorize(req, res, body.params);
+    return { skill, caller: skill.caller };
+  }
+
+  private refuse(req: HttpRequestLike, res: unknown, err: AuthError, route: { skillId?: string; requiredScopes?: readonly string[] }, caller?: A2ACaller): never {
+    this.audit.failure(req, err, {}, route, caller);
+    throw this.guard.toHttpException(res, err);
   }
 
   /**

@@ -40,6 +40,11 @@ export class SkillRegistry {
     return this.list!;
   }
 
+  /** Whether any skill is `@Public()` (then A2A messages may arrive without a token). */
+  hasPublic(): boolean {
+    return this.all().some((s) => s.isPublic);
+  }
+
   /** The skill with this id, if any. */
   get(id: string): RegisteredSkill | undefined {
     this.all();

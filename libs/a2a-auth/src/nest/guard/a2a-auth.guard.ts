@@ -70,7 +70,15 @@ export class A2AAuthGuard implements CanActivate {
     const attempt: VerifyAttempt = {};
     let result: A2ACaller | Promise<A2ACaller>;
     try {
-      result = this.verifier.verify(bearerTokenOf(req, this.opts), verificationContextOf(req, this.mtls), attempt);
+      let token: string;
+      try {
+        token = bearerTokenOf(req, this.opts);
+      } catch (e) {
+        // An A2A binding without credentials: the transport decides per call (public skills run anonymously).
+        if (route.a2aEndpoint && e instanceof AuthError && e.reason === 'missing_token') return true;
+        throw e;
+      }
+      result = this.verifier.verify(token, verificationContextOf(req, this.mtls), attempt);
     } catch (e) {
       throw this.reject(req, res, e, attempt, route);
     }
@@ -93,7 +101,8 @@ export class A2AAuthGuard implements CanActivate {
     }
     req.user = caller;
     AUTHORIZED_CALLERS.add(caller);
-    this.audit.success(req, caller, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes });
+    // On an A2A binding the transport records the call's one decision (the skill check); here it would be a second.
+    if (!route.a2aEndpoint) this.audit.success(req, caller, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes });
     return true;
   }
 
