@@ -23,7 +23,6 @@ import { mintToken } from '../test/fixtures/tokens';
 import { BENCH_SCOPE, SETUPS, type BenchPlatform, type ServerConfig, type SetupId } from './setups';
 
 // autocannon ships no types.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon') as (o: Record<string, unknown>) => Promise<AutocannonResult>;
 interface AutocannonResult {
   requests: { average: number; total: number };

@@ -1,5 +1,3 @@
-import { createHmac } from 'node:crypto';
-import jwt from 'jsonwebtoken';
 import {
   AuthError,
   ChallengeBuilder,

@@ -201,7 +201,6 @@ describe('@a2a-js/sdk is an optional peer', () => {
         throw Object.assign(new Error('Cannot find module'), { code: 'MODULE_NOT_FOUND' });
       };
       for (const id of ['@a2a-js/sdk', '@a2a-js/sdk/client', '@a2a-js/sdk/server', '@a2a-js/sdk/errors']) jest.doMock(id, missing);
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const lib = require('../libs/a2a-auth/src/index') as typeof import('nestjs-a2a-auth');
       const p = new lib.ClientCredentialsTokenProvider({ tokenUrl: 'https://auth.example.com/token', clientId: 'c', clientSecret: 's' });
       expect(lib.a2aAuthenticationHandler(p).headers).toBeInstanceOf(Function);

@@ -135,7 +135,7 @@ function sh(v: string): string {
 
 /** `id:secret` for `curl -u`; an overridden secret is referenced as `$VAR`, never printed. */
 function curlUser(c: DevClient): string {
-  return c.secretFrom ? `"${c.clientId.replace(/["$`\\]/g, '\\$&')}:\$${c.secretFrom}"` : sh(`${c.clientId}:${c.clientSecret}`);
+  return c.secretFrom ? `"${c.clientId.replace(/["$`\\]/g, '\\$&')}:$${c.secretFrom}"` : sh(`${c.clientId}:${c.clientSecret}`);
 }
 
 /**

@@ -2,7 +2,7 @@
  * nestjs-a2a-auth: make a NestJS A2A agent an OAuth 2.0 resource server.
  * Everything a user imports comes from here.
  */
-export { A2AAuthModule, type A2AAuthModuleExtras } from './nest/a2a-auth.module';
+export { A2AAuthModule, type A2AAuthModuleExtras } from './nest/module/a2a-auth.module';
 export {
   resolveOptions,
   A2AAuthConfigError,
@@ -32,8 +32,8 @@ export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody }
 export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './core/scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './core/claims';
 export { VerifiedTokenCache, tokenHash } from './core/token-cache';
-export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './core/keys/key-store';
-export { KeyRegistry } from './core/keys/key-registry';
+export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './core/key-store';
+export { KeyRegistry } from './core/key-registry';
 export { A2AJwtStrategy } from './nest/passport/a2a-jwt.strategy';
 export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';
 export { createVerifier, certificateThumbprint, type Verifier, type VerifierPolicy, type KeyResolver, type VerificationContext, type VerifyAttempt } from './core/verifier';

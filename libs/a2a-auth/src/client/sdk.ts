@@ -17,7 +17,7 @@ function load<T>(id: string): T {
       m = require(id) as unknown;
     } catch (e) {
       if ((e as { code?: string })?.code === 'MODULE_NOT_FOUND') {
-        throw new Error(`nestjs-a2a-auth: this feature needs the optional peer dependency @a2a-js/sdk (npm i @a2a-js/sdk); ${id} was not found`);
+        throw new Error(`nestjs-a2a-auth: this feature needs the optional peer dependency @a2a-js/sdk (npm i @a2a-js/sdk); ${id} was not found`, { cause: e });
       }
       throw e;
     }

@@ -325,6 +325,7 @@ async function readLimited(res: Response, max: number): Promise<string> {
 
 /** Server-provided text, shortened and with the secret removed, for an error message. */
 function clean(s: string, secret: string): string {
+  // eslint-disable-next-line no-control-regex -- server text may carry control characters; they never reach an error message
   let out = s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
   if (secret) out = out.split(secret).join('[redacted]');
   return out;

@@ -1,4 +1,4 @@
-import { KeyRegistry } from './keys/key-registry';
+import { KeyRegistry } from './key-registry';
 import type { ResolvedOptions } from './options';
 import { VerifiedTokenCache } from './token-cache';
 import { createVerifier, type Verifier } from './verifier';

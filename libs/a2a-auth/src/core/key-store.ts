@@ -1,7 +1,7 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { JwksClient } from 'jwks-rsa';
-import { AuthError } from '../errors';
-import { fetchJson } from './http';
+import { AuthError } from './errors';
+import { fetchJson } from './fetch-json';
 
 /** One verification key, parsed once into a `KeyObject`. */
 export interface VerificationKey {

@@ -2,21 +2,21 @@ import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
-import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_AUTH_RUNTIME, A2A_VERIFIER } from './constants';
-import { createAuthRuntime, type AuthRuntime } from '../core/runtime';
-import { resolveOptions, type A2AAuthModuleOptions, type ResolvedOptions } from '../core/options';
-import { KeyRegistry } from '../core/keys/key-registry';
-import { A2AJwtStrategy } from './passport/a2a-jwt.strategy';
-import { A2AAuthGuard } from './guard/a2a-auth.guard';
-import { VerifiedTokenCache } from '../core/token-cache';
-import { AuthAuditService } from './audit/auth-audit.service';
-import { LoggerAuditSink } from './audit/logger-audit-sink';
-import { SkillRegistry } from './card/skill-registry';
-import { AgentCardService } from './card/card.service';
-import { CardThrottlerGuard } from './card/card-throttler.guard';
-import { AgentCardController } from './card/card.controller';
-import { ResourceMetadataController } from './card/resource-metadata.controller';
-import { ExtendedCardController } from './card/extended-card.controller';
+import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_AUTH_RUNTIME, A2A_VERIFIER } from '../constants';
+import { createAuthRuntime, type AuthRuntime } from '../../core/runtime';
+import { resolveOptions, type A2AAuthModuleOptions, type ResolvedOptions } from '../../core/options';
+import { KeyRegistry } from '../../core/key-registry';
+import { A2AJwtStrategy } from '../passport/a2a-jwt.strategy';
+import { A2AAuthGuard } from '../guard/a2a-auth.guard';
+import { VerifiedTokenCache } from '../../core/token-cache';
+import { AuthAuditService } from '../audit/auth-audit.service';
+import { LoggerAuditSink } from '../audit/logger-audit-sink';
+import { SkillRegistry } from '../card/skill-registry';
+import { AgentCardService } from '../card/card.service';
+import { CardThrottlerGuard } from '../card/card-throttler.guard';
+import { AgentCardController } from '../card/card.controller';
+import { ResourceMetadataController } from '../card/resource-metadata.controller';
+import { ExtendedCardController } from '../card/extended-card.controller';
 
 /** Extra `forRoot`/`forRootAsync` settings that shape the module itself (not the options object). */
 export interface A2AAuthModuleExtras {

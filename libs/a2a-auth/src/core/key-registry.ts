@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { AuthError } from '../errors';
+import { AuthError } from './errors';
 import { JwksKeyStore, type KeyStoreTiming } from './key-store';
 
 /**

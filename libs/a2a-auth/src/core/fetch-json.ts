@@ -39,7 +39,7 @@ export async function fetchJson(url: string, timeoutMs: number): Promise<unknown
     }
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (e) {
-    if (ac.signal.aborted) throw new Error(`timed out after ${timeoutMs} ms`);
+    if (ac.signal.aborted) throw new Error(`timed out after ${timeoutMs} ms`, { cause: e });
     throw e;
   } finally {
     clearTimeout(timer);
