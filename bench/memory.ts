@@ -22,7 +22,9 @@ async function main(): Promise<void> {
   jwks.keys = [key.publicJwk];
   const opts = resolveOptions({ issuer: jwks.issuer, audience: AUD, jwksUri: jwks.jwksUri, algorithms: ['ES256'], tokenCache: { maxEntries: MAX } });
   const { cache, verifier } = createAuthRuntime(opts);
-  const auth = { authenticate: (req: { headers: { authorization: string } }) => verifier.verify(extractBearerToken({ authorization: req.headers.authorization })) };
+  const auth = {
+    authenticate: (req: { headers: { authorization: string } }) => verifier.verify(extractBearerToken({ authorization: req.headers.authorization })),
+  };
   const priv = createPrivateKey(key.privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })).toString('base64url');
   const now = Math.floor(Date.now() / 1000);

@@ -5,15 +5,7 @@
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import * as jwt from 'jsonwebtoken';
 import { jwtVerify } from 'jose';
-import {
-  AuthAuditService,
-  createAuthRuntime,
-  resolveOptions,
-  tokenHash,
-  extractBearerToken,
-  clientAddress,
-  type A2ACaller,
-} from '../libs/a2a-auth/src';
+import { AuthAuditService, createAuthRuntime, resolveOptions, tokenHash, extractBearerToken, clientAddress, type A2ACaller } from '../libs/a2a-auth/src';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';

@@ -107,7 +107,10 @@ describe.each(PLATFORMS)('mTLS + OAuth2 (RFC 8705) on %s', (platform) => {
   });
 
   it('advertises mTLS AND OAuth2 in the card and tls_client_certificate_bound_access_tokens in RFC 9728 metadata', async () => {
-    const card = (await get(`${t.url}/.well-known/agent-card.json`, { ca: pki.caCert })).body as { securitySchemes: Record<string, unknown>; securityRequirements: unknown };
+    const card = (await get(`${t.url}/.well-known/agent-card.json`, { ca: pki.caCert })).body as {
+      securitySchemes: Record<string, unknown>;
+      securityRequirements: unknown;
+    };
     expect(card.securitySchemes.mtls).toEqual({
       mtlsSecurityScheme: { description: 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it' },
     });

@@ -20,7 +20,16 @@ export {
   type TokenCacheOptions,
   type AuditOptions,
 } from './core/options';
-export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_VERIFIER, A2A_AUTH_RUNTIME, A2A_AUTH_RESOLVED_OPTIONS, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY, AGENT_SKILL_KEY } from './nest/constants';
+export {
+  A2A_JWT_STRATEGY,
+  A2A_AUDIT_SINK,
+  A2A_VERIFIER,
+  A2A_AUTH_RUNTIME,
+  A2A_AUTH_RESOLVED_OPTIONS,
+  IS_PUBLIC_KEY,
+  REQUIRED_SCOPES_KEY,
+  AGENT_SKILL_KEY,
+} from './nest/constants';
 export { Public } from './nest/decorators/public.decorator';
 export { RequireScopes } from './nest/decorators/require-scopes.decorator';
 export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skill.decorator';
@@ -36,7 +45,15 @@ export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, typ
 export { KeyRegistry } from './core/key-registry';
 export { A2AJwtStrategy } from './nest/passport/a2a-jwt.strategy';
 export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';
-export { createVerifier, certificateThumbprint, type Verifier, type VerifierPolicy, type KeyResolver, type VerificationContext, type VerifyAttempt } from './core/verifier';
+export {
+  createVerifier,
+  certificateThumbprint,
+  type Verifier,
+  type VerifierPolicy,
+  type KeyResolver,
+  type VerificationContext,
+  type VerifyAttempt,
+} from './core/verifier';
 export { createAuthRuntime, type AuthRuntime } from './core/runtime';
 export { combineRoutePolicy, type RoutePolicy, type RouteDecorators } from './core/route-policy';
 export { clientAddress } from './nest/http/request-info';
@@ -91,7 +108,14 @@ export {
   type DiscoveredAgentAuth,
 } from './client/discovery';
 export { a2aAuthenticationHandler, a2aAuthFetch, connectA2AAgent, type ConnectA2AAgentOptions, type ConnectedA2AAgent } from './client/a2a-client-auth';
-export { A2ASkillAuthorizer, A2ASkillResolutionError, skillIdOf, A2A_SKILL_ID_KEY, A2A_MESSAGE_METHODS, type AuthorizedSkill } from './nest/a2a/skill-authorizer';
+export {
+  A2ASkillAuthorizer,
+  A2ASkillResolutionError,
+  skillIdOf,
+  A2A_SKILL_ID_KEY,
+  A2A_MESSAGE_METHODS,
+  type AuthorizedSkill,
+} from './nest/a2a/skill-authorizer';
 export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './nest/a2a/a2a-user';
 export { A2AHttpTransport, createA2ARequestHandler, MAX_JSON_DEPTH, type A2ARequestHandlerOptions } from './nest/a2a/a2a-transport';
 export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';

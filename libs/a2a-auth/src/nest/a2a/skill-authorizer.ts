@@ -165,7 +165,13 @@ export class A2ASkillAuthorizer {
     return { skill, caller: skill.caller };
   }
 
-  private refuse(req: HttpRequestLike, res: unknown, err: AuthError, route: { skillId?: string; requiredScopes?: readonly string[] }, caller?: A2ACaller): never {
+  private refuse(
+    req: HttpRequestLike,
+    res: unknown,
+    err: AuthError,
+    route: { skillId?: string; requiredScopes?: readonly string[] },
+    caller?: A2ACaller,
+  ): never {
     this.audit.failure(req, err, {}, route, caller);
     throw this.guard.toHttpException(res, err);
   }

@@ -4,7 +4,6 @@ import { AGENT_SKILL_KEY } from '../constants';
 
 export type { AgentSkillOptions };
 
-
 /**
  * Declares a handler (controller route, or provider method reached by A2A messages) as an A2A skill.
  * Discovered at boot (also on request-scoped classes); it appears in the Agent Card with the same
