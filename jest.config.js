@@ -41,6 +41,7 @@ module.exports = {
   transformIgnorePatterns: [`/node_modules/(?!(?:${esmOnly.join('|')})/)(?:@[^/]+/)?[^/]+/(?!.*/node_modules/)`],
   moduleNameMapper: {
     '^nestjs-a2a-auth$': '<rootDir>/libs/a2a-auth/src/index.ts',
+    '^nestjs-a2a-auth/(client|core)$': '<rootDir>/libs/a2a-auth/src/$1/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/setup/quiet-runtime-warning.js'],

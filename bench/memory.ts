@@ -5,7 +5,7 @@
  * Run with `--expose-gc` (the orchestrator does). Tokens are ES256 so that minting 100k stays fast.
  */
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { createAuthRuntime, extractBearerToken, resolveOptions } from '../libs/a2a-auth/src';
+import { createAuthRuntime, extractBearerToken, resolveOptions } from '../libs/a2a-auth/src/core';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import type { MemoryResult } from './orchestrator';

@@ -5,7 +5,9 @@
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import * as jwt from 'jsonwebtoken';
 import { jwtVerify } from 'jose';
-import { AuthAuditService, createAuthRuntime, resolveOptions, tokenHash, extractBearerToken, clientAddress, type A2ACaller } from '../libs/a2a-auth/src';
+import { AuthAuditService, type A2ACaller } from '../libs/a2a-auth/src';
+import { createAuthRuntime, resolveOptions, tokenHash, extractBearerToken } from '../libs/a2a-auth/src/core';
+import { clientAddress } from '../libs/a2a-auth/src/nest/http/request-info';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';

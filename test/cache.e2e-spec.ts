@@ -1,6 +1,7 @@
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import request from 'supertest';
-import { A2AAuthGuard, KeyRegistry, RequireScopes, VerifiedTokenCache, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { A2AAuthGuard, RequireScopes, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { KeyRegistry, VerifiedTokenCache } from 'nestjs-a2a-auth/core';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';

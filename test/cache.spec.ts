@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { cacheNotAfter, tokenHash, VerifiedTokenCache, type A2ACaller } from 'nestjs-a2a-auth';
+import { type A2ACaller } from 'nestjs-a2a-auth';
+import { cacheNotAfter, tokenHash, VerifiedTokenCache } from 'nestjs-a2a-auth/core';
 
 const ISS = 'https://issuer.example';
 

@@ -1,15 +1,6 @@
 import { AgentCard } from '@a2a-js/sdk';
-import {
-  buildAgentCard,
-  canonicalCardBytes,
-  checkV03Card,
-  resolveOptions,
-  signAgentCard,
-  toV03Card,
-  verifyAgentCard,
-  V03_ONLY_KEYS,
-  type DiscoveredSkill,
-} from 'nestjs-a2a-auth';
+import { checkV03Card, resolveOptions, signAgentCard, verifyAgentCard } from 'nestjs-a2a-auth';
+import { buildAgentCard, canonicalCardBytes, toV03Card, V03_ONLY_KEYS, type DiscoveredSkill } from 'nestjs-a2a-auth/core';
 import { generateTestKey } from './fixtures/keys';
 
 const opts = (card: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>

@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Controller, Get, Injectable, type DynamicModule, type Type } from '@nestjs/common';
 import { AgentCard } from '@a2a-js/sdk';
-import { AgentSkill, checkAgentCard, RequireScopes, runCardCli, V03_ONLY_KEYS, V1_ONLY_KEYS, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { AgentSkill, checkAgentCard, RequireScopes, runCardCli, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { V03_ONLY_KEYS, V1_ONLY_KEYS } from 'nestjs-a2a-auth/core';
 import { cardCliModule, PLACEHOLDER_TOKEN_URL } from '../apps/expense-agent/src/card-cli';
 import { CARD_CONTROLLERS, CARD_PROVIDERS, cardModule, cardOptions, expectedCard, expectedV03Card } from './fixtures/card-app';
 

@@ -1,17 +1,15 @@
+import { AuthError, REASONS, resolveOptions } from 'nestjs-a2a-auth';
 import {
-  AuthError,
   ChallengeBuilder,
   DEFAULT_MAX_TOKEN_LENGTH,
   DEFAULT_SCOPE_CLAIMS,
-  REASONS,
   assertScopes,
   checkClaims,
   errorBody,
   extractBearerToken,
   extractScopes,
-  resolveOptions,
   type ClaimPolicy,
-} from 'nestjs-a2a-auth';
+} from 'nestjs-a2a-auth/core';
 import { decodeForVerification } from '../libs/a2a-auth/src/core/decode';
 
 // Unit tests of the framework-free core (libs/a2a-auth/src/token), no Nest.

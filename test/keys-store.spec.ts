@@ -1,4 +1,5 @@
-import { JwksKeyStore, discoverJwksUri, AuthError } from 'nestjs-a2a-auth';
+import { AuthError } from 'nestjs-a2a-auth';
+import { JwksKeyStore, discoverJwksUri } from 'nestjs-a2a-auth/core';
 import { fetchJson, MAX_DOCUMENT_BYTES } from '../libs/a2a-auth/src/core/fetch-json';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';

@@ -10,10 +10,10 @@ import {
   AgentSkill,
   Public,
   RequireScopes,
-  combineRoutePolicy,
   createA2ARequestHandler,
   type A2AAuthModuleOptions,
 } from 'nestjs-a2a-auth';
+import { combineRoutePolicy } from 'nestjs-a2a-auth/core';
 import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';

@@ -5,6 +5,7 @@
 export {
   ClientCredentialsTokenProvider,
   refreshMarginSeconds,
+  formEncode,
   type ClientCredentialsOptions,
   type ClientAuthMethod,
   type TokenRequest,

@@ -1,7 +1,8 @@
 /**
  * `nestjs-a2a-auth/core`: the framework-free resource-server core (no Nest, no Passport, no HTTP framework).
- * Bearer parsing, reason codes and challenges, option validation, key sets, the verifier, the Agent Card builder,
- * signer and checker, and RFC 9728 metadata. The Nest module in the package root is built on these.
+ * Bearer parsing, reason codes and challenges, option validation, key sets, the verifier, the route policy, the Agent
+ * Card builder, signer and checker, and RFC 9728 metadata. The Nest module in the package root is built on these; use
+ * them directly to put the same decision behind another entry point (a WebSocket gateway, a queue consumer, …).
  */
 export {
   resolveOptions,
@@ -25,13 +26,27 @@ export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type B
 export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './challenge';
 export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './claims';
-export { type A2ACaller } from './caller';
+export { decodeForVerification, type DecodedToken } from './decode';
+export { keyFitsAlgorithm, verifyJwsSignature } from './jws';
+export type { A2ACaller } from './caller';
+export {
+  createVerifier,
+  certificateThumbprint,
+  type Verifier,
+  type VerifierPolicy,
+  type KeyResolver,
+  type VerificationContext,
+  type VerifyAttempt,
+} from './verifier';
+export { createAuthRuntime, type AuthRuntime } from './runtime';
+export { combineRoutePolicy, RoutePolicyError, type RoutePolicy, type RouteDecorators, type AgentSkillOptions } from './route-policy';
 export { VerifiedTokenCache, tokenHash, cacheNotAfter } from './token-cache';
 export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './key-store';
 export { KeyRegistry } from './key-registry';
+export { fetchJson, MAX_DOCUMENT_BYTES } from './fetch-json';
 export type { AuditSink, AuthAuditEvent } from './audit-event';
-export type { AgentSkillOptions } from './route-policy';
 export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
+export { checkAgentCard, checkV03Card, firstDifference, V1_ONLY_KEYS, V03_ONLY_KEYS } from './card/card-checker';
 export type {
   AgentCardJson,
   AgentSkillJson,
@@ -39,6 +54,12 @@ export type {
   SecurityRequirementJson,
   SecuritySchemeJson,
   AgentCardSignatureJson,
+  StringListJson,
 } from './card/agent-card.types';
 export { signAgentCard, verifyAgentCard, canonicalCardBytes, type CardSignature } from './card/card-signer';
-export { protectedResourceMetadataUrl, buildProtectedResourceMetadata, type ProtectedResourceMetadata } from './card/resource-metadata';
+export {
+  protectedResourceMetadataUrl,
+  buildProtectedResourceMetadata,
+  type ProtectedResourceMetadata,
+  type ResourceMetadataInput,
+} from './card/resource-metadata';
