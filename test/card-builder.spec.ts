@@ -10,7 +10,13 @@ const opts = (card: Record<string, unknown> = {}, extra: Record<string, unknown>
     tokenUrl: 'https://issuer.example/token',
     scopes: { 'x:read': 'Read', 'x:write': 'Write' },
     ...extra,
-    card: { name: 'A', description: 'B', url: 'https://agent.example/a', ...card },
+    card: {
+      name: 'A',
+      description: 'B',
+      url: 'https://agent.example/a',
+      interfaces: [{ url: 'https://agent.example/a', protocolBinding: 'JSONRPC' }],
+      ...card,
+    },
   } as never);
 
 const skill = (id: string, scopes: string[], isPublic = false, extendedOnly = false): DiscoveredSkill => ({

@@ -30,7 +30,7 @@ describe.each(PLATFORMS)('guard on %s', (platform) => {
         scopes: TEST_SCOPES,
         tokenUrl: `${jwks.url}/token`,
         resource: AUD,
-        card: { name: 'Test Agent', description: 'Agent under test', url: AUD },
+        card: { name: 'Test Agent', description: 'Agent under test', url: AUD, interfaces: [{ url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' }] },
       },
       controllers: [GuardTestController, CombinedScopesController],
     });

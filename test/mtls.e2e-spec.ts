@@ -55,7 +55,7 @@ describe.each(PLATFORMS)('mTLS + OAuth2 (RFC 8705) on %s', (platform) => {
         scopes: TEST_SCOPES,
         tokenUrl: `${jwks.url}/token`,
         mtls: {},
-        card: { name: 'Internal Agent', description: 'mTLS agent', url: AUD },
+        card: { name: 'Internal Agent', description: 'mTLS agent', url: AUD, interfaces: [{ url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' }] },
       },
       controllers: [GuardTestController],
       // requestCert without rejectUnauthorized: the TLS layer verifies the chain (socket.authorized) and

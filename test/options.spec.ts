@@ -40,8 +40,13 @@ describe('resolveOptions', () => {
     ['negative clockTolerance', { clockTolerance: -1 }, 'nestjs-a2a-auth: invalid option `clockTolerance`: must be a non-negative number, got -1'],
     ['relative jwksUri', { jwksUri: '/jwks' }, 'nestjs-a2a-auth: invalid option `jwksUri`: must be an absolute http(s) URL, got "/jwks"'],
     [
+      'card without interfaces',
+      { tokenUrl: 'https://as.example/token', card: { name: 'A', description: 'd', url: 'https://agent.example' } as never },
+      'nestjs-a2a-auth: invalid option `card.interfaces`: is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }]',
+    ],
+    [
       'card without tokenUrl',
-      { card: { name: 'A', description: 'd', url: 'https://agent.example' } },
+      { card: { name: 'A', description: 'd', url: 'https://agent.example', interfaces: [{ url: '/rpc', protocolBinding: 'JSONRPC' }] } },
       'nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)',
     ],
   ])('refuses %s with a message naming the option', (_n, patch, message) => {

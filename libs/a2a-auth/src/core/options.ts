@@ -73,8 +73,12 @@ export interface CardOptions {
   documentationUrl?: string;
   /** `AgentCard.iconUrl`. */
   iconUrl?: string;
-  /** `AgentCard.supportedInterfaces`. Default: one JSON-RPC interface at `card.url`. */
-  interfaces?: AgentInterfaceOptions[];
+  /**
+   * `AgentCard.supportedInterfaces`: the A2A bindings this app serves, at least one (required, so that the card never
+   * advertises an interface the app does not serve; each is usually a controller marked `@A2AEndpoint()`). The first
+   * is the preferred one (the v0.3 view's `url` and `preferredTransport`).
+   */
+  interfaces: AgentInterfaceOptions[];
   /** `AgentCard.capabilities`. Defaults: `streaming` false, `pushNotifications` false. */
   capabilities?: { streaming?: boolean; pushNotifications?: boolean };
   /** Default `['text/plain', 'application/json']`. */
@@ -308,6 +312,17 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     if (o.card.description === undefined) throw new A2AAuthConfigError('card.description', 'is required');
     absoluteUrl('card.url', o.card.url);
     if (!o.card.url) throw new A2AAuthConfigError('card.url', 'is required');
+    if (!Array.isArray(o.card.interfaces) || o.card.interfaces.length === 0) {
+      throw new A2AAuthConfigError(
+        'card.interfaces',
+        'is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }]',
+      );
+    }
+    for (const [i, itf] of o.card.interfaces.entries()) {
+      if (!itf || typeof itf.url !== 'string' || !['JSONRPC', 'HTTP+JSON', 'GRPC'].includes(itf.protocolBinding)) {
+        throw new A2AAuthConfigError(`card.interfaces[${i}]`, 'needs a url and a protocolBinding of JSONRPC, HTTP+JSON or GRPC');
+      }
+    }
     card = {
       ...o.card,
       version: o.card.version ?? '1.0.0',

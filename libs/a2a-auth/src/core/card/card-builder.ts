@@ -85,7 +85,7 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
       return j;
     });
 
-  const interfaces = (c.interfaces?.length ? c.interfaces : [{ url: c.url, protocolBinding: 'JSONRPC' as const }]).map((i) => ({
+  const interfaces = c.interfaces.map((i) => ({
     url: resolveUrl(c.url, i.url),
     protocolBinding: i.protocolBinding,
     protocolVersion: i.protocolVersion ?? '1.0',

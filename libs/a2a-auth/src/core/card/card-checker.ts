@@ -123,4 +123,3 @@ export function checkV03Card(card: object, label = 'v0.3 card'): string[] {
   for (const [n, s] of Object.entries(c.securitySchemes ?? {})) if (!('type' in s)) problems.push(`${label}: securitySchemes.${n} has no v0.3 "type"`);
   return problems;
 }
-
