@@ -57,14 +57,9 @@ export function parsePort(v: string | number | undefined, variable: string = ENV
  * @throws Error naming `variable`, what it should hold (`what`) and the value received.
  */
 export function httpUrl(variable: string, value: string, what: string): string {
-  let ok = false;
-  try {
-    const u = new URL(value);
-    ok = (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new Error(`${variable} must be an absolute URL starting with https:// or http:// (${what}), got ${JSON.stringify(value)}`);
+  const u = URL.canParse(value) ? new URL(value) : undefined;
+  if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || !u.hostname)
+    throw new Error(`${variable} must be an absolute URL starting with https:// or http:// (${what}), got ${JSON.stringify(value)}`);
   return value;
 }
 
