@@ -1,10 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Controller, Get, Injectable, type DynamicModule, type Type } from '@nestjs/common';
 import { AgentCard } from '@a2a-js/sdk';
 import { AgentSkill, checkAgentCard, RequireScopes, runCardCli, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { V03_ONLY_KEYS, V1_ONLY_KEYS } from 'nestjs-a2a-auth/core';
-import { cardCliModule, PLACEHOLDER_TOKEN_URL } from '../apps/expense-agent/src/card-cli';
+import { cardCliModule, main, PLACEHOLDER_TOKEN_URL, USAGE } from '../apps/expense-agent/src/card-cli';
 import { CARD_CONTROLLERS, CARD_PROVIDERS, cardModule, cardOptions, expectedCard, expectedV03Card } from './fixtures/card-app';
 
 const BASE = 'https://agents.example.com';
@@ -115,6 +116,71 @@ describe('card CLI on the sample agent (no port, placeholder issuer)', () => {
       err: '--version must be 1.0 or 0.3\nusage: card [--version 1.0|0.3] [--extended] [--check]\n',
     });
     expect((await run(sample(), '--frobnicate')).code).toBe(2);
+  });
+});
+
+describe('card CLI main(): --out FILE', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'card-cli-'));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function runMain(argv: string[], env: Record<string, string | undefined> = {}) {
+    let out = '';
+    let err = '';
+    const code = await main(argv, env, { out: (t) => (out += t), err: (t) => (err += t) });
+    return { code, out, err };
+  }
+
+  it('writes exactly the card that stdout would get, prints nothing on stdout and says where it wrote', async () => {
+    const printed = await runMain([]);
+    expect(printed.code).toBe(0);
+    const file = join(dir, 'card.json');
+    expect(await runMain(['--out', file])).toStrictEqual({ code: 0, out: '', err: `card written to ${file}\n` });
+    expect(readFileSync(file, 'utf8')).toBe(printed.out);
+    JSON.parse(readFileSync(file, 'utf8'));
+    const v03 = join(dir, 'v03.json');
+    expect(await runMain(['--version', '0.3', `--out=${v03}`])).toStrictEqual({ code: 0, out: '', err: `card written to ${v03}\n` });
+    expect(readFileSync(v03, 'utf8')).toBe((await runMain(['--version', '0.3'])).out);
+  });
+
+  it('resolves a relative FILE against INIT_CWD (where npm was started), as a shell redirect would', async () => {
+    const r = await runMain(['--out', 'relative.json'], { INIT_CWD: dir });
+    expect(r).toStrictEqual({ code: 0, out: '', err: `card written to ${join(dir, 'relative.json')}\n` });
+    expect(JSON.parse(readFileSync(join(dir, 'relative.json'), 'utf8')).name).toBe('Expense Reimbursement Agent');
+  });
+
+  it('a failed run leaves an existing FILE as it was', async () => {
+    const file = join(dir, 'kept.json');
+    writeFileSync(file, 'previous card');
+    const r = await runMain(['--out', file], { PORT: 'eighty' });
+    expect(r).toStrictEqual({ code: 1, out: '', err: 'boot failed: PORT must be an integer between 0 and 65535, got "eighty"\n' });
+    expect(readFileSync(file, 'utf8')).toBe('previous card');
+  });
+
+  it('exits 1 with the reason when FILE cannot be written', async () => {
+    const file = join(dir, 'no-such-dir', 'card.json');
+    expect(await runMain(['--out', file])).toStrictEqual({
+      code: 1,
+      out: '',
+      err: `cannot write ${file}: ENOENT: no such file or directory, open '${file}'\n`,
+    });
+  });
+
+  it('bad arguments exit 2 with a usage line that lists --out; --help prints it', async () => {
+    expect(USAGE).toBe('usage: card [--version 1.0|0.3] [--extended] [--check] [--out FILE]');
+    expect(await runMain(['--out'])).toStrictEqual({ code: 2, out: '', err: `--out needs a file name\n${USAGE}\n` });
+    expect(await runMain(['--out', '--extended'])).toStrictEqual({ code: 2, out: '', err: `--out needs a file name\n${USAGE}\n` });
+    expect(await runMain(['--check', '--out', join(dir, 'x.json')])).toStrictEqual({
+      code: 2,
+      out: '',
+      err: `--out cannot be combined with --check (which prints no card)\n${USAGE}\n`,
+    });
+    expect(await runMain(['--frobnicate'])).toStrictEqual({ code: 2, out: '', err: `unknown argument "--frobnicate"\n${USAGE}\n` });
+    expect(await runMain(['--help'])).toStrictEqual({ code: 0, out: `${USAGE}\n`, err: '' });
   });
 });
 

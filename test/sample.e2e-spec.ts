@@ -4,7 +4,9 @@ import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { runDemo } from '../apps/expense-agent/src/demo';
 import { DevAuthServerRefusedError, startDevAuthServer } from '../apps/expense-agent/src/dev-auth-server';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
-import { JwksServer } from './fixtures/jwks-server';
+import { discoverTokenUrl } from '../apps/expense-agent/src/config';
+import { main as cardMain } from '../apps/expense-agent/src/card-cli';
+import { JwksServer, type JwksMode } from './fixtures/jwks-server';
 import { generateTestKey } from './fixtures/keys';
 import { mintToken } from './fixtures/tokens';
 import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
@@ -404,12 +406,153 @@ describe('sample Expense agent: start-up and configuration', () => {
       }
     });
 
-    it('refuses to boot, naming A2A_TOKEN_URL, when it is unset and not discoverable', async () => {
+    it('refuses to boot when A2A_TOKEN_URL is unset and the issuer is unreachable, naming A2A_ISSUER and the cause', async () => {
       const dead = `http://127.0.0.1:${await closedPort()}`;
       await expect(bootstrap({ port: 0, env: { ...ENV, A2A_ISSUER: dead }, logger: false, banner: false })).rejects.toThrow(
-        `A2A_TOKEN_URL is not set and no token_endpoint could be discovered from the issuer "${dead}"; set A2A_TOKEN_URL`,
+        new Error(
+          `Cannot discover the token endpoint of A2A_ISSUER "${dead}": GET ${dead}/.well-known/openid-configuration: connection refused (ECONNREFUSED). ` +
+            'Check A2A_ISSUER, or set A2A_TOKEN_URL to skip discovery',
+        ),
       );
     });
+  });
+
+  describe('token endpoint discovery failures name A2A_ISSUER and the cause', () => {
+    let as: JwksServer;
+    beforeAll(async () => {
+      as = await new JwksServer().start();
+    });
+    afterAll(async () => {
+      await as?.stop();
+    });
+    const oidc = () => `${as.url}/.well-known/openid-configuration`;
+    const rfc8414 = () => `${as.url}/.well-known/oauth-authorization-server`;
+    const failure = (causes: string) =>
+      new Error(`Cannot discover the token endpoint of A2A_ISSUER "${as.url}": ${causes}. Check A2A_ISSUER, or set A2A_TOKEN_URL to skip discovery`);
+
+    it.each<[string, JwksMode, () => string]>([
+      ['HTTP 500 then HTTP 404', 'error500', () => `GET ${oidc()}: HTTP 500; GET ${rfc8414()}: HTTP 404`],
+      ['a body that is not JSON', 'notjson', () => `GET ${oidc()}: HTTP 200 but not JSON; GET ${rfc8414()}: HTTP 404`],
+      ['JSON without token_endpoint', 'garbage', () => `GET ${oidc()}: no token_endpoint in the metadata; GET ${rfc8414()}: HTTP 404`],
+      ['a connection reset before any answer', 'reset', () => `GET ${oidc()}: connection closed (UND_ERR_SOCKET)`],
+    ])('%s', async (_name, mode, causes) => {
+      as.discoveryMode = mode;
+      await expect(discoverTokenUrl(as.url)).rejects.toThrow(failure(causes()));
+    });
+
+    it('no answer within the timeout (milliseconds), without trying the second location on the same host', async () => {
+      as.discoveryMode = 'hang';
+      as.resetCounts();
+      const t0 = Date.now();
+      await expect(discoverTokenUrl(as.url, 300)).rejects.toThrow(failure(`GET ${oidc()}: no answer within 300 ms`));
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(as.discoveryFetches).toBe(1);
+    });
+
+    it('the path-aware RFC 8414 location is the second one tried', async () => {
+      const issuer = `${as.url}/realms/agents`;
+      await expect(discoverTokenUrl(issuer)).rejects.toThrow(
+        new Error(
+          `Cannot discover the token endpoint of A2A_ISSUER "${issuer}": GET ${issuer}/.well-known/openid-configuration: HTTP 404; ` +
+            `GET ${as.url}/.well-known/oauth-authorization-server/realms/agents: HTTP 404. Check A2A_ISSUER, or set A2A_TOKEN_URL to skip discovery`,
+        ),
+      );
+    });
+  });
+
+  describe('URL variables must be absolute http(s) URLs', () => {
+    const expected = (variable: string, what: string, got: string) =>
+      new Error(`${variable} must be an absolute URL starting with https:// or http:// (${what}), got ${JSON.stringify(got)}`);
+    const issuerWhat = "the issuer's exact iss value, e.g. https://auth.example.com/realms/agents; comma-separated for several";
+
+    it.each(['localhost:9000', '127.0.0.1:9000', 'auth.example.com', 'ftp://auth.example.com', 'http://'])('A2A_ISSUER=%s', async (issuer) => {
+      const port = await closedPort();
+      await expect(bootstrap({ port, env: { ...ENV, A2A_ISSUER: issuer }, logger: false, banner: false })).rejects.toThrow(
+        expected('A2A_ISSUER', issuerWhat, issuer),
+      );
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow(); // nothing was started
+    });
+
+    it('each item of a comma-separated A2A_ISSUER is checked', async () => {
+      await expect(bootstrap({ port: 0, env: { ...ENV, A2A_ISSUER: 'https://a.example.com, b.example.com' }, logger: false, banner: false })).rejects.toThrow(
+        expected('A2A_ISSUER', issuerWhat, 'b.example.com'),
+      );
+    });
+
+    it.each([
+      ['PUBLIC_URL', 'expenses.example.com', "the agent's public base URL, e.g. https://expenses.example.com"],
+      ['A2A_TOKEN_URL', 'auth.example.com/token', "the issuer's token endpoint, e.g. https://auth.example.com/oauth2/token"],
+      ['A2A_JWKS_URI', '/jwks.json', "the issuer's JWKS URL, e.g. https://auth.example.com/.well-known/jwks.json"],
+    ])('%s=%s', async (variable, value, what) => {
+      const env = { ...ENV, A2A_ISSUER: 'https://auth.example.com', A2A_TOKEN_URL: 'https://auth.example.com/token', [variable]: value };
+      await expect(bootstrap({ port: 0, env, logger: false, banner: false })).rejects.toThrow(expected(variable, what, value));
+    });
+  });
+
+  describe('NODE_ENV=production', () => {
+    const prod = { NODE_ENV: 'production', A2A_ISSUER: 'https://auth.example.com', A2A_TOKEN_URL: 'https://auth.example.com/oauth2/token' };
+
+    it('refuses to start without PUBLIC_URL, naming it (the card would advertise 127.0.0.1)', async () => {
+      const port = await closedPort();
+      await expect(bootstrap({ port, env: prod, logger: false, banner: false })).rejects.toThrow(
+        new Error(
+          "PUBLIC_URL is not set: with NODE_ENV=production the Agent Card must advertise the agent's public base URL, " +
+            `e.g. PUBLIC_URL=https://expenses.example.com (it would otherwise say http://127.0.0.1:${port})`,
+        ),
+      );
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    });
+
+    it('so does the card CLI', async () => {
+      const err: string[] = [];
+      const code = await cardMain([], prod, { out: () => undefined, err: (t) => err.push(t) });
+      expect(code).toBe(1);
+      expect(err.join('')).toBe(
+        "boot failed: PUBLIC_URL is not set: with NODE_ENV=production the Agent Card must advertise the agent's public base URL, " +
+          'e.g. PUBLIC_URL=https://expenses.example.com (it would otherwise say http://127.0.0.1:3000)\n',
+      );
+    });
+
+    it('starts with PUBLIC_URL, and the card advertises it', async () => {
+      const agent = await bootstrap({ port: 0, env: { ...prod, PUBLIC_URL: 'https://expenses.example.com' }, logger: false, banner: false });
+      try {
+        const card = (await request(agent.url).get('/.well-known/agent-card.json')).body;
+        expect(card.supportedInterfaces.map((i: { url: string }) => i.url)).toEqual([
+          'https://expenses.example.com/a2a/jsonrpc',
+          'https://expenses.example.com',
+        ]);
+      } finally {
+        await agent.close();
+      }
+    });
+  });
+
+  it('a taken PORT is named, and the dev authorization server is stopped again', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as { port: number }).port;
+    const devPort = await closedPort();
+    try {
+      await expect(bootstrap({ port, env: { ...ENV, DEV_AUTH_PORT: String(devPort) }, logger: false, banner: false })).rejects.toThrow(
+        new Error(`PORT ${port} on 127.0.0.1 is already in use (EADDRINUSE): stop the other process or set PORT to a free port`),
+      );
+      await expect(fetch(`http://127.0.0.1:${devPort}/jwks`)).rejects.toThrow();
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  });
+
+  it('a taken DEV_AUTH_PORT is named', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const devPort = (busy.address() as { port: number }).port;
+    try {
+      await expect(bootstrap({ port: 0, env: { ...ENV, DEV_AUTH_PORT: String(devPort) }, logger: false, banner: false })).rejects.toThrow(
+        new Error(`DEV_AUTH_PORT ${devPort} on 127.0.0.1 is already in use (EADDRINUSE): stop the other process, or unset DEV_AUTH_PORT to use a free port`),
+      );
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
   });
 
   it('the demo starts the agent in-process when none answers, and reports every outcome as expected', async () => {

@@ -31,8 +31,8 @@ export const ENV = {
 export const DEFAULT_PORT = 3000;
 /** Default listening address (loopback only). */
 export const DEFAULT_HOST = '127.0.0.1';
-/** Timeout of the discovery fetch for `A2A_TOKEN_URL`, milliseconds. */
-const DISCOVERY_TIMEOUT_MS = 5000;
+/** Default timeout of each discovery fetch for `A2A_TOKEN_URL`, milliseconds. */
+export const DISCOVERY_TIMEOUT_MS = 5000;
 
 /** Splits a comma-separated variable; `undefined` when unset or empty. */
 export function csv(v: string | undefined): string[] | undefined {
@@ -43,38 +43,118 @@ export function csv(v: string | undefined): string[] | undefined {
   return items.length ? items : undefined;
 }
 
-/** Parses `PORT` (0–65535). @throws Error naming `PORT` on anything else. */
-export function parsePort(v: string | number | undefined): number {
+/** Parses a port number (0–65535) read from `variable` (default `PORT`). @throws Error naming `variable` on anything else. */
+export function parsePort(v: string | number | undefined, variable: string = ENV.port): number {
   if (v === undefined || v === '') return DEFAULT_PORT;
   const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`PORT must be an integer between 0 and 65535, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${variable} must be an integer between 0 and 65535, got ${JSON.stringify(v)}`);
   return n;
 }
 
-/** `PUBLIC_URL` without a trailing slash, defaulting to `http://127.0.0.1:<port>`. */
-export function publicUrlOf(publicUrl: string | undefined, port: number): string {
-  return (publicUrl || `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+/**
+ * Checks that `value` is an absolute `http://` or `https://` URL and returns it unchanged.
+ * `new URL('localhost:9000')` parses (with the scheme `localhost:`), so the scheme is checked explicitly.
+ * @throws Error naming `variable`, what it should hold (`what`) and the value received.
+ */
+export function httpUrl(variable: string, value: string, what: string): string {
+  const u = URL.canParse(value) ? new URL(value) : undefined;
+  if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || !u.hostname)
+    throw new Error(`${variable} must be an absolute URL starting with https:// or http:// (${what}), got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** What `A2A_ISSUER` holds, for error messages. */
+const ISSUER_WHAT = "the issuer's exact iss value, e.g. https://auth.example.com/realms/agents; comma-separated for several";
+
+/**
+ * Parses `A2A_ISSUER`: comma-separated absolute http(s) URLs; `undefined` when unset or empty.
+ * @throws Error naming `A2A_ISSUER` when an item is not an absolute http(s) URL (e.g. `localhost:9000`).
+ */
+export function parseIssuers(v: string | undefined): string[] | undefined {
+  return csv(v)?.map((i) => httpUrl(ENV.issuer, i, ISSUER_WHAT));
+}
+
+/**
+ * `PUBLIC_URL` without a trailing slash, defaulting to `http://127.0.0.1:<port>`.
+ * @throws Error naming `PUBLIC_URL` when it is not an absolute http(s) URL, or when it is unset and `nodeEnv` is
+ *   `production` (a deployed agent's card must not advertise a loopback address).
+ */
+export function publicUrlOf(publicUrl: string | undefined, port: number, nodeEnv?: string): string {
+  if (publicUrl) return httpUrl(ENV.publicUrl, publicUrl, "the agent's public base URL, e.g. https://expenses.example.com").replace(/\/+$/, '');
+  if (nodeEnv === 'production') {
+    throw new Error(
+      `PUBLIC_URL is not set: with NODE_ENV=production the Agent Card must advertise the agent's public base URL, ` +
+        `e.g. PUBLIC_URL=https://expenses.example.com (it would otherwise say http://127.0.0.1:${port})`,
+    );
+  }
+  return `http://127.0.0.1:${port}`;
+}
+
+/** Why a fetch was rejected, in words: the timeout, or the network cause with its code (undici hides it in `cause`). */
+function fetchFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  const code = e?.cause?.code;
+  const words: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ECONNRESET: 'connection reset',
+    ENOTFOUND: 'host not found',
+    EAI_AGAIN: 'host name lookup failed',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
+    ETIMEDOUT: 'connection timed out',
+    UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+    UND_ERR_SOCKET: 'connection closed',
+  };
+  if (code && words[code]) return `${words[code]} (${code})`;
+  // OpenSSL's own message is a dump of its internals; the code says enough.
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `TLS handshake failed (${code}): is it an http:// server?`;
+  if (code?.startsWith('ERR_SSL_')) return `TLS handshake failed (${code})`;
+  if (code && /CERT/.test(code)) return `TLS certificate rejected: ${e?.cause?.message} (${code})`;
+  const detail = e?.cause?.message ?? e?.message ?? String(err);
+  return code ? `${detail} (${code})` : detail;
 }
 
 /**
  * Reads `token_endpoint` from the issuer's OpenID Connect discovery document, else its RFC 8414 metadata.
- * @throws Error naming `A2A_TOKEN_URL` when neither answers within 5 s with a token endpoint.
+ * When the issuer cannot be reached at all, the second location (same host) is not tried: it would fail the same way.
+ * @param timeoutMs deadline of each fetch, milliseconds (default {@link DISCOVERY_TIMEOUT_MS}).
+ * @throws Error naming `A2A_ISSUER`, each URL tried and why it failed (connection refused, HTTP 404, no answer within
+ *   the timeout, not JSON, no `token_endpoint`), and `A2A_TOKEN_URL` as the way to skip discovery.
  */
-export async function discoverTokenUrl(issuer: string): Promise<string> {
+export async function discoverTokenUrl(issuer: string, timeoutMs: number = DISCOVERY_TIMEOUT_MS): Promise<string> {
   const base = issuer.replace(/\/+$/, '');
-  const u = new URL(issuer);
+  const u = new URL(httpUrl(ENV.issuer, issuer, ISSUER_WHAT));
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
+  const failures: string[] = [];
   for (const url of [`${base}/.well-known/openid-configuration`, `${u.origin}/.well-known/oauth-authorization-server${path}`]) {
+    let res: Response;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(DISCOVERY_TIMEOUT_MS), headers: { accept: 'application/json' } });
-      if (!res.ok) continue;
-      const meta = (await res.json()) as { token_endpoint?: unknown };
-      if (typeof meta.token_endpoint === 'string' && meta.token_endpoint) return meta.token_endpoint;
-    } catch {
-      // try the next metadata location
+      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    } catch (err) {
+      failures.push(`GET ${url}: ${fetchFailure(err, timeoutMs)}`);
+      break;
     }
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      failures.push(`GET ${url}: HTTP ${res.status}`);
+      continue;
+    }
+    let meta: { token_endpoint?: unknown };
+    try {
+      meta = (await res.json()) as { token_endpoint?: unknown };
+    } catch (err) {
+      const e = err as { name?: string };
+      failures.push(`GET ${url}: ${e?.name === 'TimeoutError' || e?.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : 'HTTP 200 but not JSON'}`);
+      continue;
+    }
+    if (typeof meta?.token_endpoint === 'string' && meta.token_endpoint) return meta.token_endpoint;
+    failures.push(`GET ${url}: no token_endpoint in the metadata`);
   }
-  throw new Error(`A2A_TOKEN_URL is not set and no token_endpoint could be discovered from the issuer ${JSON.stringify(issuer)}; set A2A_TOKEN_URL`);
+  throw new Error(
+    `Cannot discover the token endpoint of A2A_ISSUER ${JSON.stringify(issuer)}: ${failures.join('; ')}. ` +
+      'Check A2A_ISSUER, or set A2A_TOKEN_URL to skip discovery',
+  );
 }
 
 /**
@@ -92,16 +172,21 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     return v === undefined || v === null || v === '' ? undefined : String(v);
   };
   const port = parsePort(get(ENV.port));
-  const publicUrl = publicUrlOf(get(ENV.publicUrl), port);
-  const issuers = csv(get(ENV.issuer));
+  const publicUrl = publicUrlOf(get(ENV.publicUrl), port, get('NODE_ENV'));
+  const issuers = parseIssuers(get(ENV.issuer));
   if (!issuers) throw new Error('A2A_ISSUER is not set (start the agent with bootstrap() to use the embedded dev authorization server)');
   const audience = csv(get(ENV.audience)) ?? [publicUrl];
-  const tokenUrl = get(ENV.tokenUrl) ?? (await discoverTokenUrl(issuers[0]));
+  const jwksUriVar = get(ENV.jwksUri);
+  const jwksUri = jwksUriVar && httpUrl(ENV.jwksUri, jwksUriVar, "the issuer's JWKS URL, e.g. https://auth.example.com/.well-known/jwks.json");
+  const tokenUrlVar = get(ENV.tokenUrl);
+  const tokenUrl = tokenUrlVar
+    ? httpUrl(ENV.tokenUrl, tokenUrlVar, "the issuer's token endpoint, e.g. https://auth.example.com/oauth2/token")
+    : await discoverTokenUrl(issuers[0]);
 
   return {
     issuer: issuers,
     audience,
-    jwksUri: get(ENV.jwksUri),
+    jwksUri,
     algorithms: csv(get(ENV.algorithms)),
     scopeClaims: csv(get(ENV.scopeClaims)),
     scopes: { ...EXPENSE_SCOPES },

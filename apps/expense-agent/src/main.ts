@@ -1,14 +1,14 @@
 import { enableA2AMediaType } from 'nestjs-a2a-auth';
 import 'reflect-metadata';
 import { createServer } from 'node:net';
-import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
+import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { csv, DEFAULT_HOST, ENV, parsePort, publicUrlOf } from './config';
+import { csv, DEFAULT_HOST, ENV, parseIssuers, parsePort, publicUrlOf } from './config';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
-import { startDevAuthServer, type DevAuthServer } from './dev-auth-server';
+import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from './dev-auth-server';
 
 /** HTTP platforms the sample runs on. */
 export type Platform = 'express' | 'fastify';
@@ -26,7 +26,10 @@ export interface BootstrapOptions {
    * Default: `process.env`.
    */
   env?: Record<string, string | undefined>;
-  /** Nest logger: `false` silences it. Default: Nest's console logger. */
+  /**
+   * Nest logger: `false` silences it. Default: Nest's console logger, without Nest's own report of a start-up failure
+   * (`bootstrap()` rejects with that error, so its caller reports it once).
+   */
   logger?: LoggerService | LogLevel[] | false;
   /** Print the start-up summary (dev clients, curl sequence). Default true; a function receives the text instead. */
   banner?: boolean | ((text: string) => void);
@@ -46,6 +49,34 @@ export interface RunningAgent {
   banner: string;
   /** Stops the agent, then the dev authorization server. */
   close(): Promise<void>;
+}
+
+/** How long a SIGTERM/SIGINT shutdown of the agent process may take before it exits anyway, milliseconds. */
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/**
+ * Nest's console logger minus the `ExceptionHandler` line: on a failed start Nest logs the error with its stack and then
+ * rethrows it (`abortOnError: false`), so without this the same error would be printed twice.
+ */
+class StartupLogger extends ConsoleLogger {
+  override error(message: unknown, ...rest: unknown[]): void {
+    if (rest[rest.length - 1] === 'ExceptionHandler') return;
+    super.error(message, ...rest);
+  }
+}
+
+/** The logger handed to Nest for {@link BootstrapOptions.logger}. */
+function nestLogger(logger: BootstrapOptions['logger']): LoggerService | false {
+  if (logger === false) return false;
+  if (logger === undefined) return new StartupLogger();
+  if (Array.isArray(logger)) return new StartupLogger({ logLevels: logger });
+  return logger;
+}
+
+/** Re-words a listen failure on a taken port so that it names the variable to change; other errors pass through. */
+function portInUse(err: unknown, variable: string, port: number, host: string, fix: string): unknown {
+  if ((err as NodeJS.ErrnoException)?.code !== 'EADDRINUSE') return err;
+  return new Error(`${variable} ${port} on ${host} is already in use (EADDRINUSE): ${fix}`);
 }
 
 /** Asks the OS for a free port on `host` (used for port 0, because the card must name the real port before listen). */
@@ -77,17 +108,23 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
   const host = o.host ?? (env[ENV.host] || DEFAULT_HOST);
   let port = o.port ?? parsePort(env[ENV.port]);
   if (port === 0) port = await freePort(host);
-  const publicUrl = publicUrlOf(env[ENV.publicUrl], port);
+  const issuers = parseIssuers(env[ENV.issuer]);
+  // Without an issuer the dev server would be needed; its refusal is the more useful message in production.
+  if (!issuers && env.NODE_ENV === 'production') throw new DevAuthServerRefusedError();
+  const publicUrl = publicUrlOf(env[ENV.publicUrl], port, env.NODE_ENV);
   const values: Record<string, string | undefined> = { ...(o.env ?? {}), [ENV.port]: String(port), [ENV.publicUrl]: publicUrl };
 
   let devAuth: DevAuthServer | undefined;
-  if (!csv(env[ENV.issuer])) {
+  if (!issuers) {
     const clients = devClientsFromEnv(env);
+    const devPort = env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT, 'DEV_AUTH_PORT') : 0;
     devAuth = await startDevAuthServer({
       audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
       clients: [clients.submitter, clients.approver],
-      port: env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT) : 0,
+      port: devPort,
       nodeEnv: env.NODE_ENV,
+    }).catch((err: unknown) => {
+      throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
     });
     Object.assign(values, { [ENV.issuer]: devAuth.issuer, [ENV.audience]: devAuth.audience, [ENV.jwksUri]: devAuth.jwksUri, [ENV.tokenUrl]: devAuth.tokenUrl });
   }
@@ -97,15 +134,17 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
     const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
     if (adapter instanceof ExpressAdapter) adapter.getInstance().disable('x-powered-by'); // don't advertise the stack
     app = await NestFactory.create(AppModule.forRoot({ values, skipProcessEnv: o.env !== undefined }), adapter as never, {
-      logger: o.logger,
+      logger: nestLogger(o.logger),
       abortOnError: false,
+      // Keep-alive and server-sent-event connections would otherwise hold close() (and the port) open.
+      forceCloseConnections: true,
     });
     enableA2AMediaType(app); // A2A clients may send application/a2a+json
     await app.listen(port, host);
   } catch (err) {
     await app?.close().catch(() => undefined);
     await devAuth?.close();
-    throw err;
+    throw portInUse(err, 'PORT', port, host, 'stop the other process or set PORT to a free port');
   }
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost}:${port}`;
@@ -186,22 +225,45 @@ export function startupBanner(i: {
   return lines.join('\n');
 }
 
-if (require.main === module) {
+/**
+ * Runs the agent as a process (`npm start`): starts it, then shuts it down, together with the embedded dev
+ * authorization server, on SIGTERM or SIGINT and exits 0 (1 if closing fails or takes longer than
+ * {@link SHUTDOWN_TIMEOUT_MS} milliseconds). A start-up failure is printed as one line on stderr and exits 1.
+ */
+export function main(): void {
   bootstrap().then(
     (agent) => {
-      const stop = (signal: string) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        // Ctrl-C under npm delivers SIGINT twice (from the terminal and forwarded by npm): one shutdown is enough.
+        if (stopping) return;
+        stopping = true;
         console.log(`${signal}: shutting down`);
+        setTimeout(() => {
+          process.stderr.write(`Expense Reimbursement Agent: shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway\n`);
+          process.exit(1);
+        }, SHUTDOWN_TIMEOUT_MS).unref();
         agent.close().then(
           () => process.exit(0),
-          () => process.exit(1),
+          (err: unknown) => {
+            process.stderr.write(`Expense Reimbursement Agent: shutdown failed: ${oneLine(err)}\n`);
+            process.exit(1);
+          },
         );
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     },
-    (err: Error) => {
-      console.error(`Expense Reimbursement Agent failed to start: ${err.message}`);
+    (err: unknown) => {
+      process.stderr.write(`Expense Reimbursement Agent failed to start: ${oneLine(err)}\n`);
       process.exit(1);
     },
   );
 }
+
+/** An error's message on one line (a newcomer needs the cause, not the stack). */
+function oneLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/\s*\n\s*/g, ' ');
+}
+
+if (require.main === module) main();
