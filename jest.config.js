@@ -45,5 +45,8 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/setup/quiet-runtime-warning.js'],
+  // Test keys are made once per run, outside this process's node:crypto (see test/fixtures/key-pool.ts).
+  globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 30000,
 };
