@@ -45,5 +45,10 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/setup/quiet-runtime-warning.js'],
+  // Test keys are made once per run, outside this process's node:crypto (see test/fixtures/key-pool.ts), and a
+  // watchdog turns a native hang into a fast failure (see test/setup/watchdog.js).
+  globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/setup/watchdog-jest.js'],
   testTimeout: 30000,
 };

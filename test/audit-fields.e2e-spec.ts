@@ -1,51 +1,24 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { LoggerAuditSink, type AuthAuditEvent } from 'nestjs-a2a-auth';
-import { generateTestKey, type TestKey } from './fixtures/keys';
-import { JwksServer } from './fixtures/jwks-server';
-import { mintToken } from './fixtures/tokens';
-import { CapturingLogger, PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
+import { startIssuerApp, useIssuerApp } from './fixtures/auth-harness';
+import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
 import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
-import { sendRaw, ZOO_AUD } from './fixtures/zoo';
+import { sendRaw, ZOO_AUD, zooApp } from './fixtures/zoo';
 
-// Issue 5 §5: every decision emits exactly one event with all its fields; the default sink writes one JSON line.
+// Every decision emits exactly one event with all its fields; the default sink writes one JSON line.
 const hash22 = (v: string) => createHash('sha256').update(v).digest('base64url').slice(0, 22);
 const PEER = /^(::ffff:)?127\.0\.0\.1$/;
 
 describe.each(PLATFORMS)('audit events on %s', (platform) => {
-  let s: JwksServer;
-  let key: TestKey;
-  let app: TestApp;
   const events: AuthAuditEvent[] = [];
-
-  beforeAll(async () => {
-    s = await new JwksServer().start();
-    key = generateTestKey('RS256', 'k1');
-    s.keys = [key.publicJwk];
-    app = await startTestApp({
-      platform,
-      auth: {
-        issuer: s.issuer,
-        jwksUri: s.jwksUri,
-        audience: ZOO_AUD,
-        resource: ZOO_AUD,
-        realm: 'zoo',
-        scopes: TEST_SCOPES,
-        auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) },
-      },
-      controllers: [GuardTestController],
-    });
-  });
-  afterAll(async () => {
-    await app?.close();
-    await s?.stop();
-  });
+  const env = useIssuerApp(() => zooApp(platform, { auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) } }));
 
   async function one(method: string, path: string, auth?: string) {
     events.length = 0;
     const t0 = Date.now();
     const res = await new Promise<number>((resolve, reject) => {
-      const u = new URL(app.url);
+      const u = new URL(env.app.url);
       const req = require('node:http').request(
         {
           host: u.hostname,
@@ -74,7 +47,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
 
   it('success: every field, the token id is a hash of jti', async () => {
     const jti = 'jti-123';
-    const tok = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { jti } });
+    const tok = await env.idp.mint({ claims: { jti } });
     const { status, e } = await one('POST', '/t/submit', `Bearer ${tok}`);
     expect(status).toBe(201);
     expect(e).toEqual({
@@ -84,7 +57,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
       status: 200,
       clientId: 'client-a',
       subject: 'client-a',
-      issuer: s.issuer,
+      issuer: env.idp.issuer,
       tokenId: hash22(jti),
       kid: 'k1',
       verified: true,
@@ -99,7 +72,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
   });
 
   it('403: verified identity, required and granted scopes', async () => {
-    const tok = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { jti: 'j-403', client_id: 'client-b', sub: 'svc-b' } });
+    const tok = await env.idp.mint({ claims: { jti: 'j-403', client_id: 'client-b', sub: 'svc-b' } });
     const { status, e } = await one('GET', '/t/approve', `Bearer ${tok}`);
     expect(status).toBe(403);
     expect(e).toMatchObject({
@@ -108,7 +81,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
       status: 403,
       clientId: 'client-b',
       subject: 'svc-b',
-      issuer: s.issuer,
+      issuer: env.idp.issuer,
       tokenId: hash22('j-403'),
       kid: 'k1',
       verified: true,
@@ -121,7 +94,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
   });
 
   it('401 bad signature: unverified identity, verified=false, token id = hash of the token when there is no jti', async () => {
-    const good = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { jti: undefined } });
+    const good = await env.idp.mint({ claims: { jti: undefined } });
     const [h, p, sig] = good.split('.');
     const bad = `${h}.${p}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
     const { status, e } = await one('GET', '/t/me', `Bearer ${bad}`);
@@ -132,7 +105,7 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
       status: 401,
       clientId: 'client-a',
       subject: 'client-a',
-      issuer: s.issuer,
+      issuer: env.idp.issuer,
       kid: 'k1',
       verified: false,
       method: 'GET',
@@ -153,18 +126,18 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
 
   it('a public route makes no decision and emits nothing', async () => {
     events.length = 0;
-    const res = await sendRaw(app.url, { path: '/t/public', headers: [] });
+    const res = await sendRaw(env.app.url, { path: '/t/public', headers: [] });
     expect(res.status).toBe(200);
     expect(events).toHaveLength(0);
   });
 
   it('exactly one event per request over a mixed run', async () => {
-    const good = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD });
+    const good = await env.idp.mint();
     const auths = [`Bearer ${good}`, 'Basic eDp5', '', `Bearer ${good}x`, 'Bearer a.b.c', `Bearer ${good}`];
     events.length = 0;
     for (let i = 0; i < 30; i++) {
       const a = auths[i % auths.length];
-      await sendRaw(app.url, { path: i % 4 === 0 ? '/t/approve' : '/t/me', headers: a ? [['Authorization', a]] : [] });
+      await sendRaw(env.app.url, { path: i % 4 === 0 ? '/t/approve' : '/t/me', headers: a ? [['Authorization', a]] : [] });
     }
     expect(events).toHaveLength(30);
   });
@@ -172,35 +145,23 @@ describe.each(PLATFORMS)('audit events on %s', (platform) => {
 
 describe.each(PLATFORMS)('a throwing audit sink on %s', (platform) => {
   it('never changes the HTTP outcome', async () => {
-    const s = await new JwksServer().start();
-    const key = generateTestKey('RS256', 'k1');
-    s.keys = [key.publicJwk];
-    const app = await startTestApp({
-      platform,
-      auth: {
-        issuer: s.issuer,
-        jwksUri: s.jwksUri,
-        audience: ZOO_AUD,
-        resource: ZOO_AUD,
-        realm: 'zoo',
-        scopes: TEST_SCOPES,
+    const { idp, app } = await startIssuerApp(
+      zooApp(platform, {
         auditSink: {
           wantsSuccesses: true,
           emit: () => {
             throw new Error('sink down');
           },
         },
-      },
-      controllers: [GuardTestController],
-    });
+      }),
+    );
     try {
-      const tok = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD });
+      const tok = await idp.mint();
       expect((await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', `Bearer ${tok}`]] })).status).toBe(200);
       expect((await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', `Bearer ${tok}x`]] })).status).toBe(401);
       expect((await sendRaw(app.url, { path: '/t/approve', headers: [['Authorization', `Bearer ${tok}`]] })).status).toBe(403);
     } finally {
-      await app.close();
-      await s.stop();
+      await idp.close();
     }
   });
 });
@@ -269,31 +230,22 @@ describe('LoggerAuditSink (default sink)', () => {
 
 describe.each(PLATFORMS)('audit token id with the verified-token cache off on %s', (platform) => {
   it('a failed token without jti still gets tokenId = hash of the token', async () => {
-    const s = await new JwksServer().start();
-    const key = generateTestKey('RS256', 'k1');
-    s.keys = [key.publicJwk];
     const events: AuthAuditEvent[] = [];
-    const app = await startTestApp({
+    const { idp, app } = await startIssuerApp({
       platform,
-      auth: {
-        issuer: s.issuer,
-        jwksUri: s.jwksUri,
-        audience: ZOO_AUD,
-        scopes: TEST_SCOPES,
-        tokenCache: { enabled: false },
-        auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) },
-      },
+      audience: ZOO_AUD,
+      kid: 'k1',
+      auth: { scopes: TEST_SCOPES, tokenCache: { enabled: false }, auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) } },
       controllers: [GuardTestController],
     });
     try {
-      const expired = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { jti: undefined, exp: Math.floor(Date.now() / 1000) - 60 } });
+      const expired = await idp.mint({ claims: { jti: undefined, exp: Math.floor(Date.now() / 1000) - 60 } });
       const res = await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', `Bearer ${expired}`]] });
       expect(res.status).toBe(401);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ outcome: 'failure', reason: 'expired', tokenId: hash22(expired) });
     } finally {
-      await app.close();
-      await s.stop();
+      await idp.close();
     }
   });
 });

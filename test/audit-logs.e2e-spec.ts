@@ -3,7 +3,7 @@ import { CapturingLogger, PLATFORMS, startTestApp, type TestApp } from './fixtur
 import { GuardTestController } from './fixtures/test-controllers';
 import { createZooWorld, expectedWire, secretsOf, sendRaw, ZOO_AUD, ZOO_CASES, ZOO_CLIENT_SECRET, zooAuthOptions, type ZooWorld } from './fixtures/zoo';
 
-// Issue 5 §5: all log output of a whole zoo run (default Logger sink, every line kept) holds no token,
+// All log output of a whole zoo run (default Logger sink, every line kept) holds no token,
 // no Authorization header value and no client secret.
 describe.each(PLATFORMS)('no secrets in the logs on %s', (platform) => {
   let w: ZooWorld;

@@ -1,14 +1,11 @@
 import { Agent } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { generateTestKey, type TestKey } from './fixtures/keys';
-import { JwksServer } from './fixtures/jwks-server';
-import { mintToken } from './fixtures/tokens';
-import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
-import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
-import { randomKid, sendRaw, ZOO_AUD } from './fixtures/zoo';
+import { useIssuerApp } from './fixtures/auth-harness';
+import { PLATFORMS } from './fixtures/test-app';
+import { randomKid, sendRaw, zooApp } from './fixtures/zoo';
 
-// Issue 5 §6: a bounded burst of 10,000 bad requests on loopback: no 5xx, no crash, memory back near the baseline.
+// A bounded burst of 10,000 bad requests on loopback: no 5xx, no crash, memory back near the baseline.
 setFlagsFromString('--expose-gc');
 const gc: () => void = runInNewContext('gc');
 const heapAfterGc = async () => {
@@ -22,36 +19,17 @@ const TOTAL = 10_000;
 const WORKERS = 50;
 
 describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
-  let s: JwksServer;
-  let key: TestKey;
-  let app: TestApp;
   let decisions = 0;
   const pool: string[] = [];
+  // Count only: a sink that stored events would itself grow.
+  const env = useIssuerApp(() => zooApp(platform, { jwksCooldown: 300, auditSink: { wantsSuccesses: false, emit: () => void decisions++ } }));
 
   beforeAll(async () => {
-    s = await new JwksServer().start();
-    key = generateTestKey('RS256', 'k1');
-    s.keys = [key.publicJwk];
-    app = await startTestApp({
-      platform,
-      // Count only: a sink that stored events would itself grow.
-      auth: {
-        issuer: s.issuer,
-        jwksUri: s.jwksUri,
-        audience: ZOO_AUD,
-        resource: ZOO_AUD,
-        realm: 'zoo',
-        scopes: TEST_SCOPES,
-        jwksCooldown: 300,
-        auditSink: { wantsSuccesses: false, emit: () => void decisions++ },
-      },
-      controllers: [GuardTestController],
-    });
     const now = Math.floor(Date.now() / 1000);
     const rnd = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256))).toString('base64url');
     for (let i = 0; i < 100; i++) {
-      const expired = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims: { exp: now - 3600 - i, iat: now - 7200 } });
-      const valid = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD });
+      const expired = await env.idp.mint({ claims: { exp: now - 3600 - i, iat: now - 7200 } });
+      const valid = await env.idp.mint();
       const [h, p, sig] = valid.split('.');
       const sigBytes = Buffer.from(sig, 'base64url');
       sigBytes[i % sigBytes.length] ^= 0x40;
@@ -69,10 +47,6 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
       );
     }
   });
-  afterAll(async () => {
-    await app?.close();
-    await s?.stop();
-  });
 
   async function burst(n: number): Promise<Map<number, number>> {
     const agent = new Agent({ keepAlive: true, maxSockets: WORKERS });
@@ -83,7 +57,7 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
         Array.from({ length: WORKERS }, async () => {
           while (next < n) {
             const i = next++;
-            const res = await sendRaw(app.url, { path: '/t/me', headers: [['Authorization', pool[i % pool.length]]] }, agent);
+            const res = await sendRaw(env.app.url, { path: '/t/me', headers: [['Authorization', pool[i % pool.length]]] }, agent);
             statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
           }
         }),
@@ -105,7 +79,7 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
     expect(Object.keys(counts).sort()).toEqual(['400', '401']);
     expect(counts[400] + counts[401]).toBe(TOTAL);
     expect(decisions).toBe(TOTAL);
-    expect(s.jwksFetches).toBe(1); // unknown kids within the cooldown: no refetch
+    expect(env.idp.jwks.jwksFetches).toBe(1); // unknown kids within the cooldown: no refetch
     const after = await heapAfterGc();
     const growthMb = (after - baseline) / 1024 / 1024;
     process.stdout.write(
@@ -113,9 +87,9 @@ describe.each(PLATFORMS)('burst of bad tokens on %s', (platform) => {
     );
     expect(growthMb).toBeLessThan(16);
     // Still alive and correct.
-    const ok = await sendRaw(app.url, {
+    const ok = await sendRaw(env.app.url, {
       path: '/t/me',
-      headers: [['Authorization', `Bearer ${await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD })}`]],
+      headers: [['Authorization', `Bearer ${await env.idp.mint()}`]],
     });
     expect(ok.status).toBe(200);
   }, 90_000);

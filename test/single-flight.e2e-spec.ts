@@ -1,8 +1,7 @@
 import { Agent, get } from 'node:http';
+import { useIssuerApp } from './fixtures/auth-harness';
 import { generateTestKey, type TestKey } from './fixtures/keys';
-import { JwksServer } from './fixtures/jwks-server';
-import { mintToken } from './fixtures/tokens';
-import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
+import { PLATFORMS } from './fixtures/test-app';
 import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
 
 const AUD = 'http://127.0.0.1/expense-agent';
@@ -51,31 +50,20 @@ function fire(url: string, tokens: string[]): Promise<Fired> {
 }
 
 describe.each(PLATFORMS)('single-flight JWKS fetches on %s', (platform) => {
-  let jwks: JwksServer;
-  let key: TestKey;
-  let t: TestApp;
-  const mintMany = (k: TestKey) => Promise.all(Array.from({ length: N }, () => mintToken({ key: k, issuer: jwks.issuer, audience: AUD })));
-
-  beforeAll(async () => {
-    jwks = await new JwksServer().start();
-    key = generateTestKey('RS256');
-    jwks.keys = [key.publicJwk];
-    t = await startTestApp({
-      platform,
-      auth: { issuer: jwks.issuer, audience: AUD, jwksUri: jwks.jwksUri, scopes: TEST_SCOPES, audit: { successes: false }, jwksCooldown: 0 },
-      controllers: [GuardTestController],
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await jwks?.stop();
-  });
+  const env = useIssuerApp(() => ({
+    platform,
+    audience: AUD,
+    auth: { scopes: TEST_SCOPES, audit: { successes: false }, jwksCooldown: 0 },
+    controllers: [GuardTestController],
+  }));
+  const mintMany = (key: TestKey) => Promise.all(Array.from({ length: N }, () => env.idp.mint({ key })));
 
   it(`${N} concurrent first requests (keys never fetched, slow JWKS) cause exactly 1 JWKS fetch`, async () => {
+    const { jwks, key } = env.idp;
     const tokens = await mintMany(key); // distinct tokens: no help from the verified-token cache
     jwks.mode = { slowMs: SLOW_MS };
     expect(jwks.jwksFetches).toBe(0);
-    const r = await fire(`${t.url}/t/me`, tokens);
+    const r = await fire(`${env.app.url}/t/me`, tokens);
     expect(r.statuses.filter((s) => s === 200)).toHaveLength(N);
     expect(r.sentWhilePending).toBe(N); // all N overlapped the one fetch
     expect(r.answeredWhilePending).toBe(0);
@@ -83,11 +71,12 @@ describe.each(PLATFORMS)('single-flight JWKS fetches on %s', (platform) => {
   });
 
   it(`${N} concurrent requests with a kid that just appeared in the JWKS cause exactly 1 refetch`, async () => {
+    const { jwks, key } = env.idp;
     const rotated = generateTestKey('RS256');
     jwks.keys = [key.publicJwk, rotated.publicJwk];
     const tokens = await mintMany(rotated);
     const before = jwks.jwksFetches;
-    const r = await fire(`${t.url}/t/me`, tokens);
+    const r = await fire(`${env.app.url}/t/me`, tokens);
     expect(r.statuses.filter((s) => s === 200)).toHaveLength(N);
     expect(r.sentWhilePending).toBe(N);
     expect(r.answeredWhilePending).toBe(0);

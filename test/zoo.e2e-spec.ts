@@ -6,7 +6,7 @@ import { createZooWorld, expectedWire, sendRaw, ZOO_AUD, ZOO_CASES, zooAuthOptio
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// Issue 5 §1: every case asserts status, WWW-Authenticate, body and the audit reason, on both platforms.
+// Every case asserts status, WWW-Authenticate, body and the audit reason, on both platforms.
 describe.each(PLATFORMS)('token zoo on %s', (platform) => {
   let w: ZooWorld;
   let main: TestApp;

@@ -1,17 +1,13 @@
 import type { A2AAuthModuleOptions, AuthAuditEvent } from 'nestjs-a2a-auth';
-import { generateTestKey, type TestKey } from './fixtures/keys';
-import { JwksServer } from './fixtures/jwks-server';
-import { mintToken } from './fixtures/tokens';
-import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
-import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
-import { expectedWire, sendRaw, ZOO_AUD } from './fixtures/zoo';
+import { TestIssuer } from './fixtures/auth-harness';
+import { PLATFORMS, type TestApp } from './fixtures/test-app';
+import { expectedWire, sendRaw, ZOO_AUD, zooApp } from './fixtures/zoo';
 
-// Issue 5 §4: scope claim formats, maxTokenAge, the RFC 9068 strict profile and custom validators, end to end.
+// Scope claim formats, maxTokenAge, the RFC 9068 strict profile and custom validators, end to end.
 const now = () => Math.floor(Date.now() / 1000);
 
 describe.each(PLATFORMS)('claims on %s', (platform) => {
-  let s: JwksServer;
-  let key: TestKey;
+  let idp: TestIssuer;
   const apps: Record<string, TestApp> = {};
   const events: AuthAuditEvent[] = [];
   const configs: Record<string, Partial<A2AAuthModuleOptions>> = {
@@ -31,33 +27,17 @@ describe.each(PLATFORMS)('claims on %s', (platform) => {
   };
 
   beforeAll(async () => {
-    s = await new JwksServer().start();
-    key = generateTestKey('RS256', 'k1');
-    s.keys = [key.publicJwk];
+    idp = await TestIssuer.start({ audience: ZOO_AUD, kid: 'k1' });
     for (const [name, extra] of Object.entries(configs)) {
-      apps[name] = await startTestApp({
-        platform,
-        auth: {
-          issuer: s.issuer,
-          jwksUri: s.jwksUri,
-          audience: ZOO_AUD,
-          resource: ZOO_AUD,
-          realm: 'zoo',
-          scopes: TEST_SCOPES,
-          auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) },
-          ...extra,
-        },
-        controllers: [GuardTestController],
-      });
+      apps[name] = await idp.startApp(zooApp(platform, { auditSink: { wantsSuccesses: true, emit: (e) => events.push(e) }, ...extra }));
     }
   });
   afterAll(async () => {
-    for (const a of Object.values(apps)) await a.close();
-    await s?.stop();
+    await idp?.close();
   });
 
   async function run(app: string, path: string, claims: Record<string, unknown>, reason: string, header: Record<string, unknown> = {}) {
-    const tok = await mintToken({ key, issuer: s.issuer, audience: ZOO_AUD, claims, header });
+    const tok = await idp.mint({ claims, header });
     events.length = 0;
     const res = await sendRaw(apps[app].url, { path, headers: [['Authorization', `Bearer ${tok}`]] });
     const exp = expectedWire(reason);

@@ -7,7 +7,7 @@ import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
 import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
 import { expectedWire, randomKid, sendRaw, ZOO_AUD } from './fixtures/zoo';
 
-// Issue 5 §2: key-server outages answer 503 + Retry-After within the timeout, are not cached,
+// Key-server outages answer 503 + Retry-After within the timeout, are not cached,
 // known keys keep working, and unknown kids cannot flood the key server. End to end, both platforms.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const UNAVAILABLE = expectedWire('jwks_unavailable').body;

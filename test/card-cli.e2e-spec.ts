@@ -104,7 +104,7 @@ describe('card CLI on the sample agent (no port, placeholder issuer)', () => {
       }
       const m = re.exec(doc);
       expect(m).not.toBeNull();
-      expect(JSON.parse(m![1])).toStrictEqual(JSON.parse(out)); // on failure: UPDATE_CARD_DOCS=1 npx jest test/card-cli.spec.ts
+      expect(JSON.parse(m![1])).toStrictEqual(JSON.parse(out)); // on failure: UPDATE_CARD_DOCS=1 npx jest test/card-cli.e2e-spec.ts
     }
     if (process.env.UPDATE_CARD_DOCS === '1') writeFileSync(file, doc);
   });

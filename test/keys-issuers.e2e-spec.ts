@@ -6,7 +6,7 @@ import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
 import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
 import { expectedWire, sendRaw, ZOO_AUD } from './fixtures/zoo';
 
-// Issue 5 §3: several trusted issuers, one key set each; any other issuer is refused before any network call.
+// Several trusted issuers, one key set each; any other issuer is refused before any network call.
 describe.each(PLATFORMS)('several issuers on %s', (platform) => {
   let a: JwksServer;
   let b: JwksServer;
