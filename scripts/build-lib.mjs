@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const libDir = dirname(dirname(fileURLToPath(import.meta.url)));
-const rootDir = dirname(dirname(libDir));
+const rootDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const libDir = join(rootDir, 'libs/a2a-auth');
 const distDir = join(libDir, 'dist');
 
 /** Stops the build with a message. */
@@ -70,4 +70,22 @@ for (const [entry, target] of Object.entries(manifest.exports)) {
   const paths = typeof target === 'string' ? [target] : Object.values(target);
   for (const p of paths) if (!existsSync(join(distDir, p))) fail(`exports["${entry}"] names ${p}, which the build did not produce`);
 }
+// What the compiled code requires must be declared, and every declared dependency must be required.
+const required = new Set();
+for (const f of files.filter((f) => f.endsWith('.js'))) {
+  for (const [, spec] of readFileSync(join(distDir, f), 'utf8').matchAll(/\brequire\("([^".][^"]*)"\)/g)) {
+    if (!spec.startsWith('node:'))
+      required.add(
+        spec
+          .split('/')
+          .slice(0, spec.startsWith('@') ? 2 : 1)
+          .join('/'),
+      );
+  }
+}
+const declared = { ...manifest.dependencies, ...manifest.peerDependencies };
+const undeclared = [...required].filter((p) => !(p in declared));
+if (undeclared.length) fail(`the build requires ${undeclared.join(', ')}, which package.json does not declare`);
+const unused = Object.keys(manifest.dependencies ?? {}).filter((p) => !required.has(p));
+if (unused.length) fail(`dependencies ${unused.join(', ')} are never required by the build`);
 console.log(`build:lib: ${manifest.name}@${manifest.version} in ${relative(rootDir, distDir)} (${files.length} files)`);
