@@ -11,13 +11,14 @@
 //    checks the answers (401, 403, 200, the public route, the Agent Card).
 // Every step has a deadline and so does the whole run; the temporary folder is removed at the end
 // (KEEP_CONSUMER_DIR=1 keeps it). The last lines are a PASS/FAIL summary; the exit status is 0 only on PASS.
+/* global AbortSignal */
 import { spawn } from 'node:child_process';
 import { createSign, generateKeyPair, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
