@@ -32,6 +32,8 @@ const swcJs = ['@swc/jest', { jsc: { parser: { syntax: 'ecmascript' }, target: '
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/libs', '<rootDir>/apps', '<rootDir>/test'],
+  // The packaged build (npm run build:lib) has its own package.json named nestjs-a2a-auth: keep it out of the module map.
+  modulePathIgnorePatterns: ['<rootDir>/libs/a2a-auth/dist/'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   transform: {
     '^.+\\.ts$': swcTs,

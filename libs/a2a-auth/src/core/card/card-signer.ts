@@ -1,11 +1,8 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { FlattenedSign, flattenedVerify, type JWSHeaderParameters } from 'jose';
-import * as canonicalizeNs from 'canonicalize';
+// RFC 8785 (JCS) by the RFC's co-author. The 2.x line is CommonJS and runs on Node 20; 3.x+ is ESM-only and 5.x declares Node >= 22.
+import canonicalize from 'canonicalize';
 import type { CardSigningOptions } from '../options';
-
-// canonicalize is ESM-only with a default export; this works under require(esm) and transpiled CJS alike.
-const canonicalizeFn: (v: unknown) => string | undefined =
-  (canonicalizeNs as unknown as { default?: (v: unknown) => string | undefined }).default ?? (canonicalizeNs as unknown as (v: unknown) => string | undefined);
 
 /** A JWS signature entry of an Agent Card (A2A v1.0 `AgentCardSignature`; flattened JWS with detached payload). */
 export interface CardSignature {
@@ -20,7 +17,7 @@ export interface CardSignature {
  */
 export function canonicalCardBytes(card: object): Uint8Array {
   const { signatures: _drop, ...rest } = card as { signatures?: unknown };
-  const s = canonicalizeFn(rest);
+  const s = canonicalize(rest);
   if (s === undefined) throw new Error('card cannot be canonicalized');
   return new TextEncoder().encode(s);
 }
