@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { DevClient } from './dev-clients';
 
 /**
@@ -135,7 +136,10 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
   const ttl = o.tokenTtl ?? 300;
   const { Provider, errors } = await loadOidcProvider();
 
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // Generated off the main thread, and the JWK is exported from a re-parsed copy: on Node 20 a synchronous RSA key
+  // generation followed by a JWK export of that same key can deadlock the process inside a garbage collection.
+  const generated = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  const privateKey = createPrivateKey(generated.privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `dev-${randomBytes(6).toString('base64url')}`, alg: 'RS256', use: 'sig' };
 
   // The issuer includes the port, which is only known after listen(): listen first, then attach the provider.
