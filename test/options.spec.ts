@@ -42,7 +42,7 @@ describe('resolveOptions', () => {
     [
       'card without interfaces',
       { tokenUrl: 'https://as.example/token', card: { name: 'A', description: 'd', url: 'https://agent.example' } as never },
-      'nestjs-a2a-auth: invalid option `card.interfaces`: is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }]',
+      'nestjs-a2a-auth: invalid option `card.interfaces`: is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }], or [] for none',
     ],
     [
       'card without tokenUrl',

@@ -74,9 +74,10 @@ export interface CardOptions {
   /** `AgentCard.iconUrl`. */
   iconUrl?: string;
   /**
-   * `AgentCard.supportedInterfaces`: the A2A bindings this app serves, at least one (required, so that the card never
-   * advertises an interface the app does not serve; each is usually a controller marked `@A2AEndpoint()`). The first
-   * is the preferred one (the v0.3 view's `url` and `preferredTransport`).
+   * `AgentCard.supportedInterfaces`: the A2A bindings this app serves (required, so that the card never advertises an
+   * interface the app does not serve; each is usually a controller marked `@A2AEndpoint()`). The first is the preferred
+   * one (the v0.3 view's `url` and `preferredTransport`). `[]` for an app that serves no A2A binding yet: the card then
+   * lists none (A2A clients cannot call it) and a warning is logged at boot.
    */
   interfaces: AgentInterfaceOptions[];
   /** `AgentCard.capabilities`. Defaults: `streaming` false, `pushNotifications` false. */
@@ -312,10 +313,10 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     if (o.card.description === undefined) throw new A2AAuthConfigError('card.description', 'is required');
     absoluteUrl('card.url', o.card.url);
     if (!o.card.url) throw new A2AAuthConfigError('card.url', 'is required');
-    if (!Array.isArray(o.card.interfaces) || o.card.interfaces.length === 0) {
+    if (!Array.isArray(o.card.interfaces)) {
       throw new A2AAuthConfigError(
         'card.interfaces',
-        'is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }]',
+        'is required: list the A2A bindings this app serves, e.g. [{ url: "/a2a/jsonrpc", protocolBinding: "JSONRPC" }], or [] for none',
       );
     }
     for (const [i, itf] of o.card.interfaces.entries()) {

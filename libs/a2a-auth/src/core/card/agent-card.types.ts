@@ -55,7 +55,8 @@ export interface AgentCardSignatureJson {
 export interface AgentCardJson {
   name: string;
   description: string;
-  supportedInterfaces: AgentInterfaceJson[];
+  /** Absent when the agent serves no A2A binding (ProtoJSON omits an empty list). */
+  supportedInterfaces?: AgentInterfaceJson[];
   provider?: { url: string; organization: string };
   version: string;
   documentationUrl?: string;

@@ -95,7 +95,8 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
   const card = {
     name: c.name,
     ...(c.description ? { description: c.description } : {}),
-    supportedInterfaces: interfaces,
+    // ProtoJSON omits an empty repeated field, so a card without interfaces round-trips through the SDK unchanged.
+    ...(interfaces.length ? { supportedInterfaces: interfaces } : {}),
     ...(c.provider
       ? { provider: { ...(c.provider.url ? { url: c.provider.url } : {}), ...(c.provider.organization ? { organization: c.provider.organization } : {}) } }
       : {}),
@@ -122,7 +123,8 @@ export interface AgentCardV03Json {
   name: string;
   description: string;
   url: string;
-  preferredTransport: string;
+  /** Absent when the card lists no interface. */
+  preferredTransport?: string;
   additionalInterfaces?: Array<{ url: string; transport: string }>;
   provider?: { organization: string; url: string };
   iconUrl?: string;
@@ -155,9 +157,10 @@ function v03Requirements(reqs: SecurityRequirementJson[] | undefined): Array<Rec
  * Derives the A2A v0.3 view (`url`, `protocolVersion: "0.3.0"`, `preferredTransport`, OpenAPI-style
  * `securitySchemes.<name>.type`, `security`, `skills[].security`, `supportsAuthenticatedExtendedCard`)
  * from a v1.0 card, without `signatures` (sign the view separately).
+ * @param agentUrl the agent's base URL, used as the v0.3 `url` when the card lists no interface.
  */
-export function toV03Card(card: AgentCardJson): AgentCardV03Json {
-  const [primary, ...rest] = card.supportedInterfaces;
+export function toV03Card(card: AgentCardJson, agentUrl?: string): AgentCardV03Json {
+  const [primary, ...rest] = card.supportedInterfaces?.length ? card.supportedInterfaces : [undefined];
   const schemes: Record<string, Record<string, unknown>> = {};
   for (const [name, s] of Object.entries(card.securitySchemes ?? {})) {
     if ('oauth2SecurityScheme' in s) {
@@ -186,9 +189,10 @@ export function toV03Card(card: AgentCardJson): AgentCardV03Json {
     protocolVersion: '0.3.0',
     name: card.name,
     description: card.description,
-    url: primary.url,
-    preferredTransport: primary.protocolBinding,
-    ...(rest.length ? { additionalInterfaces: [primary, ...rest].map((i) => ({ url: i.url, transport: i.protocolBinding })) } : {}),
+    // v0.3 requires `url`: without any interface, the agent's base URL stands in and no transport is named.
+    url: primary?.url ?? agentUrl ?? '',
+    ...(primary ? { preferredTransport: primary.protocolBinding } : {}),
+    ...(primary && rest.length ? { additionalInterfaces: [primary, ...rest].map((i) => ({ url: i!.url, transport: i!.protocolBinding })) } : {}),
     ...(card.provider ? { provider: { organization: card.provider.organization, url: card.provider.url } } : {}),
     ...(card.iconUrl ? { iconUrl: card.iconUrl } : {}),
     version: card.version,

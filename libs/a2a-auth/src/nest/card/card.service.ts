@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import type { ResolvedOptions } from '../../core/options';
 import type { AgentCardJson } from '../../core/card/agent-card.types';
@@ -60,14 +60,17 @@ export class AgentCardService implements OnModuleInit {
         }),
       );
     if (!o.card) return;
+    if (o.card.interfaces.length === 0) {
+      new Logger('A2AAgentCard').warn('card.interfaces is empty: the Agent Card lists no A2A interface, so A2A clients cannot call this agent');
+    }
     const base = buildAgentCard(o, skills, false);
     const views: Array<[CardView, object]> = [
       ['v1', base],
-      ['v03', toV03Card(base)],
+      ['v03', toV03Card(base, o.card.url)],
     ];
     if (o.card.extendedCard) {
       const ext = buildAgentCard(o, skills, true);
-      views.push(['v1-extended', ext], ['v03-extended', toV03Card(ext)]);
+      views.push(['v1-extended', ext], ['v03-extended', toV03Card(ext, o.card.url)]);
     }
     for (const [view, json] of views) {
       const signed = o.card.signing ? iconLast(await signAgentCard(json, o.card.signing)) : json;
