@@ -31,7 +31,7 @@ export const ENV = {
 export const DEFAULT_PORT = 3000;
 /** Default listening address (loopback only). */
 export const DEFAULT_HOST = '127.0.0.1';
-/** Default timeout of each discovery fetch for `A2A_TOKEN_URL`, milliseconds. */
+/** Deadline of the whole discovery of `A2A_TOKEN_URL` (both metadata locations together), milliseconds. */
 export const DISCOVERY_TIMEOUT_MS = 5000;
 
 /** Splits a comma-separated variable; `undefined` when unset or empty. */
@@ -118,7 +118,7 @@ function fetchFailure(err: unknown, timeoutMs: number): string {
 /**
  * Reads `token_endpoint` from the issuer's OpenID Connect discovery document, else its RFC 8414 metadata.
  * When the issuer cannot be reached at all, the second location (same host) is not tried: it would fail the same way.
- * @param timeoutMs deadline of each fetch, milliseconds (default {@link DISCOVERY_TIMEOUT_MS}).
+ * @param timeoutMs one deadline for the whole discovery (both locations together), milliseconds (default {@link DISCOVERY_TIMEOUT_MS}).
  * @throws Error naming `A2A_ISSUER`, each URL tried and why it failed (connection refused, HTTP 404, no answer within
  *   the timeout, not JSON, no `token_endpoint`), and `A2A_TOKEN_URL` as the way to skip discovery.
  */
@@ -127,10 +127,12 @@ export async function discoverTokenUrl(issuer: string, timeoutMs: number = DISCO
   const u = new URL(httpUrl(ENV.issuer, issuer, ISSUER_WHAT));
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
   const failures: string[] = [];
+  // One deadline for both locations, so a slow issuer costs at most `timeoutMs` in total, as documented.
+  const signal = AbortSignal.timeout(timeoutMs);
   for (const url of [`${base}/.well-known/openid-configuration`, `${u.origin}/.well-known/oauth-authorization-server${path}`]) {
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+      res = await fetch(url, { signal, headers: { accept: 'application/json' } });
     } catch (err) {
       failures.push(`GET ${url}: ${fetchFailure(err, timeoutMs)}`);
       break;
