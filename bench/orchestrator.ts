@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: the side-by-side benchmark (issue 6).
+ * `npm run bench`: the side-by-side benchmark. Every ratio is against a bare Nest app (no guard at all) and against the
+ * floor (a global guard that only sets `request.user`).
  *
  * - Parent process: a local JWKS server, the token, autocannon (50 connections) and the report.
  * - One child process per (platform, setup) runs the Nest app (bench/server.ts); all stay up and the
@@ -11,10 +12,11 @@
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_RUNS (default 3), BENCH_WARMUP (s, default 2),
  * BENCH_CONNECTIONS (default 50), BENCH_PLATFORMS (default "express,fastify"), BENCH_SETUPS (comma list),
- * BENCH_MEM_TOKENS (default 100000), BENCH_SKIP_MICRO / BENCH_SKIP_MEMORY (set to 1 to skip).
+ * BENCH_MEM_TOKENS (default 100000), BENCH_CHURN_TOKENS (default 20000), BENCH_SKIP_MICRO / BENCH_SKIP_MEMORY (set to 1 to skip).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { sign } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateTestKey } from '../test/fixtures/keys';
@@ -45,6 +47,7 @@ const CONNECTIONS = Math.floor(num('BENCH_CONNECTIONS', 50));
 const PLATFORMS = (process.env.BENCH_PLATFORMS ?? 'express,fastify').split(',').filter(Boolean) as BenchPlatform[];
 const ONLY = process.env.BENCH_SETUPS?.split(',').filter(Boolean) as SetupId[] | undefined;
 const AUDIENCE = 'http://127.0.0.1/bench';
+const CHURN_TOKENS = Math.floor(num('BENCH_CHURN_TOKENS', 20_000));
 
 interface Sample {
   rps: number;
@@ -65,7 +68,12 @@ interface Row {
   p50: number;
   p99: number;
   cpuPerReq: number;
+  /** req/s relative to the bare app (no guard) on the same platform. */
   ratio: number | null;
+  /** req/s relative to the do-nothing guard on the same platform. */
+  ratioToFloor: number | null;
+  /** Server CPU per request above the bare app, µs. */
+  cpuAboveBare: number | null;
   samples: Sample[];
 }
 
@@ -120,13 +128,27 @@ function serverCpu(child: ChildProcess): Promise<number> {
   });
 }
 
-async function load(url: string, token: string | undefined, seconds: number, child: ChildProcess): Promise<Sample> {
+async function load(url: string, token: string | string[] | undefined, seconds: number, child: ChildProcess): Promise<Sample> {
   const cpu0 = await serverCpu(child);
+  let next = 0;
   const r = await autocannon({
     url,
     connections: CONNECTIONS,
     duration: seconds,
-    headers: token ? { authorization: `Bearer ${token}` } : {},
+    headers: typeof token === 'string' ? { authorization: `Bearer ${token}` } : {},
+    // A different token on every request, cycling through the list.
+    ...(Array.isArray(token)
+      ? {
+          requests: [
+            {
+              setupRequest: (req: { headers?: Record<string, string> }) => ({
+                ...req,
+                headers: { ...(req.headers ?? {}), authorization: `Bearer ${token[next++ % token.length]}` },
+              }),
+            },
+          ],
+        }
+      : {}),
   });
   const cpu1 = await serverCpu(child);
   return {
@@ -152,12 +174,13 @@ function markdown(rows: Row[], meta: Record<string, unknown> & { loadBefore: str
       `${meta.loadDuring} on average during the samples.`,
   );
   lines.push('');
-  lines.push('| platform | setup | req/s | p50 ms | p99 ms | ratio to public | server CPU µs/req |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|');
+  lines.push('| platform | setup | req/s | p50 ms | p99 ms | ratio to bare | ratio to floor | server CPU µs/req | CPU above bare |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  const r2 = (x: number | null) => (x === null ? '–' : x.toFixed(2));
   for (const r of rows) {
     const flag = r.samples.some((s) => s.non2xx || s.errors) ? ' ⚠ non-2xx/errors' : '';
     lines.push(
-      `| ${r.platform} | ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.ratio === null ? '–' : r.ratio.toFixed(2)}${flag} | ${fmt(r.cpuPerReq, 1)} |`,
+      `| ${r.platform} | ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r2(r.ratio)}${flag} | ${r2(r.ratioToFloor)} | ${fmt(r.cpuPerReq, 1)} | ${r.cpuAboveBare === null ? '–' : `${r.cpuAboveBare >= 0 ? '+' : ''}${fmt(r.cpuAboveBare, 1)}`} |`,
     );
   }
   if (micro) {
@@ -216,6 +239,17 @@ async function main(): Promise<void> {
   const key = generateTestKey('RS256');
   jwks.keys = [key.publicJwk];
   const token = await mintToken({ key, issuer: jwks.issuer, audience: AUDIENCE, ttl: 24 * 3600, claims: { scope: BENCH_SCOPE } });
+  // Distinct tokens for the churn setup, signed directly (about 1 ms each) rather than through jose.
+  const distinct: string[] = [];
+  if (!ONLY || ONLY.includes('ours-churn')) {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const h = b64({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' });
+    const now = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < CHURN_TOKENS; i++) {
+      const input = `${h}.${b64({ iss: jwks.issuer, aud: AUDIENCE, sub: 'bench', client_id: 'bench', scope: BENCH_SCOPE, iat: now, exp: now + 24 * 3600, jti: `churn-${i}` })}`;
+      distinct.push(`${input}.${sign('sha256', Buffer.from(input), key.privateKey).toString('base64url')}`);
+    }
+  }
 
   const targets: Array<{ platform: BenchPlatform; setup: (typeof SETUPS)[number]; url: string; child: ChildProcess }> = [];
   const children: ChildProcess[] = [];
@@ -223,13 +257,15 @@ async function main(): Promise<void> {
     for (const platform of PLATFORMS) {
       for (const setup of SETUPS) {
         if (!setup.platforms.includes(platform) || (ONLY && !ONLY.includes(setup.id))) continue;
-        // "public" is served by our app's @Public route (the global guard's fast exit).
-        const serverSetup = setup.id === 'public' ? 'ours-cache' : setup.id;
+        // "public" is served by our app's @Public route (the global guard's fast exit); churn by the cached app.
+        const serverSetup = setup.id === 'public' || setup.id === 'ours-churn' ? 'ours-cache' : setup.id;
         const { child, url } = await startServer({ platform, setup: serverSetup, issuer: jwks.issuer, audience: AUDIENCE, jwksUri: jwks.jwksUri });
         children.push(child);
-        if (setup.token) {
+        if (setup.id === 'bare' || setup.id === 'floor') {
+          await expectStatus(url + setup.route, token, 200, `${platform}/${setup.id}`);
+        } else if (setup.token) {
           await expectStatus(url + setup.route, undefined, 401, `${platform}/${setup.id} without a token`);
-          await expectStatus(url + setup.route, token, 200, `${platform}/${setup.id} with the token`);
+          await expectStatus(url + setup.route, setup.token === 'distinct' ? distinct[0] : token, 200, `${platform}/${setup.id} with the token`);
         } else {
           await expectStatus(url + setup.route, undefined, 200, `${platform}/${setup.id}`);
         }
@@ -240,7 +276,7 @@ async function main(): Promise<void> {
     const samples = new Map<string, Sample[]>();
     for (let run = 1; run <= RUNS; run++) {
       for (const t of targets) {
-        const tok = t.setup.token ? token : undefined;
+        const tok = t.setup.token === 'distinct' ? distinct : t.setup.token ? token : undefined;
         await load(t.url, tok, WARMUP, t.child);
         const s = await load(t.url, tok, DURATION, t.child);
         const k = `${t.platform}/${t.setup.id}`;
@@ -263,12 +299,17 @@ async function main(): Promise<void> {
         p99: median(ss.map((s) => s.p99)),
         cpuPerReq: median(ss.map((s) => s.cpuPerReq)),
         ratio: null,
+        ratioToFloor: null,
+        cpuAboveBare: null,
         samples: ss,
       });
     }
     for (const r of rows) {
-      const pub = rows.find((x) => x.platform === r.platform && x.setup === 'public');
-      r.ratio = pub ? r.rps / pub.rps : null;
+      const bare = rows.find((x) => x.platform === r.platform && x.setup === 'bare');
+      const floor = rows.find((x) => x.platform === r.platform && x.setup === 'floor');
+      r.ratio = bare ? r.rps / bare.rps : null;
+      r.ratioToFloor = floor ? r.rps / floor.rps : null;
+      r.cpuAboveBare = bare ? Math.round((r.cpuPerReq - bare.cpuPerReq) * 10) / 10 : null;
     }
     const all = [...samples.values()].flat();
     (meta as Record<string, unknown>).loadDuring = (all.reduce((n, x) => n + x.load1, 0) / Math.max(1, all.length)).toFixed(2);

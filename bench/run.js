@@ -10,4 +10,5 @@ if (process.env.BENCH_SKIP_BUILD !== '1') {
   const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(__dirname, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 }
-require(join(root, 'dist', 'bench', 'bench', 'orchestrator.js'));
+// `node bench/run.js profile` runs the CPU profile instead of the comparison.
+require(join(root, 'dist', 'bench', 'bench', process.argv[2] === 'profile' ? 'profile.js' : 'orchestrator.js'));

@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import { Controller, Get, Injectable, Module, UnauthorizedException, UseGuards, type CanActivate, type ExecutionContext, type Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AuthGuard, PassportStrategy } from '@nestjs/passport';
@@ -36,6 +36,29 @@ class OursController {
   @Get('protected')
   prot() {
     return handler();
+  }
+}
+
+// ---- bare: no guard at all; floor: a global guard that only sets request.user.
+@Controller()
+class BareController {
+  @Get('public')
+  pub() {
+    return handler();
+  }
+
+  @Get('protected')
+  prot() {
+    return handler();
+  }
+}
+
+const FLOOR_USER = Object.freeze({ clientId: 'floor' });
+@Injectable()
+class FloorGuard implements CanActivate {
+  canActivate(ctx: ExecutionContext): boolean {
+    ctx.switchToHttp().getRequest<{ user?: unknown }>().user = FLOOR_USER;
+    return true;
   }
 }
 
@@ -97,6 +120,16 @@ class Auth0Controller {
 }
 
 function moduleFor(c: ServerConfig): Type {
+  if (c.setup === 'bare') {
+    @Module({ controllers: [BareController] })
+    class BareModule {}
+    return BareModule;
+  }
+  if (c.setup === 'floor') {
+    @Module({ controllers: [BareController], providers: [{ provide: APP_GUARD, useClass: FloorGuard }] })
+    class FloorModule {}
+    return FloorModule;
+  }
   if (c.setup === 'stock-passport') {
     @Module({ controllers: [StockController], providers: [StockJwtStrategy] })
     class StockModule {}
@@ -115,7 +148,8 @@ function moduleFor(c: ServerConfig): Type {
         jwksUri: c.jwksUri,
         scopes: { [BENCH_SCOPE]: 'Read bench data' },
         audit: { successes: false },
-        tokenCache: { enabled: c.setup !== 'ours-nocache' },
+        tokenCache: { enabled: c.setup !== 'ours-nocache' && c.setup !== 'ours-offthread' },
+        verifyOffThread: c.setup === 'ours-offthread',
       }),
     ],
     controllers: [OursController],

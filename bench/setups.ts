@@ -7,23 +7,33 @@ export interface SetupInfo {
   /** Label in the printed table. */
   label: string;
   route: '/public' | '/protected';
-  /** Whether autocannon sends the bearer token. */
-  token: boolean;
+  /** Whether autocannon sends the bearer token (`'distinct'`: a different valid token on every request, cycling). */
+  token: boolean | 'distinct';
   platforms: readonly BenchPlatform[];
 }
 
 /**
- * A compared setup: `public` (our app's `@Public()` route), `ours-cache` (nestjs-a2a-auth, cache hits),
- * `ours-nocache` (`tokenCache.enabled: false`), `stock-passport` (@nestjs/passport `AuthGuard` + passport-jwt +
- * jwks-rsa `passportJwtSecret`), `auth0` (express-oauth2-jwt-bearer in a guard; express only).
+ * A compared setup:
+ * - `bare`: the same handler in a Nest app with no guard and no library at all (the baseline of every ratio);
+ * - `floor`: a global guard that does nothing but set `request.user` and return true (the floor for any Nest guard);
+ * - `public`: our app's `@Public()` route; `ours-cache`: nestjs-a2a-auth, cache hits; `ours-nocache`:
+ *   `tokenCache.enabled: false`; `ours-offthread`: cache off, signatures checked on the thread pool
+ *   (`verifyOffThread`); `ours-churn`: cache on, 20,000 distinct tokens against a 10,000-entry cache (every request a
+ *   miss and an eviction);
+ * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
+ * - `auth0`: express-oauth2-jwt-bearer in a guard (express only).
  */
-export type SetupId = 'public' | 'ours-cache' | 'ours-nocache' | 'stock-passport' | 'auth0';
+export type SetupId = 'bare' | 'floor' | 'public' | 'ours-cache' | 'ours-nocache' | 'ours-offthread' | 'ours-churn' | 'stock-passport' | 'auth0';
 
 /** The setups, in the order each run drives them, and the platforms each runs on. */
 export const SETUPS: readonly SetupInfo[] = [
-  { id: 'public', label: 'public route (no auth)', route: '/public', token: false, platforms: ['express', 'fastify'] },
+  { id: 'bare', label: 'bare Nest app, no guard', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  { id: 'floor', label: 'do-nothing global guard (the floor)', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  { id: 'public', label: 'nestjs-a2a-auth, @Public() route', route: '/public', token: false, platforms: ['express', 'fastify'] },
   { id: 'ours-cache', label: 'nestjs-a2a-auth, cache hits', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-nocache', label: 'nestjs-a2a-auth, cache off', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  { id: 'ours-offthread', label: 'nestjs-a2a-auth, cache off, verifyOffThread', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
   { id: 'stock-passport', label: '@nestjs/passport AuthGuard + passport-jwt + jwks-rsa', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'auth0', label: 'express-oauth2-jwt-bearer in a guard', route: '/protected', token: true, platforms: ['express'] },
 ];

@@ -1,4 +1,4 @@
-import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { constants, verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
 import { AuthError } from './errors';
 
 // RFC 7518 §3.1 / RFC 8037 §3.1: the digest of each JWS algorithm (`null` for EdDSA, which hashes internally).
@@ -37,6 +37,21 @@ export function keyFitsAlgorithm(alg: string, key: KeyObject): boolean {
   return false;
 }
 
+function verifyInput(alg: string, key: KeyObject): KeyObject | VerifyKeyObjectInput {
+  if (EC_CURVE[alg]) return { key, dsaEncoding: 'ieee-p1363' };
+  if (alg.startsWith('PS')) return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
+  return key;
+}
+
+function precheck(alg: string, signature: Buffer): string | null {
+  const digest = DIGEST[alg];
+  if (digest === undefined) throw new AuthError('unsupported_alg', `alg ${alg} is not supported`);
+  const ec = EC_CURVE[alg];
+  // A wrong-length ECDSA signature is refused outright (CVE-2022-21449 class: r or s of zero, truncated encodings).
+  if (ec && signature.length !== ec[1]) throw new AuthError('invalid_signature', 'ECDSA signature has the wrong length');
+  return digest;
+}
+
 /**
  * Verifies a JWS compact signature (RFC 7515 §5.2) with a parsed public key, on the calling thread.
  * The key must already fit the algorithm ({@link keyFitsAlgorithm}); `alg` must be one of the supported algorithms.
@@ -46,25 +61,35 @@ export function keyFitsAlgorithm(alg: string, key: KeyObject): boolean {
  * @throws AuthError `invalid_signature` (401) when the signature does not verify; `unsupported_alg` for an unknown alg.
  */
 export function verifyJwsSignature(alg: string, key: KeyObject, signingInput: string, signature: Buffer): void {
-  const digest = DIGEST[alg];
-  if (digest === undefined) throw new AuthError('unsupported_alg', `alg ${alg} is not supported`);
-  const ec = EC_CURVE[alg];
-  // A wrong-length ECDSA signature is refused outright (CVE-2022-21449 class: r or s of zero, truncated encodings).
-  if (ec && signature.length !== ec[1]) throw new AuthError('invalid_signature', 'ECDSA signature has the wrong length');
+  const digest = precheck(alg, signature);
   let ok: boolean;
   try {
-    ok = cryptoVerify(
-      digest,
-      Buffer.from(signingInput, 'latin1'),
-      ec
-        ? { key, dsaEncoding: 'ieee-p1363' }
-        : alg.startsWith('PS')
-          ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-          : key,
-      signature,
-    );
+    ok = cryptoVerify(digest, Buffer.from(signingInput, 'latin1'), verifyInput(alg, key), signature);
   } catch {
     ok = false;
   }
   if (!ok) throw new AuthError('invalid_signature', 'signature does not verify');
+}
+
+/**
+ * {@link verifyJwsSignature} on libuv's thread pool (Node's `crypto.verify` with a callback), so the event loop keeps
+ * serving other requests while the signature is checked.
+ * @throws AuthError (as a rejection) `invalid_signature` (401), `unsupported_alg`.
+ */
+export function verifyJwsSignatureAsync(alg: string, key: KeyObject, signingInput: string, signature: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let digest: string | null;
+    try {
+      digest = precheck(alg, signature);
+    } catch (e) {
+      return reject(e);
+    }
+    try {
+      cryptoVerify(digest, Buffer.from(signingInput, 'latin1'), verifyInput(alg, key), signature, (err, ok) =>
+        err || !ok ? reject(new AuthError('invalid_signature', 'signature does not verify')) : resolve(),
+      );
+    } catch {
+      reject(new AuthError('invalid_signature', 'signature does not verify'));
+    }
+  });
 }

@@ -3,7 +3,7 @@ import { callerFromClaims, type A2ACaller } from './caller';
 import { checkClaims, type ClaimPolicy, type ClaimValidator } from './claims';
 import { decodeForVerification, type DecodedToken } from './decode';
 import { AuthError } from './errors';
-import { keyFitsAlgorithm, verifyJwsSignature } from './jws';
+import { keyFitsAlgorithm, verifyJwsSignature, verifyJwsSignatureAsync } from './jws';
 import { extractScopes } from './scopes';
 import { cacheNotAfter, tokenHash, type VerifiedTokenCache } from './token-cache';
 
@@ -25,6 +25,8 @@ export interface VerifierPolicy {
   readonly claimValidators: readonly ClaimValidator[];
   /** RFC 8705 certificate binding: with `requireBoundTokens`, every token must be bound to the TLS client certificate. */
   readonly mtls?: { readonly requireBoundTokens: boolean };
+  /** Check signatures on libuv's thread pool instead of the event loop. Default false (see the `verifyOffThread` option). */
+  readonly verifyOffThread?: boolean;
 }
 
 /** Where the verifier gets a key for a token: one key set per trusted issuer ({@link KeyRegistry}). */
@@ -124,6 +126,7 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
   );
   const requireCertificate = policy.mtls?.requireBoundTokens === true;
   const useCache = cache !== undefined && cache.enabled;
+  const offThread = policy.verifyOffThread === true;
 
   function checkBinding(caller: A2ACaller, ctx: VerificationContext): void {
     if (!requireCertificate) return;
@@ -158,7 +161,8 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
 
   async function verifyMiss(token: string, decoded: DecodedToken, ctx: VerificationContext, attempt: VerifyAttempt): Promise<A2ACaller> {
     const key = await keyFor(decoded);
-    verifyJwsSignature(decoded.header.alg as string, key, decoded.signingInput, decoded.signature);
+    if (offThread) await verifyJwsSignatureAsync(decoded.header.alg as string, key, decoded.signingInput, decoded.signature);
+    else verifyJwsSignature(decoded.header.alg as string, key, decoded.signingInput, decoded.signature);
     const caller = accept(decoded, ctx);
     if (useCache) cache.set((attempt.hash ??= tokenHash(token)), caller, cacheNotAfter(caller.claims, policy.clockTolerance, policy.maxTokenAge));
     return caller;
