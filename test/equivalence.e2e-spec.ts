@@ -163,9 +163,10 @@ function viaEntryPoint(e: EntryPoint, url: string, r: ZooRequest, tls?: Tls): Pr
 
 describe.each(PLATFORMS)('one decision at every entry point on %s', (platform: Platform) => {
   describe.each([
-    ['mTLS binding off', false],
-    ['mTLS binding on (no client certificate)', true],
-  ] as const)('%s', (_label, mtls) => {
+    ['mTLS binding off', false, false],
+    ['mTLS binding on (no client certificate)', true, false],
+    ['signatures checked on the thread pool (verifyOffThread)', false, true],
+  ] as const)('%s', (_label, mtls, verifyOffThread) => {
     let w: ZooWorld;
     const apps: Record<string, TestApp> = {};
 
@@ -174,6 +175,7 @@ describe.each(PLATFORMS)('one decision at every entry point on %s', (platform: P
       for (const variant of ['main', 'query'] as const) {
         const auth: A2AAuthModuleOptions = zooAuthOptions(w, {
           allowQueryToken: variant === 'query',
+          verifyOffThread,
           tokenUrl: `${w.iss1.url}/token`,
           ...(mtls ? { mtls: { requireBoundTokens: true, advertise: false } } : {}),
           card: {
