@@ -15,7 +15,8 @@ import { expectedWire, sendRaw, ZOO_AUD, ZOO_CHALLENGE, type RawResponse } from 
  * Public bug reports of peer libraries (jose, fast-jwt, jsonwebtoken, oauth2-proxy, Spring Security, Keycloak, the
  * A2A and MCP SDKs), replayed against real Nest apps on express and fastify, real JWKS servers on 127.0.0.1 and keys
  * generated at test time. Each test name starts with the peer library and the subject of its report; docs/security.md
- * ("Replayed public bug reports of peer libraries") lists each case with its public source. A case this library does not hold yet is an `it.failing` whose comment names the expected behaviour.
+ * ("Replayed public bug reports of peer libraries") lists each case with its public source. A case this library does not
+ * hold yet is an `it.failing` whose comment names the expected behaviour.
  */
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
