@@ -310,13 +310,13 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     await jwks?.stop();
   });
 
-  async function start(trustedProxyHops: number): Promise<string> {
+  async function start(trustedProxyHops: number, ipv6Prefix?: number): Promise<string> {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const app = await startCardApp(
       platform,
       port,
-      cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops } })),
+      cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops, ipv6Prefix } })),
     );
     apps.push(app);
     return base;
@@ -361,6 +361,48 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     expect429(await a('192.0.2.100'));
     expect((await b()).status).toBe(200);
     expect((await b()).status).toBe(200);
+  });
+
+  // express-rate-limit#502: a host owning an IPv6 /64 rotated its address on every request and was never limited.
+  it('IPv6 clients are limited per /64: addresses rotating inside one /64 hit 429, another /64 does not (trustedProxyHops 1)', async () => {
+    const base = await start(1);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    const rotating = ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:DB8:1:2::abcd', '[2001:db8:1:2::5]:443'];
+    const statuses: number[] = [];
+    let last!: request.Response;
+    for (const a of rotating) {
+      last = await get(a);
+      statuses.push(last.status);
+    }
+    expect(statuses).toStrictEqual([200, 200, 200, 429, 429]);
+    expect429(last);
+    expect429(await get('fe80::1%eth0, 2001:db8:1:2::99')); // zone ids and spoofed left-most entries change nothing
+    expect((await get('2001:db8:1:3::1')).status).toBe(200); // the next /64 is another client
+    expect((await get('2001:db8:1:3::2')).status).toBe(200);
+  });
+
+  it('an IPv4-mapped IPv6 address is the IPv4 client; ports are stripped; garbage counts as the proxy itself (trustedProxyHops 1)', async () => {
+    const base = await start(1);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    expect([(await get('192.0.2.10')).status, (await get('::ffff:192.0.2.10')).status, (await get('192.0.2.10:51234')).status]).toStrictEqual([200, 200, 200]);
+    expect429(await get('[::ffff:c000:20a]:8080')); // 192.0.2.10 again, hex-spelled and with a port
+    expect((await get('192.0.2.11')).status).toBe(200);
+    // An entry that is no address (`unknown`, a host name, garbage) gives the socket peer, never a fresh bucket each time.
+    const garbage = ['unknown', 'not-an-ip', '999.1.1.1', 'fe80::zz'];
+    const g: number[] = [];
+    for (const x of garbage) g.push((await get(x)).status);
+    expect(g).toStrictEqual([200, 200, 200, 429]);
+    expect((await request(base).get(CARD)).status).toBe(429); // the peer's own bucket, which the garbage used
+  });
+
+  it('card.throttle.ipv6Prefix: 128 limits each IPv6 address on its own', async () => {
+    const base = await start(1, 128);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    const s: number[] = [];
+    for (let i = 1; i <= 4; i++) s.push((await get(`2001:db8:1:2::${i}`)).status);
+    expect(s).toStrictEqual([200, 200, 200, 200]);
+    for (let i = 0; i < 3; i++) await get('2001:db8:1:2::1');
+    expect429(await get('2001:db8:1:2::1'));
   });
 });
 
