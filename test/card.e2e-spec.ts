@@ -299,6 +299,58 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
   });
 });
 
+describe.each(PLATFORMS)('extended card off (card.extendedCard false) on %s', (platform) => {
+  let jwks: JwksServer;
+  let key: TestKey;
+  let t: CardApp;
+  let base: string;
+  beforeAll(async () => {
+    jwks = await new JwksServer().start();
+    key = generateTestKey('RS256');
+    jwks.keys = [key.publicJwk];
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    t = await startCardApp(platform, port, cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { extendedCard: false })));
+  });
+  afterAll(async () => {
+    await t?.close();
+    await jwks?.stop();
+  });
+
+  // A2A v1.0 §3.3.4 / §13.3: Get Extended Agent Card without the capability is UnsupportedOperationError, which the
+  // HTTP+JSON binding answers as 400 with google.rpc ErrorInfo reason UNSUPPORTED_OPERATION, not as an unknown route.
+  it('an authenticated caller gets 400 UnsupportedOperationError in the HTTP+JSON error shape, not 404', async () => {
+    const tok = await mintToken({ key, issuer: jwks.issuer, audience: `${base}/expense-agent`, claims: { scope: 'expense:read' } });
+    for (const version of ['1.0', '0.3', undefined]) {
+      let r = request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`);
+      if (version) r = r.set('A2A-Version', version);
+      const res = await r;
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe('application/a2a+json');
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['www-authenticate']).toBeUndefined();
+      expect(JSON.parse(res.text)).toStrictEqual({
+        error: {
+          code: 400,
+          status: 'FAILED_PRECONDITION',
+          message: 'This agent serves no authenticated extended Agent Card',
+          details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'UNSUPPORTED_OPERATION', domain: 'a2a-protocol.org' }],
+        },
+      });
+    }
+    const card = await request(base).get(CARD);
+    expect(card.body.capabilities.extendedAgentCard).toBe(false);
+  });
+
+  it('without a token it is still the 401 challenge (authenticated callers only)', async () => {
+    const res = await request(base).get('/extendedAgentCard');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(
+      `Bearer realm="Card Fixture Agent", resource_metadata="${base}/.well-known/oauth-protected-resource/expense-agent"`,
+    );
+  });
+});
+
 describe.each(PLATFORMS)('card throttling on %s', (platform) => {
   let jwks: JwksServer;
   const apps: CardApp[] = [];
