@@ -295,6 +295,16 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
         .set('Authorization', `Bearer ${await token()}`);
       expect(v03.status).toBe(200);
       expect(v03.body).toStrictEqual(expectedV03Card(base, true));
+      // A2A v1.0 §3.6.1: the version may come as a request parameter instead of the header; the header wins.
+      const q03 = await request(base)
+        .get('/extendedAgentCard?A2A-Version=0.3')
+        .set('Authorization', `Bearer ${await token()}`);
+      expect(q03.body).toStrictEqual(expectedV03Card(base, true));
+      const header = await request(base)
+        .get('/extendedAgentCard?A2A-Version=0.3')
+        .set('A2A-Version', '1.0')
+        .set('Authorization', `Bearer ${await token()}`);
+      expect(header.body).toStrictEqual(expectedCard(base, true));
     });
   });
 });

@@ -86,6 +86,25 @@ export function rateLimitKey(address: string, ipv6Prefix = 64): string {
   return normalizeIp(address, ipv6Prefix);
 }
 
+/**
+ * The A2A protocol version a request asks for (A2A v1.0 §3.6): the `A2A-Version` header, else the `A2A-Version` query
+ * parameter, which §3.6.1 allows "as a request parameter instead of a header". The header wins when both are sent
+ * (it is the service parameter's own transmission, §11.2). Parameter names are compared case-insensitively, as service
+ * parameter names are (§3.2.6); repeated values are joined with `,`, which no version matches.
+ * @returns `undefined` when neither is sent or both are empty (the caller then assumes `0.3`, §3.6.2).
+ */
+export function requestedA2AVersion(req: HttpRequestLike): string | undefined {
+  const h = req.headers['a2a-version'];
+  const fromHeader = Array.isArray(h) ? h.join(',') : h;
+  if (fromHeader) return fromHeader;
+  const url = req.originalUrl ?? req.url ?? req.raw?.url ?? '';
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const values: string[] = [];
+  for (const [k, v] of new URLSearchParams(url.slice(q + 1))) if (k.toLowerCase() === 'a2a-version' && v !== '') values.push(v);
+  return values.length ? values.join(',') : undefined;
+}
+
 /** Route pattern when known (express `route.path`, fastify `routeOptions.url`), else the path without query. */
 export function routeOf(req: HttpRequestLike): string | undefined {
   const pattern = req.routeOptions?.url ?? req.route?.path;
