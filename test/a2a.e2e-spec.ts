@@ -359,6 +359,24 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       expect(r5.status).toBe(404);
     });
 
+    it('push-notification configs: the sample offers none, so HTTP+JSON answers 400 PUSH_NOTIFICATION_NOT_SUPPORTED like JSON-RPC -32003', async () => {
+      const info = [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'PUSH_NOTIFICATION_NOT_SUPPORTED', domain: 'a2a-protocol.org' }];
+      const want = { error: { code: 400, status: 'FAILED_PRECONDITION', message: 'Push Notification is not supported', details: info } };
+      const auth = (r: request.Test) => r.set('Authorization', `Bearer ${approverToken}`).set('A2A-Version', '1.0');
+      for (const r of [
+        await rest('/tasks/t-1/pushNotificationConfigs', { url: 'https://client.example.com/hook' }, approverToken),
+        await auth(request(agent.url).get('/tasks/t-1/pushNotificationConfigs')),
+        await auth(request(agent.url).get('/tasks/t-1/pushNotificationConfigs/c-1')),
+        await auth(request(agent.url).delete('/tasks/t-1/pushNotificationConfigs/c-1')),
+      ]) {
+        expect(r.status).toBe(400);
+        expect(r.headers['content-type']).toBe('application/a2a+json');
+        expect(JSON.parse(r.text)).toEqual(want);
+      }
+      const j = await rpc({ jsonrpc: '2.0', id: 8, method: 'ListTaskPushNotificationConfigs', params: { taskId: 't-1' } }, approverToken);
+      expect(j.body).toEqual({ jsonrpc: '2.0', id: 8, error: { code: -32003, message: 'Push Notification is not supported', data: info } });
+    });
+
     it('no secret and no token in the agent’s logs', () => {
       const all = logger.lines.join('\n');
       expect(logger.lines.length).toBeGreaterThan(5);

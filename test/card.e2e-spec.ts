@@ -295,7 +295,69 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
         .set('Authorization', `Bearer ${await token()}`);
       expect(v03.status).toBe(200);
       expect(v03.body).toStrictEqual(expectedV03Card(base, true));
+      // A2A v1.0 §3.6.1: the version may come as a request parameter instead of the header; the header wins.
+      const q03 = await request(base)
+        .get('/extendedAgentCard?A2A-Version=0.3')
+        .set('Authorization', `Bearer ${await token()}`);
+      expect(q03.body).toStrictEqual(expectedV03Card(base, true));
+      const header = await request(base)
+        .get('/extendedAgentCard?A2A-Version=0.3')
+        .set('A2A-Version', '1.0')
+        .set('Authorization', `Bearer ${await token()}`);
+      expect(header.body).toStrictEqual(expectedCard(base, true));
     });
+  });
+});
+
+describe.each(PLATFORMS)('extended card off (card.extendedCard false) on %s', (platform) => {
+  let jwks: JwksServer;
+  let key: TestKey;
+  let t: CardApp;
+  let base: string;
+  beforeAll(async () => {
+    jwks = await new JwksServer().start();
+    key = generateTestKey('RS256');
+    jwks.keys = [key.publicJwk];
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    t = await startCardApp(platform, port, cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { extendedCard: false })));
+  });
+  afterAll(async () => {
+    await t?.close();
+    await jwks?.stop();
+  });
+
+  // A2A v1.0 §3.3.4 / §13.3: Get Extended Agent Card without the capability is UnsupportedOperationError, which the
+  // HTTP+JSON binding answers as 400 with google.rpc ErrorInfo reason UNSUPPORTED_OPERATION, not as an unknown route.
+  it('an authenticated caller gets 400 UnsupportedOperationError in the HTTP+JSON error shape, not 404', async () => {
+    const tok = await mintToken({ key, issuer: jwks.issuer, audience: `${base}/expense-agent`, claims: { scope: 'expense:read' } });
+    for (const version of ['1.0', '0.3', undefined]) {
+      let r = request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`);
+      if (version) r = r.set('A2A-Version', version);
+      const res = await r;
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe('application/a2a+json');
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['www-authenticate']).toBeUndefined();
+      expect(JSON.parse(res.text)).toStrictEqual({
+        error: {
+          code: 400,
+          status: 'FAILED_PRECONDITION',
+          message: 'This agent serves no authenticated extended Agent Card',
+          details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'UNSUPPORTED_OPERATION', domain: 'a2a-protocol.org' }],
+        },
+      });
+    }
+    const card = await request(base).get(CARD);
+    expect(card.body.capabilities.extendedAgentCard).toBe(false);
+  });
+
+  it('without a token it is still the 401 challenge (authenticated callers only)', async () => {
+    const res = await request(base).get('/extendedAgentCard');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(
+      `Bearer realm="Card Fixture Agent", resource_metadata="${base}/.well-known/oauth-protected-resource/expense-agent"`,
+    );
   });
 });
 
@@ -310,13 +372,13 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     await jwks?.stop();
   });
 
-  async function start(trustedProxyHops: number): Promise<string> {
+  async function start(trustedProxyHops: number, ipv6Prefix?: number): Promise<string> {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const app = await startCardApp(
       platform,
       port,
-      cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops } })),
+      cardModule(cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { throttle: { limit: 3, ttl: 60, trustedProxyHops, ipv6Prefix } })),
     );
     apps.push(app);
     return base;
@@ -361,6 +423,49 @@ describe.each(PLATFORMS)('card throttling on %s', (platform) => {
     expect429(await a('192.0.2.100'));
     expect((await b()).status).toBe(200);
     expect((await b()).status).toBe(200);
+  });
+
+  // A host owning an IPv6 /64 rotated its address on every request and was never limited (see docs/security.md).
+  it('IPv6 clients are limited per /64: addresses rotating inside one /64 hit 429, another /64 does not (trustedProxyHops 1)', async () => {
+    const base = await start(1);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    // The dotted tail is not an IPv4-mapped address: it stays in the /64 and never becomes the IPv4 client 192.0.2.10.
+    const rotating = ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2::192.0.2.10', '2001:DB8:1:2::abcd', '[2001:db8:1:2::5]:443'];
+    const statuses: number[] = [];
+    let last!: request.Response;
+    for (const a of rotating) {
+      last = await get(a);
+      statuses.push(last.status);
+    }
+    expect(statuses).toStrictEqual([200, 200, 200, 429, 429]);
+    expect429(last);
+    expect429(await get('fe80::1%eth0, 2001:db8:1:2::99')); // zone ids and spoofed left-most entries change nothing
+    expect((await get('2001:db8:1:3::1')).status).toBe(200); // the next /64 is another client
+    expect((await get('2001:db8:1:3::2')).status).toBe(200);
+  });
+
+  it('an IPv4-mapped IPv6 address is the IPv4 client; ports are stripped; garbage counts as the proxy itself (trustedProxyHops 1)', async () => {
+    const base = await start(1);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    expect([(await get('192.0.2.10')).status, (await get('::ffff:192.0.2.10')).status, (await get('192.0.2.10:51234')).status]).toStrictEqual([200, 200, 200]);
+    expect429(await get('[::ffff:c000:20a]:8080')); // 192.0.2.10 again, hex-spelled and with a port
+    expect((await get('192.0.2.11')).status).toBe(200);
+    // An entry that is no address (`unknown`, a host name, garbage) gives the socket peer, never a fresh bucket each time.
+    const garbage = ['unknown', 'not-an-ip', '999.1.1.1', 'fe80::zz'];
+    const g: number[] = [];
+    for (const x of garbage) g.push((await get(x)).status);
+    expect(g).toStrictEqual([200, 200, 200, 429]);
+    expect((await request(base).get(CARD)).status).toBe(429); // the peer's own bucket, which the garbage used
+  });
+
+  it('card.throttle.ipv6Prefix: 128 limits each IPv6 address on its own', async () => {
+    const base = await start(1, 128);
+    const get = (xff: string) => request(base).get(CARD).set('X-Forwarded-For', xff);
+    const s: number[] = [];
+    for (let i = 1; i <= 4; i++) s.push((await get(`2001:db8:1:2::${i}`)).status);
+    expect(s).toStrictEqual([200, 200, 200, 200]);
+    for (let i = 0; i < 3; i++) await get('2001:db8:1:2::1');
+    expect429(await get('2001:db8:1:2::1'));
   });
 });
 

@@ -15,7 +15,7 @@ describe('resolveOptions', () => {
     expect(r.maxTokenLength).toBe(8192);
     expect(r.strict).toBe(false);
     expect(r.tokenCache).toEqual({ enabled: true, maxEntries: 10000, maxTtl: 300 });
-    expect(r.throttle).toEqual({ limit: 60, ttl: 60, trustedProxyHops: 0 });
+    expect(r.throttle).toEqual({ limit: 60, ttl: 60, trustedProxyHops: 0, ipv6Prefix: 64 });
     expect(r.issuers).toEqual([{ issuer: 'https://issuer.example', jwksUri: undefined, audience: ['https://agent.example'] }]);
     expect(r.oauth2MetadataUrl).toBe('https://issuer.example/.well-known/openid-configuration');
     expect(r.resource).toBe('https://agent.example');
@@ -49,6 +49,14 @@ describe('resolveOptions', () => {
       { card: { name: 'A', description: 'd', url: 'https://agent.example', interfaces: [{ url: '/rpc', protocolBinding: 'JSONRPC' }] } },
       'nestjs-a2a-auth: invalid option `tokenUrl`: is required when `card` is configured (the card advertises the client-credentials token endpoint)',
     ],
+    ...[0, 129, 48.5, Number.NaN].map((ipv6Prefix): [string, Partial<A2AAuthModuleOptions>, string] => [
+      `card.throttle.ipv6Prefix ${ipv6Prefix}`,
+      {
+        tokenUrl: 'https://as.example/token',
+        card: { name: 'A', description: 'd', url: 'https://agent.example', interfaces: [], throttle: { ipv6Prefix } },
+      },
+      `nestjs-a2a-auth: invalid option \`card.throttle.ipv6Prefix\`: must be an integer number of bits from 1 to 128, got ${ipv6Prefix}`,
+    ]),
   ])('refuses %s with a message naming the option', (_n, patch, message) => {
     const o = { ...base, ...patch } as A2AAuthModuleOptions;
     expect(() => resolveOptions(o)).toThrow(A2AAuthConfigError);

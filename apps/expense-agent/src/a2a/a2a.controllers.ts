@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { A2AEndpoint, A2AHttpTransport } from 'nestjs-a2a-auth';
 
 type Req = Parameters<A2AHttpTransport['jsonRpc']>[0];
@@ -23,8 +23,10 @@ export class A2AJsonRpcController {
 
 /**
  * The A2A v1.0 HTTP+JSON binding at the root (the card's `HTTP+JSON` interface): `POST /message:send`,
- * `POST /message:stream`, `GET /tasks`, `GET /tasks/{id}`, `POST /tasks/{id}:cancel`, `GET|POST /tasks/{id}:subscribe`.
- * `GET /extendedAgentCard` is served by the library itself.
+ * `POST /message:stream`, `GET /tasks`, `GET /tasks/{id}`, `POST /tasks/{id}:cancel`, `GET|POST /tasks/{id}:subscribe`,
+ * and the push-notification configs `POST|GET /tasks/{id}/pushNotificationConfigs` and
+ * `GET|DELETE /tasks/{id}/pushNotificationConfigs/{configId}` (this agent does not offer push notifications, so those
+ * answer `PushNotificationNotSupportedError`). `GET /extendedAgentCard` is served by the library itself.
  *
  * A literal `:` in a route is spelled differently by express (`\\:`) and fastify (`::`), so the routes capture
  * the segment with a parameter and the transport checks the action.
@@ -63,5 +65,29 @@ export class A2ARestController {
   @HttpCode(200)
   post(@Param('id') id: string, @Req() req: Req, @Res() res: unknown): Promise<void> {
     return this.a2a.taskAction(req, res, id, 'POST');
+  }
+
+  /** `POST /tasks/{id}/pushNotificationConfigs`: 201 with the config. */
+  @Post('tasks/:id/pushNotificationConfigs')
+  createPushConfig(@Param('id') id: string, @Req() req: Req, @Res() res: unknown, @Body() body: unknown): Promise<void> {
+    return this.a2a.createPushNotificationConfig(req, res, id, body);
+  }
+
+  /** `GET /tasks/{id}/pushNotificationConfigs`. */
+  @Get('tasks/:id/pushNotificationConfigs')
+  listPushConfigs(@Param('id') id: string, @Req() req: Req, @Res() res: unknown, @Query() query: Record<string, unknown>): Promise<void> {
+    return this.a2a.listPushNotificationConfigs(req, res, id, query);
+  }
+
+  /** `GET /tasks/{id}/pushNotificationConfigs/{configId}`. */
+  @Get('tasks/:id/pushNotificationConfigs/:configId')
+  getPushConfig(@Param('id') id: string, @Param('configId') configId: string, @Req() req: Req, @Res() res: unknown): Promise<void> {
+    return this.a2a.getPushNotificationConfig(req, res, id, configId);
+  }
+
+  /** `DELETE /tasks/{id}/pushNotificationConfigs/{configId}`: 204. */
+  @Delete('tasks/:id/pushNotificationConfigs/:configId')
+  deletePushConfig(@Param('id') id: string, @Param('configId') configId: string, @Req() req: Req, @Res() res: unknown): Promise<void> {
+    return this.a2a.deletePushNotificationConfig(req, res, id, configId);
   }
 }

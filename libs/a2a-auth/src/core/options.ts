@@ -43,6 +43,12 @@ export interface CardThrottleOptions {
    * N: the client is the address N hops from the right of `X-Forwarded-For` (never the left-most entry).
    */
   trustedProxyHops?: number;
+  /**
+   * IPv6 clients are limited per network prefix of this many bits, not per address: one host commonly holds a whole
+   * /64 and can rotate through it. Default 64; an integer from 1 to 128 (128: per address). IPv4-mapped IPv6 addresses
+   * count as their IPv4 address.
+   */
+  ipv6Prefix?: number;
 }
 
 /** Signing of the Agent Card (A2A v1.0 §8.4): a JWS over the RFC 8785 canonical card. */
@@ -346,7 +352,11 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     limit: nonNegative('card.throttle.limit', th.limit, 60),
     ttl: nonNegative('card.throttle.ttl', th.ttl, 60),
     trustedProxyHops: nonNegative('card.throttle.trustedProxyHops', th.trustedProxyHops, 0),
+    ipv6Prefix: th.ipv6Prefix ?? 64,
   };
+  if (!Number.isInteger(throttle.ipv6Prefix) || throttle.ipv6Prefix < 1 || throttle.ipv6Prefix > 128) {
+    throw new A2AAuthConfigError('card.throttle.ipv6Prefix', `must be an integer number of bits from 1 to 128, got ${String(th.ipv6Prefix)}`);
+  }
 
   const firstIssuer = issuers[0].issuer.replace(/\/$/, '');
   const tc = o.tokenCache ?? {};

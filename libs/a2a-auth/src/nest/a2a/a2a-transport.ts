@@ -3,14 +3,15 @@ import type { AgentCard, SendMessageRequest } from '@a2a-js/sdk';
 import type { A2ARequestHandler, AgentExecutor, ServerCallContext, TaskStore } from '@a2a-js/sdk/server';
 import type { AgentCardService } from '../card/card.service';
 import { sendRaw } from '../http/http-response';
-import type { HttpRequestLike } from '../http/request-info';
+import { A2A_JSON_CONTENT_TYPE, sendA2AJson } from '../http/a2a-rest-error';
+import { requestedA2AVersion, type HttpRequestLike } from '../http/request-info';
 import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from './a2a-user';
 import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
 import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
 import type { A2ACaller } from '../../core/caller';
 
 /** Content type of HTTP+JSON responses (A2A v1.0 §11). */
-const A2A_JSON = 'application/a2a+json';
+const A2A_JSON = A2A_JSON_CONTENT_TYPE;
 /** Request headers never copied into `ServerCallContext.state` (executors may log state). */
 const SECRET_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
@@ -57,8 +58,10 @@ type Query = Record<string, unknown>;
  * 2. Messages (`SendMessage`, `SendStreamingMessage`, `POST /message:send|stream`) go through
  *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown or missing skill
  *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`).
- * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces` (a missing
- *    header means `0.3`): JSON-RPC `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`.
+ * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces`: JSON-RPC
+ *    `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`. It is the header, else the `A2A-Version` query parameter
+ *    (A2A v1.0 §3.6.1: "as a request parameter instead of a header"); the header wins when both are sent, and neither
+ *    means `0.3` (§3.6.2).
  * 4. The SDK handles the call. JSON-RPC answers are envelopes with HTTP 200 (`application/json`); HTTP+JSON answers
  *    use the SDK's error bodies and statuses (`application/a2a+json`). Streams are `text/event-stream`.
  */
@@ -185,6 +188,58 @@ export class A2AHttpTransport {
   }
 
   /**
+   * HTTP+JSON `POST /tasks/{id}/pushNotificationConfigs` (A2A v1.0 §11.3.3, Create Push Notification Config): the body
+   * is a `TaskPushNotificationConfig`; the task is the one the path names, whatever the body says. Answers 201 with the
+   * stored config (as the SDK's own router). The SDK request handler decides the rest: `PushNotificationNotSupportedError`
+   * (400, reason `PUSH_NOTIFICATION_NOT_SUPPORTED`) when `capabilities.pushNotifications` is off, `TaskNotFoundError`
+   * (404) for a task that is not the caller's. A body that is no JSON object is 400 `INVALID_ARGUMENT`.
+   */
+  async createPushNotificationConfig(req: HttpRequestLike, res: unknown, taskId: string, body: unknown): Promise<void> {
+    const { TaskPushNotificationConfig } = sdkRoot();
+    await this.rest(
+      req,
+      res,
+      body,
+      false,
+      async (ctx) => {
+        const config = parseBody(body, 'TaskPushNotificationConfig', (b) => TaskPushNotificationConfig.fromJSON({ ...b, taskId }));
+        return TaskPushNotificationConfig.toJSON(await this.requestHandler.createTaskPushNotificationConfig(config, ctx));
+      },
+      201,
+    );
+  }
+
+  /** HTTP+JSON `GET /tasks/{id}/pushNotificationConfigs?pageSize=&pageToken=` (§11.3.3): `{ configs }`. Errors as {@link createPushNotificationConfig}. */
+  async listPushNotificationConfigs(req: HttpRequestLike, res: unknown, taskId: string, query: Query = {}): Promise<void> {
+    const { ListTaskPushNotificationConfigsResponse } = sdkRoot();
+    await this.rest(req, res, undefined, false, async (ctx) => {
+      const pageSize = query.pageSize === undefined || query.pageSize === '' ? 0 : nonNegativeInt(query.pageSize, 'pageSize');
+      const r = await this.requestHandler.listTaskPushNotificationConfigs({ tenant: '', taskId, pageSize, pageToken: str(query.pageToken) }, ctx);
+      return ListTaskPushNotificationConfigsResponse.toJSON(r);
+    });
+  }
+
+  /** HTTP+JSON `GET /tasks/{id}/pushNotificationConfigs/{configId}` (§11.3.3): the config; 404 when there is none. */
+  async getPushNotificationConfig(req: HttpRequestLike, res: unknown, taskId: string, configId: string): Promise<void> {
+    const { TaskPushNotificationConfig } = sdkRoot();
+    await this.rest(req, res, undefined, false, async (ctx) =>
+      TaskPushNotificationConfig.toJSON(await this.requestHandler.getTaskPushNotificationConfig({ tenant: '', taskId, id: configId }, ctx)),
+    );
+  }
+
+  /** HTTP+JSON `DELETE /tasks/{id}/pushNotificationConfigs/{configId}` (§11.3.3): 204, also for a config already gone (idempotent, §3.1.10). */
+  async deletePushNotificationConfig(req: HttpRequestLike, res: unknown, taskId: string, configId: string): Promise<void> {
+    await this.rest(
+      req,
+      res,
+      undefined,
+      false,
+      async (ctx) => this.requestHandler.deleteTaskPushNotificationConfig({ tenant: '', taskId, id: configId }, ctx),
+      204,
+    );
+  }
+
+  /**
    * HTTP+JSON task actions addressed as `/tasks/{id}:cancel` (POST) and `/tasks/{id}:subscribe` (GET or POST),
    * with `idAndAction` the whole last path segment (route it as `tasks/:id`: a literal `:` in a route differs
    * between express and fastify). A segment without an action is `GET /tasks/{id}`.
@@ -231,13 +286,21 @@ export class A2AHttpTransport {
     if (skill) state.set(A2A_SKILL_STATE_KEY, skill);
     return new ServerCallContext({
       user: new A2AUser(caller),
-      requestedVersion: header(req, 'a2a-version'),
+      requestedVersion: requestedA2AVersion(req),
       requestedExtensions: Extensions.parseServiceParameter(header(req, 'a2a-extensions')),
       state,
     });
   }
 
-  private async rest(req: HttpRequestLike, res: unknown, body: unknown, isMessage: boolean, run: (ctx: ServerCallContext) => Promise<unknown>): Promise<void> {
+  /** @param status the success status: 200, 201 (created) or 204 (no content: `run`'s result is not sent). */
+  private async rest(
+    req: HttpRequestLike,
+    res: unknown,
+    body: unknown,
+    isMessage: boolean,
+    run: (ctx: ServerCallContext) => Promise<unknown>,
+    status: 200 | 201 | 204 = 200,
+  ): Promise<void> {
     const ctx = await this.restContext(req, res, body, isMessage);
     if (!ctx) return;
     const { restStatusFor, toRestErrorBody } = sdkErrors();
@@ -248,7 +311,8 @@ export class A2AHttpTransport {
       const s = restStatusFor(e);
       return sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
     }
-    sendJson(res, 200, A2A_JSON, out);
+    if (status === 204) return sendRaw(res, 204, { 'Cache-Control': 'no-store' });
+    sendJson(res, status, A2A_JSON, out);
   }
 
   private async restStream(
@@ -362,6 +426,17 @@ function parseSendMessage(body: unknown): SendMessageRequest {
   return params;
 }
 
+/** A request body that must be a JSON object, converted by an SDK `fromJSON` whose `TypeError`s become invalid-argument errors. */
+function parseBody<T>(body: unknown, what: string, fromJSON: (b: Record<string, unknown>) => T): T {
+  const { RequestMalformedError } = sdkErrors();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RequestMalformedError('request body must be a JSON object');
+  try {
+    return fromJSON(body as Record<string, unknown>);
+  } catch {
+    throw new RequestMalformedError(`malformed ${what}`);
+  }
+}
+
 function nonNegativeInt(v: unknown, name: string): number {
   const s = String(v).trim();
   if (!/^\d{1,9}$/.test(s)) throw new (sdkErrors().RequestMalformedError)(`${name} must be a non-negative integer`);
@@ -376,9 +451,7 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
   return typeof (v as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === 'function';
 }
 
-function sendJson(res: unknown, status: number, contentType: string, body: unknown): void {
-  sendRaw(res, status, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }, Buffer.from(JSON.stringify(body), 'utf8'));
-}
+const sendJson = sendA2AJson;
 
 /** The Node response behind an express response or a fastify reply (hijacked, so fastify leaves it to us). */
 function rawResponse(res: unknown): ServerResponse {

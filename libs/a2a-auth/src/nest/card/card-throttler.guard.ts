@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { getOptionsToken, getStorageToken, ThrottlerGuard, type ThrottlerModuleOptions, type ThrottlerStorage } from '@nestjs/throttler';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import type { ResolvedOptions } from '../../core/options';
-import { clientAddress, type HttpRequestLike } from '../http/request-info';
+import { clientAddress, rateLimitKey, type HttpRequestLike } from '../http/request-info';
 import { RateLimitedLog } from '../audit/rate-limited-log';
 import { CARD_CORS_HEADERS } from '../http/http-response';
 
@@ -11,7 +11,10 @@ import { CARD_CORS_HEADERS } from '../http/http-response';
  * @nestjs/throttler guard for the public card and metadata endpoints.
  * - One bucket per client address across all card endpoints.
  * - The client is the socket peer, or, behind `trustedProxyHops` proxies, the address that many hops from the
- *   right of `X-Forwarded-For` (a client rotating the left-most entry stays in its bucket).
+ *   right of `X-Forwarded-For` (a client rotating the left-most entry stays in its bucket). Brackets, ports and zone
+ *   ids are stripped; an entry that is no IP address counts as the socket peer.
+ * - IPv6 clients share one bucket per `card.throttle.ipv6Prefix` bits (default a /64, as @nestjs/throttler groups
+ *   them itself); an IPv4-mapped IPv6 address shares its IPv4 address's bucket.
  * - Past the limit: 429, `Retry-After` (seconds), CORS `*`, JSON `{ error: "rate_limited", error_description }`.
  * - Throttled requests are logged at `warn`, at most 5 lines per second plus a summary (`a2a.card.throttled.suppressed`).
  */
@@ -29,7 +32,8 @@ export class CardThrottlerGuard extends ThrottlerGuard {
   }
 
   protected async getTracker(req: Record<string, unknown>): Promise<string> {
-    return clientAddress(req as unknown as HttpRequestLike, this.opts.throttle.trustedProxyHops);
+    const { trustedProxyHops, ipv6Prefix } = this.opts.throttle;
+    return rateLimitKey(clientAddress(req as unknown as HttpRequestLike, trustedProxyHops), ipv6Prefix);
   }
 
   protected generateKey(_ctx: ExecutionContext, tracker: string, name: string): string {
