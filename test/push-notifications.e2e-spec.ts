@@ -61,6 +61,9 @@ class WorkSkillController {
   }
 }
 
+/** Status updates of a `flood` task, between its task event and its completion: more than can wait for a receiver. */
+const FLOOD = 120;
+
 /** Task ids the executor ran (a refused config must stop the call before the executor). */
 const executed: string[] = [];
 
@@ -81,6 +84,13 @@ const taskExecutor: AgentExecutor = {
         metadata: undefined,
       };
       bus.publish(AgentEvent.task(task));
+    }
+    if (part?.$case === 'text' && part.value === 'flood') {
+      for (let i = 0; i < FLOOD; i++) {
+        bus.publish(
+          AgentEvent.statusUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, status: status(TaskState.TASK_STATE_WORKING), metadata: undefined }),
+        );
+      }
     }
     const state = wait && !ctx.task ? TaskState.TASK_STATE_INPUT_REQUIRED : TaskState.TASK_STATE_COMPLETED;
     bus.publish(AgentEvent.statusUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, status: status(state), metadata: undefined }));
@@ -107,6 +117,7 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
   let strict: TestApp;
   let dev: TestApp;
   let receiver: WebhookReceiver;
+  let slow: WebhookReceiver;
   let callerToken: string;
   const logger = new CapturingLogger();
   const lookups: string[] = [];
@@ -123,7 +134,7 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
           name: 'Push Agent',
           description: 'push',
           url: AUD,
-          capabilities: { pushNotifications: true },
+          capabilities: { pushNotifications: true, streaming: true },
           interfaces: [
             { url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' as const },
             { url: '/', protocolBinding: 'HTTP+JSON' as const },
@@ -144,13 +155,14 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
 
   beforeAll(async () => {
     receiver = await new WebhookReceiver().start();
+    slow = await new WebhookReceiver().start();
     idp = await TestIssuer.start({ audience: AUD });
     callerToken = await idp.mint({ claims: { scope: 'work:run' } });
     // The default policy, with only the resolver replaced so that test names never reach a real DNS server.
     strict = await startAgent({ lookup: testLookup(lookups) });
     // A development setup: the local receiver is allowed by its exact origin; short deadline and payload cap.
     dev = await startAgent({
-      allowedOrigins: [receiver.origin, `http://hooks.test:${receiver.port}`],
+      allowedOrigins: [receiver.origin, `http://hooks.test:${receiver.port}`, slow.origin],
       lookup: testLookup(lookups),
       timeoutMs: 400,
       maxPayloadBytes: 4096,
@@ -160,6 +172,7 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
   afterAll(async () => {
     await idp?.close();
     await receiver?.stop();
+    await slow?.stop();
   });
 
   const rpc = (app: TestApp, method: string, params: unknown) =>
@@ -252,6 +265,24 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
       });
       expect(r.headers['content-type']).toMatch(/^application\/a2a\+json/);
     }
+    await expectNoDelivery(before);
+  });
+
+  it('inline in SendStreamingMessage: the same error as a JSON answer, before any event (JSON-RPC and HTTP+JSON)', async () => {
+    const before = receiver.connections;
+    const url = `https://127.0.0.1:${receiver.port}/hook`;
+    const r = await rpc(strict, 'SendStreamingMessage', inline(url));
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^application\/json/);
+    expect(r.body).toEqual({ jsonrpc: '2.0', id: 7, error: { code: -32602, message: PUBLIC_ONLY, data: INVALID_PARAMS_DATA } });
+    const s = await request(strict.url)
+      .post('/message:stream')
+      .set('Content-Type', 'application/json')
+      .set('A2A-Version', '1.0')
+      .set('Authorization', `Bearer ${callerToken}`)
+      .send(JSON.stringify(inline(url)));
+    expect(s.status).toBe(400);
+    expect(s.body).toEqual({ error: { code: 400, status: 'INVALID_ARGUMENT', message: PUBLIC_ONLY, details: expect.any(Array) } });
     await expectNoDelivery(before);
   });
 
@@ -490,6 +521,25 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
     // Replacing an existing config is not one more.
     const again = await rpc(dev, 'CreateTaskPushNotificationConfig', { taskId, id: 'c3', url: `${receiver.origin}/hook-many-3` });
     expect(again.body.result).toEqual({ id: 'c3', taskId, url: `${receiver.origin}/hook-many-3` });
+  });
+
+  it('a task that outruns a hanging receiver: at most 100 notifications wait, the rest are dropped and logged', async () => {
+    const r = await rpc(dev, 'SendMessage', { ...wireMessage('flood'), configuration: { taskPushNotificationConfig: { url: `${slow.origin}/hang` } } });
+    expect(r.body.result.task.status.state).toBe('TASK_STATE_COMPLETED');
+    const id = r.body.result.task.id;
+    const events = FLOOD + 2; // the task, the working updates, the completion
+    const dropped = () =>
+      warnings().filter((l) => l === `warn push notification dropped for task ${id}: 100 notifications already waiting A2APushNotifications`);
+    const failed = () => warnings().filter((l) => l.startsWith(`warn push notification not delivered for task ${id} `));
+    await slow.waitFor('/hang', 1);
+    expect(dropped().length).toBeGreaterThan(0);
+    // One at a time, in order: never more than one open connection to the receiver.
+    expect(slow.openConnections).toBe(1);
+    // Stop the receiver: the waiting notifications now fail fast, and every event is accounted for exactly once.
+    await slow.stop();
+    for (let i = 0; i < 100 && dropped().length + failed().length < events; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(dropped().length + failed().length).toBe(events);
+    expect(dropped().length).toBeGreaterThanOrEqual(events - 100 - 1);
   });
 
   it('no log line holds a credential, a token, or a webhook path', () => {
