@@ -78,6 +78,30 @@ export {
 } from './nest/a2a/skill-authorizer';
 export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './nest/a2a/a2a-user';
 export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';
+export {
+  A2APushNotificationSender,
+  createPushNotifications,
+  DEFAULT_PUSH_TIMEOUT_MS,
+  DEFAULT_PUSH_MAX_PAYLOAD_BYTES,
+  DEFAULT_PUSH_MAX_CONFIGS_PER_TASK,
+  MAX_PENDING_PUSHES_PER_TASK,
+  PUSH_TOKEN_HEADER,
+  type A2APushNotificationOptions,
+  type A2APushNotifications,
+} from './nest/a2a/push-sender';
+export { A2APushNotificationStore, MAX_PUSH_CREDENTIAL_LENGTH } from './nest/a2a/push-store';
+export {
+  PushUrlPolicy,
+  PushUrlRefusedError,
+  classifyAddress,
+  MAX_PUSH_URL_LENGTH,
+  type PushAddressClass,
+  type PushHostLookup,
+  type PushUrlPolicyOptions,
+  type PushUrlRefusal,
+  type CheckedPushTarget,
+  type ResolvedAddress,
+} from './core/push-policy';
 
 // The calling side (also `nestjs-a2a-auth/client`, which loads no Nest module).
 export * from './client/index';

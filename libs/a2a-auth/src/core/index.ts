@@ -44,6 +44,18 @@ export { VerifiedTokenCache, tokenHash, cacheNotAfter } from './token-cache';
 export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './key-store';
 export { KeyRegistry } from './key-registry';
 export { fetchJson, MAX_DOCUMENT_BYTES } from './fetch-json';
+export {
+  PushUrlPolicy,
+  PushUrlRefusedError,
+  classifyAddress,
+  MAX_PUSH_URL_LENGTH,
+  type PushAddressClass,
+  type PushHostLookup,
+  type PushUrlPolicyOptions,
+  type PushUrlRefusal,
+  type CheckedPushTarget,
+  type ResolvedAddress,
+} from './push-policy';
 export type { AuditSink, AuthAuditEvent } from './audit-event';
 export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
 export { checkAgentCard, checkV03Card, firstDifference, V1_ONLY_KEYS, V03_ONLY_KEYS } from './card/card-checker';

@@ -9,6 +9,7 @@ import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from
 import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
 import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
 import type { A2ACaller } from '../../core/caller';
+import { createPushNotifications, type A2APushNotificationOptions } from './push-sender';
 
 /** Content type of HTTP+JSON responses (A2A v1.0 §11). */
 const A2A_JSON = A2A_JSON_CONTENT_TYPE;
@@ -19,6 +20,12 @@ const SECRET_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization'
 export interface A2ARequestHandlerOptions {
   /** Task store. Default `new InMemoryTaskStore(a2aTaskOwner)`: tasks are scoped to the caller's `iss` + `sub`. */
   taskStore?: TaskStore;
+  /**
+   * The webhook policy, used when the card's `capabilities.pushNotifications` is on (the SDK's own sender would POST
+   * task data to any URL a caller names): configs are checked when created and again at each delivery, and
+   * deliveries are bounded. Default: public `https` URLs only, 10000 ms, 1 MiB, 10 configs per task.
+   */
+  pushNotifications?: A2APushNotificationOptions;
 }
 
 /**
@@ -26,21 +33,24 @@ export interface A2ARequestHandlerOptions {
  * library built (one source of truth). The cards are converted to the SDK's internal form with `AgentCard.fromJSON`.
  * `GetExtendedAgentCard` returns {@link AgentCardService.extendedCard} to authenticated callers (the base card
  * otherwise); it fails with the SDK's "unsupported operation" when `card.extendedCard` is off.
+ * With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
+ * ({@link createPushNotifications}: the webhook policy of `o.pushNotifications`) instead of the SDK's defaults.
  * Call it after the app has initialised (cards are built in `onModuleInit`); {@link A2AHttpTransport} does so lazily.
- * @throws Error when `@a2a-js/sdk` is not installed or no card is configured.
+ * @throws Error when `@a2a-js/sdk` is not installed, no card is configured, or `o.pushNotifications` is invalid.
  */
 export function createA2ARequestHandler(cards: AgentCardService, executor: AgentExecutor, o: A2ARequestHandlerOptions = {}): A2ARequestHandler {
   const { AgentCard } = sdkRoot();
   const { DefaultRequestHandler, InMemoryTaskStore } = sdkServer();
   const base: AgentCard = AgentCard.fromJSON(cards.card());
   const extended: AgentCard = AgentCard.fromJSON(cards.extendedCard());
+  const push = base.capabilities?.pushNotifications ? createPushNotifications(o.pushNotifications) : undefined;
   return new DefaultRequestHandler(
     base,
     o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner),
     executor,
     undefined,
-    undefined,
-    undefined,
+    push?.store,
+    push?.sender,
     async (ctx: ServerCallContext) => (ctx.user?.isAuthenticated ? extended : base),
   );
 }
