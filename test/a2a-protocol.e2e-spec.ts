@@ -31,6 +31,9 @@ const PUSH_NOT_SUPPORTED = {
 };
 // Never delivered to: each test deletes its config before the task sees another event (no request leaves 127.0.0.1).
 const WEBHOOK = 'https://client.example.com/a2a/webhook';
+// The webhook host is allow-listed and resolves to loopback only: no test can ever send traffic off this machine (the
+// configs are deleted before any task event, so nothing is delivered anyway).
+const PUSH_POLICY = { allowedOrigins: ['https://client.example.com'], lookup: async () => [{ address: '127.0.0.1', family: 4 as const }] };
 
 /** The agent's one skill; reached only through A2A messages. */
 @Controller('work')
@@ -99,7 +102,8 @@ async function startAgent(
       A2ASkillAuthorizer,
       {
         provide: A2AHttpTransport,
-        useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) => new A2AHttpTransport(() => createA2ARequestHandler(cards, taskExecutor), authz),
+        useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) =>
+          new A2AHttpTransport(() => createA2ARequestHandler(cards, taskExecutor, { pushNotifications: PUSH_POLICY }), authz),
         inject: [AgentCardService, A2ASkillAuthorizer],
       },
     ],

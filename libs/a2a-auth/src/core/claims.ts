@@ -46,6 +46,11 @@ export function checkClaims(header: Record<string, unknown>, claims: Record<stri
     if (claims.iat > nowSeconds + tol) throw new AuthError('issued_in_future', 'iat is in the future');
   }
   if (typeof claims.iss !== 'string') throw new AuthError('missing_claim', 'iss is required');
+  // RFC 7519 §4.1.2 / RFC 9068 §2.2: identities are strings. A `sub` or `client_id` of another type would be ignored when
+  // the caller is built, and two users of one client could then share one identity (and one A2A task owner).
+  for (const c of ['sub', 'client_id', 'azp'] as const) {
+    if (claims[c] !== undefined && typeof claims[c] !== 'string') throw new AuthError('missing_claim', `${c} is not a string`);
+  }
   const aud = claims.aud;
   const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
   if (!auds.some((a) => typeof a === 'string' && policy.audience.includes(a))) {

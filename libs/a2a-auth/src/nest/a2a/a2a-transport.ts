@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import type { AgentCard, SendMessageRequest } from '@a2a-js/sdk';
 import type { A2ARequestHandler, AgentExecutor, ServerCallContext, TaskStore } from '@a2a-js/sdk/server';
@@ -47,12 +48,41 @@ export function createA2ARequestHandler(cards: AgentCardService, executor: Agent
   return new DefaultRequestHandler(
     base,
     o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner),
-    executor,
+    withGenericErrors(executor),
     undefined,
     push?.store,
     push?.sender,
     async (ctx: ServerCallContext) => (ctx.user?.isAuthenticated ? extended : base),
   );
+}
+
+/** Text of the failed task (and of any error answer) when an executor throws something that is not an A2A error. */
+export const EXECUTOR_FAILURE_MESSAGE = 'the agent could not complete the request';
+
+/**
+ * The executor as the SDK sees it: an A2A error (the SDK's own classes, e.g. `TaskNotFoundError`) passes through as it
+ * is; any other exception is logged through Nest (`A2AExecutor`, with its stack) and reaches the SDK as a generic error,
+ * because the SDK copies an exception's message into the failed task and the error answer, where it would show
+ * internals (hosts, paths, SQL states) to the caller.
+ */
+function withGenericErrors(executor: AgentExecutor): AgentExecutor {
+  const { A2AError } = sdkErrors();
+  const logger = new Logger('A2AExecutor');
+  const generic = (e: unknown): never => {
+    if (e instanceof A2AError) throw e;
+    logger.error(`executor failed: ${(e as Error)?.message ?? String(e)}`, (e as Error)?.stack);
+    throw new Error(EXECUTOR_FAILURE_MESSAGE);
+  };
+  return {
+    execute: (ctx, bus) =>
+      Promise.resolve()
+        .then(() => executor.execute(ctx, bus))
+        .catch(generic),
+    cancelTask: (taskId, bus) =>
+      Promise.resolve()
+        .then(() => executor.cancelTask(taskId, bus))
+        .catch(generic),
+  };
 }
 
 type Query = Record<string, unknown>;
