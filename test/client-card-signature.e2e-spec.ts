@@ -160,16 +160,21 @@ describe.each(PLATFORMS)('signed Agent Cards are verified before they are used (
   });
 
   it('changed after signing (token URL, interface, scope) → card_signature_mismatch, before the token URL or interfaces are looked at', async () => {
-    const tamper: Array<(c: Record<string, any>) => void> = [
+    type WireCard = {
+      securitySchemes: { oauth2: { oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: string } } } } };
+      supportedInterfaces: Array<{ url: string }>;
+      skills: Array<{ id: string; securityRequirements?: unknown }>;
+    };
+    const tamper: Array<(c: WireCard) => void> = [
       // An untrusted token URL would otherwise fail with untrusted_token_url: the signature check comes first.
       (c) => (c.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.tokenUrl = 'http://collector.example.net/token'),
       // An interface on the proxy's origin would pass the destination rule: the signature check still refuses it.
       (c) => (c.supportedInterfaces[0].url = `${mitm.url}/a2a/jsonrpc`),
-      (c) => (c.skills.find((s: { id: string }) => s.id === 'approve-expense').securityRequirements = [{}]),
+      (c) => (c.skills.find((s) => s.id === 'approve-expense')!.securityRequirements = [{}]),
     ];
     for (const t of tamper) {
       const copy = structuredClone(signedCard);
-      t(copy);
+      t(copy as unknown as WireCard);
       mitm.body = () => copy;
       expect(await failure(discoverAgentAuth(mitm.url, { cardTrust: jwksTrust() }))).toEqual({
         code: 'card_signature_mismatch',
@@ -230,6 +235,14 @@ describe.each(PLATFORMS)('signed Agent Cards are verified before they are used (
   it('verifyAgentCardSignature checks a card already in hand (e.g. the extended card)', async () => {
     await expect(verifyAgentCardSignature(signedCard, jwksTrust())).resolves.toEqual({ alg: 'ES256', kid: es.kid });
     await expect(verifyAgentCardSignature({ ...signedCard, name: 'Other' }, jwksTrust())).rejects.toMatchObject({ code: 'card_signature_mismatch' });
+    // The JWKS URL is fetched only when the keys in hand lack the signature's key.
+    await expect(verifyAgentCardSignature(signedCard, { ...jwksTrust(), jwksUrl: trusted.jwksUri })).resolves.toEqual({ alg: 'ES256', kid: es.kid });
+    expect(trusted.jwksFetches).toBe(0);
+    await expect(verifyAgentCardSignature(signedCard, { jwks: { keys: [rs.publicJwk] as never }, jwksUrl: trusted.jwksUri })).resolves.toEqual({
+      alg: 'ES256',
+      kid: es.kid,
+    });
+    expect(trusted.jwksFetches).toBe(1);
     // A pinned key of the wrong type for the header's alg is no key for it.
     await expect(verifyAgentCardSignature(signedCard, { publicKeys: { [es.kid]: rs.publicKey } })).rejects.toMatchObject({
       code: 'unknown_card_key',

@@ -39,7 +39,7 @@ export interface A2AAuthFetchOptions extends TokenRequest, BearerDestinationOpti
 /**
  * An authenticating `fetch` for the SDK's transports: the bearer token from `provider`, one refresh and one retry on
  * 401 (the SDK's `createAuthenticatingFetchWithRetry` with {@link a2aAuthenticationHandler}), and a destination rule
- * checked on every request (RFC 6750 §5.3: a token goes only to the resource server it is for):
+ * checked on every request (RFC 6750 §5.3: bearer tokens must not leak to unintended parties):
  *
  * - the URL must be `https:` (or `http:` on a loopback host) and on one of `allowedOrigins`, or accepted by
  *   `trustBearerUrl`; otherwise nothing is sent (not even a token request) and the call rejects with

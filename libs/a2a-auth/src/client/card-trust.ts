@@ -119,7 +119,15 @@ function cardKeyResolver(trust: AgentCardTrust): () => (h: JWSHeaderParameters) 
         if (!keyFitsAlg(key, alg)) throw new CardVerificationError('unknown_key', `the trusted key ${JSON.stringify(kid)} is not a key for ${alg}`);
         return key;
       }
-      const sets = [local];
+      const pick = async (set: ReturnType<typeof createLocalJWKSet>) => {
+        try {
+          return await set(h);
+        } catch {
+          return undefined; // ERR_JWKS_NO_MATCHING_KEY, or ERR_JWKS_MULTIPLE_MATCHING_KEYS (ambiguous without a kid)
+        }
+      };
+      const fromLocal = local && (await pick(local));
+      if (fromLocal) return fromLocal;
       if (url !== undefined) {
         remote ??= fetchJson(url, timeoutMs).then(
           (doc) => {
@@ -133,15 +141,8 @@ function cardKeyResolver(trust: AgentCardTrust): () => (h: JWSHeaderParameters) 
             throw new CardVerificationError('keys_unavailable', `the trusted JWKS ${url} could not be fetched: ${(e as Error)?.message ?? 'error'}`);
           },
         );
-        sets.push(await remote);
-      }
-      for (const set of sets) {
-        if (!set) continue;
-        try {
-          return await set(h);
-        } catch {
-          // ERR_JWKS_NO_MATCHING_KEY, ERR_JWKS_MULTIPLE_MATCHING_KEYS (ambiguous without a kid): try the next set.
-        }
+        const fromRemote = await pick(await remote);
+        if (fromRemote) return fromRemote;
       }
       throw new CardVerificationError('unknown_key', `no trusted key for kid ${JSON.stringify(kid ?? null)} and alg ${JSON.stringify(alg)}`);
     };

@@ -40,8 +40,8 @@ export function httpOrigin(url: string): string | undefined {
 }
 
 /**
- * The rule for every request that carries a bearer token (RFC 6750 §5.3: tokens go only to the resource server they
- * are for):
+ * The rule for every request that carries a bearer token (RFC 6750 §5.3: a client must not leak bearer tokens to
+ * unintended parties, and must use TLS):
  * 1. the URL is absolute `https:`, or `http:` on a loopback host; plain `http:` elsewhere is never allowed;
  * 2. its origin is one of `ownOrigins` or `allowedOrigins`, or `trustBearerUrl` returns true for it.
  *

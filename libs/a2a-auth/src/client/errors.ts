@@ -107,8 +107,8 @@ export class AgentCardDiscoveryError extends ClientCredentialsError {
 }
 
 /**
- * A request that would carry the bearer token was stopped by `a2aAuthFetch` (RFC 6750 §5.3: a token goes only to the
- * resource server it is for). Nothing was sent for `not_http`, `insecure_http` and `untrusted_origin`; for `redirect`,
+ * A request that would carry the bearer token was stopped by `a2aAuthFetch` (RFC 6750 §5.3: bearer tokens must not
+ * leak to unintended parties). Nothing was sent for `not_http`, `insecure_http` and `untrusted_origin`; for `redirect`,
  * the allowed server answered 3xx and the redirect was not followed (neither the token nor the body goes on).
  */
 export class UntrustedDestinationError extends ClientCredentialsError {
