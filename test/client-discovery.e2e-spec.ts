@@ -97,8 +97,58 @@ describe('reading the auth facts of a card', () => {
         { trustTokenUrl: pinned },
       ),
     ).toThrow(/not trusted/);
-    expect(readAgentAuth(V1_CARD, 'https://a.example/.well-known/agent-card.json', undefined, { trustTokenUrl: pinned }).tokenUrl).toBe(
+    expect(readAgentAuth(V1_CARD, 'https://agent.example.com/.well-known/agent-card.json', undefined, { trustTokenUrl: pinned }).tokenUrl).toBe(
       'https://auth.example.com/oauth/token',
+    );
+  });
+
+  it("interfaces: only the card URL's origin may receive the token unless allowed; each refusal names the interface URL", () => {
+    const on = (...urls: string[]) => ({ ...V1_CARD, supportedInterfaces: urls.map((url) => ({ url, protocolBinding: 'JSONRPC', protocolVersion: '1.0' })) });
+    const CARD_URL = 'https://agent.example.com/.well-known/agent-card.json';
+    expect(readAgentAuth(on('https://agent.example.com/a2a', 'https://agent.example.com:443/rest'), CARD_URL).interfaces).toEqual([
+      { url: 'https://agent.example.com/a2a', protocolBinding: 'JSONRPC', protocolVersion: '1.0' },
+      { url: 'https://agent.example.com:443/rest', protocolBinding: 'JSONRPC', protocolVersion: '1.0' },
+    ]);
+    const refused = (card: Record<string, unknown>, o = {}) => {
+      try {
+        readAgentAuth(card, CARD_URL, undefined, o);
+      } catch (e) {
+        return { name: (e as Error).name, code: (e as AgentCardDiscoveryError).code, url: (e as AgentCardDiscoveryError).url, message: (e as Error).message };
+      }
+      return undefined;
+    };
+    expect(refused(on('https://agent.example.com/a2a', 'https://api.example.com/a2a'))).toEqual({
+      name: 'AgentCardDiscoveryError',
+      code: 'untrusted_interface',
+      url: 'https://api.example.com/a2a',
+      message:
+        "the card's interface https://api.example.com/a2a may not receive the bearer token: its origin https://api.example.com is not https://agent.example.com (see allowedOrigins / trustBearerUrl)",
+    });
+    expect(refused(on('https://api.example.com/a2a'), { allowedOrigins: ['https://api.example.com'] })).toBeUndefined();
+    expect(refused(on('https://api.example.com/a2a'), { trustBearerUrl: (u: string) => u.startsWith('https://api.example.com/') })).toBeUndefined();
+    // Another port or scheme is another origin (RFC 6454).
+    expect(refused(on('https://agent.example.com:8443/a2a'))).toMatchObject({ code: 'untrusted_interface' });
+    expect(refused(on('http://agent.example.com/a2a'), { trustBearerUrl: () => true })).toMatchObject({
+      code: 'untrusted_interface',
+      message: "the card's interface http://agent.example.com/a2a may not receive the bearer token: it is plain http to a non-loopback host",
+    });
+    expect(refused(on('/a2a'))).toMatchObject({
+      code: 'untrusted_interface',
+      url: '/a2a',
+      message: "the card's interface /a2a may not receive the bearer token: it is not an absolute URL",
+    });
+    expect(refused({ ...V1_CARD, supportedInterfaces: [{ protocolBinding: 'JSONRPC' }] })).toMatchObject({
+      code: 'invalid_card',
+      message: 'agent card supportedInterfaces[0] has no url',
+    });
+    expect(refused({ ...V1_CARD, supportedInterfaces: 'https://agent.example.com/a2a' })).toMatchObject({ code: 'invalid_card' });
+    // v0.3: url and additionalInterfaces.
+    expect(refused({ ...V03_CARD, additionalInterfaces: [{ url: 'https://other.example/rest', transport: 'HTTP+JSON' }] })).toMatchObject({
+      code: 'untrusted_interface',
+      url: 'https://other.example/rest',
+    });
+    expect(() => readAgentAuth(V1_CARD, CARD_URL, undefined, { cardTrust: { jwks: { keys: [] } } } as never)).toThrow(
+      'readAgentAuth does not verify signatures: call verifyAgentCardSignature first',
     );
   });
 
@@ -143,6 +193,7 @@ describe('discoverAgentAuth over HTTP (agent under a path prefix)', () => {
           ? '<html>'
           : JSON.stringify({
               ...V1_CARD,
+              supportedInterfaces: [{ url: `${base}/agents/expense/a2a`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }],
               securitySchemes: {
                 oauth2: {
                   oauth2SecurityScheme: { flows: { clientCredentials: { tokenUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token` } } },
@@ -204,7 +255,7 @@ describe('@a2a-js/sdk is an optional peer', () => {
       const lib = require('../libs/a2a-auth/src/index') as typeof import('nestjs-a2a-auth');
       const p = new lib.ClientCredentialsTokenProvider({ tokenUrl: 'https://auth.example.com/token', clientId: 'c', clientSecret: 's' });
       expect(lib.a2aAuthenticationHandler(p).headers).toBeInstanceOf(Function);
-      expect(() => lib.a2aAuthFetch(p)).toThrow(
+      expect(() => lib.a2aAuthFetch(p, { allowedOrigins: ['https://agent.example.com'] })).toThrow(
         'nestjs-a2a-auth: this feature needs the optional peer dependency @a2a-js/sdk (npm i @a2a-js/sdk); @a2a-js/sdk/client was not found',
       );
     });

@@ -303,7 +303,7 @@ describe('401 → one refresh and one retry through the SDK handler (real guard)
   it('a token the agent now rejects (401) is refreshed once and the call retried once → 200', async () => {
     const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, ...creds(), scopes: ['expense:submit', 'expense:read'] });
     const { calls, f } = counting();
-    const authed = a2aAuthFetch(p, {}, f);
+    const authed = a2aAuthFetch(p, { allowedOrigins: [strict.url] }, f);
     const r1 = await authed(`${strict.url}/t/me`);
     expect(r1.status).toBe(200);
     expect(as.tokenRequests).toBe(1);
@@ -324,7 +324,7 @@ describe('401 → one refresh and one retry through the SDK handler (real guard)
     as.tokenRequests = 0;
     const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, ...creds(), scopes: ['expense:submit'] });
     const { calls, f } = counting();
-    const r = await a2aAuthFetch(p, {}, f)(`${wrongAud.url}/t/me`);
+    const r = await a2aAuthFetch(p, { allowedOrigins: [wrongAud.url] }, f)(`${wrongAud.url}/t/me`);
     expect(r.status).toBe(401);
     expect(r.headers.get('www-authenticate')).toContain('error="invalid_token"');
     expect(calls).toEqual([401, 401]);

@@ -1,6 +1,8 @@
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
 import { sdkClient } from './sdk';
+import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
 import { discoverAgentAuth, type DiscoveredAgentAuth, type DiscoveryOptions } from './discovery';
+import { ClientCredentialsError, UntrustedDestinationError } from './errors';
 import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
 
 /**
@@ -11,6 +13,10 @@ import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenReq
  *   and returns headers with a fresh one. The SDK's `createAuthenticatingFetchWithRetry` retries once with them and
  *   never asks again for the retry's own response, so a 401 gives one refresh and one retry, never a loop.
  *   HTTP 403 (`insufficient_scope`) is not retried: a new token for the same scopes would not help.
+ *
+ * The handler never sees a URL (the SDK's `headers()` takes none), so it cannot decide where the token goes: use it
+ * through {@link a2aAuthFetch}, which does. Wrapped by the SDK's `createAuthenticatingFetchWithRetry` alone, it adds
+ * the token to every request, wherever the card's interfaces point.
  *
  * @param request the scopes / resource / audience of the tokens. Default: the provider's defaults.
  */
@@ -27,20 +33,67 @@ export function a2aAuthenticationHandler(provider: ClientCredentialsTokenProvide
   };
 }
 
+/** Options of {@link a2aAuthFetch}: the token request, and where the token may go. */
+export interface A2AAuthFetchOptions extends TokenRequest, BearerDestinationOptions {}
+
 /**
- * One line to an authenticating `fetch` for the SDK's transports and card resolver:
- * `createAuthenticatingFetchWithRetry(baseFetch, a2aAuthenticationHandler(provider, request))`.
+ * An authenticating `fetch` for the SDK's transports: the bearer token from `provider`, one refresh and one retry on
+ * 401 (the SDK's `createAuthenticatingFetchWithRetry` with {@link a2aAuthenticationHandler}), and a destination rule
+ * checked on every request (RFC 6750 §5.3: bearer tokens must not leak to unintended parties):
+ *
+ * - the URL must be `https:` (or `http:` on a loopback host) and on one of `allowedOrigins`, or accepted by
+ *   `trustBearerUrl`; otherwise nothing is sent (not even a token request) and the call rejects with
+ *   {@link UntrustedDestinationError} (`untrusted_origin`, `insecure_http`, `not_http`);
+ * - redirects are never followed (`redirect: 'manual'`): a 3xx answer rejects with `UntrustedDestinationError`
+ *   `redirect`, so neither the token nor the request body reaches the `Location`, whatever the base `fetch` does with
+ *   `Authorization` on a redirect.
+ *
+ * {@link connectA2AAgent} builds one for the card's origin. Give plain `fetch` (no token) to the card resolver.
  *
  * @example
- * const fetchImpl = a2aAuthFetch(provider);
+ * const fetchImpl = a2aAuthFetch(provider, { allowedOrigins: ['https://agents.example.com'] });
  * new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
  *   transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
- *   cardResolver: new DefaultAgentCardResolver({ fetchImpl }),
  * }));
+ * @param options the token request (scopes / resource / audience; default: the provider's) and `allowedOrigins` /
+ *   `trustBearerUrl` (no default: one of them is required).
+ * @throws ClientCredentialsError when neither `allowedOrigins` nor `trustBearerUrl` is given, or for a malformed origin.
  * @throws Error when `@a2a-js/sdk` is not installed.
  */
-export function a2aAuthFetch(provider: ClientCredentialsTokenProvider, request: TokenRequest = {}, baseFetch: typeof fetch = fetch): typeof fetch {
-  return sdkClient().createAuthenticatingFetchWithRetry(baseFetch, a2aAuthenticationHandler(provider, request));
+export function a2aAuthFetch(provider: ClientCredentialsTokenProvider, options: A2AAuthFetchOptions = {}, baseFetch: typeof fetch = fetch): typeof fetch {
+  const { allowedOrigins, trustBearerUrl, ...request } = options;
+  if (!allowedOrigins?.length && !trustBearerUrl) {
+    throw new ClientCredentialsError('a2aAuthFetch needs allowedOrigins (or trustBearerUrl): the origins that may receive the bearer token');
+  }
+  const check = bearerDestinationCheck({ allowedOrigins, trustBearerUrl });
+  const noRedirects: typeof fetch = async (input, init) => {
+    const url = urlOf(input);
+    const res = await baseFetch(input, { ...init, redirect: 'manual' });
+    if ((res.status >= 300 && res.status < 400 && res.status !== 304) || res.type === 'opaqueredirect') {
+      await res.body?.cancel().catch(() => undefined);
+      const location = res.headers.get('location')?.slice(0, 200);
+      throw new UntrustedDestinationError({
+        reason: 'redirect',
+        url,
+        location,
+        message: `${url} answered HTTP ${res.status}${location ? ` (to ${location})` : ''}: redirects are not followed with a bearer token`,
+      });
+    }
+    return res;
+  };
+  const authed = sdkClient().createAuthenticatingFetchWithRetry(noRedirects, a2aAuthenticationHandler(provider, request));
+  return async (input, init) => {
+    const url = urlOf(input);
+    const refused = check(url);
+    if (refused) {
+      throw new UntrustedDestinationError({ reason: refused.reason, url, message: `the bearer token is not sent to ${url}: ${refused.why}` });
+    }
+    return authed(input, init);
+  };
+}
+
+function urlOf(input: Parameters<typeof fetch>[0]): string {
+  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
 }
 
 /** Options of {@link connectA2AAgent}. */
@@ -73,14 +126,21 @@ export interface ConnectedA2AAgent {
  * Discovery + token provider + official SDK client in one call: reads the agent's card ({@link discoverAgentAuth}),
  * builds a provider for the card's token endpoint requesting exactly the skill's scopes, and creates a `Client`
  * with `ClientFactory` (JSON-RPC and HTTP+JSON transports) whose requests carry the token and retry once on 401.
- * @throws AgentCardDiscoveryError, and whatever `ClientFactory.createFromUrl` throws.
+ *
+ * - The token goes only to the card URL's origin, plus `allowedOrigins` / `trustBearerUrl`, never over plain `http:`
+ *   to a non-loopback host, and never through a redirect: a card naming another interface fails discovery with
+ *   `untrusted_interface`, and the client's `fetch` ({@link a2aAuthFetch}) checks every request again.
+ * - With `cardTrust`, the card's signature is verified before anything on it is used.
+ * - The client is built from the card discovery read (and verified), not from a second fetch.
+ * @throws AgentCardDiscoveryError, and whatever `ClientFactory.createFromAgentCard` throws.
  */
 export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<ConnectedA2AAgent> {
   const sdk = sdkClient();
   const auth = await discoverAgentAuth(o.agentUrl, o);
   const scopes = o.scopes ? [...o.scopes] : o.skillId !== undefined ? auth.scopesForSkill(o.skillId) : [...auth.agentScopes];
   const provider = auth.tokenProvider({ ...o.credentials, scopes });
-  const fetchImpl = a2aAuthFetch(provider, {}, o.fetch ?? fetch);
+  const cardOrigin = httpOrigin(auth.cardUrl)!;
+  const fetchImpl = a2aAuthFetch(provider, { allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
   const factory: ClientFactory = new sdk.ClientFactory(
     sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
       transports: [new sdk.JsonRpcTransportFactory({ fetchImpl }), new sdk.RestTransportFactory({ fetchImpl })],
@@ -88,7 +148,7 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
       cardResolver: new sdk.DefaultAgentCardResolver({ fetchImpl: o.fetch ?? fetch }),
     }),
   );
-  // The card resolver resolves '.well-known/agent-card.json' relative to this URL: pass the exact card URL.
-  const client = await factory.createFromUrl(auth.cardUrl, '');
+  // The card discovery checked (and verified, with cardTrust): fetching it again could give another one.
+  const client = await factory.createFromAgentCard(auth.card as never);
   return { client, provider, auth, fetch: fetchImpl };
 }

@@ -1,4 +1,6 @@
-import { AgentCardDiscoveryError } from './errors';
+import { cardVerifier, type AgentCardTrust, type VerifiedCardSignature } from './card-trust';
+import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
+import { AgentCardDiscoveryError, ClientCredentialsError } from './errors';
 import { ClientCredentialsTokenProvider, isLoopback, type ClientCredentialsOptions } from './token-provider';
 
 /** The well-known Agent Card path (A2A v1.0 §8.2), relative to the agent's base URL. */
@@ -40,8 +42,14 @@ function parseHttpUrl(s: string): URL {
   return u;
 }
 
-/** Options of {@link discoverAgentAuth}. */
-export interface DiscoveryOptions {
+/**
+ * Options of {@link discoverAgentAuth}.
+ *
+ * Bearer destinations ({@link BearerDestinationOptions}): every interface the card lists must be allowed to receive the
+ * token, or discovery fails with `untrusted_interface`. Allowed by default: the card URL's own origin only, and never
+ * plain `http:` to a non-loopback host. `allowedOrigins` and `trustBearerUrl` allow more.
+ */
+export interface DiscoveryOptions extends BearerDestinationOptions {
   /** Name of the `securitySchemes` entry to use. Default: the first OAuth 2.0 scheme with a client-credentials flow. */
   schemeName?: string;
   /**
@@ -57,6 +65,22 @@ export interface DiscoveryOptions {
   fetch?: typeof fetch;
   /** Value of the `A2A-Version` request header. Default `'1.0'`. */
   a2aVersion?: string;
+  /**
+   * Require a signed card (A2A v1.0 §8.4) and verify it against these keys, which you control, before anything on the
+   * card (token URL, interfaces, scopes) is used. The card's `jku` is never a trust root. Default none: the card is
+   * not checked (as served over TLS).
+   */
+  cardTrust?: AgentCardTrust;
+}
+
+/** One interface of the card (A2A v1.0 `AgentInterface`; for a v0.3 card, `url` / `additionalInterfaces`). */
+export interface DiscoveredInterface {
+  /** The absolute URL (checked: it may receive the bearer token). */
+  url: string;
+  /** `JSONRPC`, `HTTP+JSON`, `GRPC`… (v0.3: `transport` / `preferredTransport`). */
+  protocolBinding?: string;
+  /** `protocolVersion`, when given. */
+  protocolVersion?: string;
 }
 
 /** What a calling agent learns from a target agent's card. */
@@ -65,8 +89,12 @@ export interface DiscoveredAgentAuth {
   cardUrl: string;
   /** The agent base URL with a trailing slash (for the SDK's `ClientFactory.createFromUrl`). */
   agentUrl: string;
-  /** The card JSON as served. */
+  /** The card JSON as served (verified first when `cardTrust` was given). */
   card: Record<string, unknown>;
+  /** What the card was signed with; set only when `cardTrust` was given (and the signature verified). */
+  signature?: VerifiedCardSignature;
+  /** The card's interfaces, each checked against the bearer destination rule ({@link DiscoveryOptions}). */
+  interfaces: readonly DiscoveredInterface[];
   /** `'1.0'` (ProtoJSON `oauth2SecurityScheme` shape) or `'0.3'` (OpenAPI `type: oauth2` shape). */
   cardVersion: '1.0' | '0.3';
   /** The `securitySchemes` entry used. */
@@ -104,12 +132,20 @@ const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && 
  * `skills[].securityRequirements[].schemes.<name>.list`) and the v0.3 shape (`securitySchemes.<name>.type = 'oauth2'`,
  * `skills[].security[].<name>`). A relative `tokenUrl` is resolved against the card URL.
  *
- * @throws AgentCardDiscoveryError (`card_unavailable`, `invalid_card`, `no_client_credentials`, `untrusted_token_url`).
+ * With `cardTrust`, the signature is verified first (see `verifyAgentCardSignature`); nothing is read from a
+ * card that does not verify.
+ *
+ * @throws AgentCardDiscoveryError (`card_unavailable`, `invalid_card`, `no_client_credentials`, `untrusted_token_url`,
+ *   `untrusted_interface`; with `cardTrust`: `unsigned_card`, `invalid_card_signature`, `unknown_card_key`,
+ *   `card_signature_mismatch`, `card_keys_unavailable`).
+ * @throws ClientCredentialsError for a malformed `allowedOrigins` entry or an unusable `cardTrust`.
  */
 export async function discoverAgentAuth(agentUrl: string, o: DiscoveryOptions = {}): Promise<DiscoveredAgentAuth> {
   const cardUrl = agentCardUrl(agentUrl);
   const base = /\.json$/i.test(new URL(agentUrl).pathname) ? undefined : agentBaseUrl(agentUrl);
   const timeoutMs = o.timeoutMs ?? 10_000;
+  const { cardTrust, ...rest } = o;
+  const verify = cardTrust ? cardVerifier(cardTrust) : undefined;
   let card: unknown;
   try {
     const res = await (o.fetch ?? fetch)(cardUrl, {
@@ -132,20 +168,31 @@ export async function discoverAgentAuth(agentUrl: string, o: DiscoveryOptions = 
     throw new AgentCardDiscoveryError('card_unavailable', `agent card ${cardUrl}: ${(e as Error)?.message ?? 'fetch failed'}`);
   }
   if (!isObj(card)) throw new AgentCardDiscoveryError('invalid_card', `agent card ${cardUrl} is not a JSON object`);
-  return readAgentAuth(card, cardUrl, base, o);
+  // Verify before reading: a tampered card must not get as far as its tokenUrl or interfaces.
+  const signature = verify ? await verify(card, cardUrl) : undefined;
+  const auth = readAgentAuth(card, cardUrl, base, rest);
+  return signature ? { ...auth, signature } : auth;
 }
 
 /**
  * The pure part of {@link discoverAgentAuth}: reads the auth facts from a card JSON already in hand.
- * @param cardUrl where the card came from (relative `tokenUrl`s resolve against it).
+ * It checks no signature: for a signed card, call `verifyAgentCardSignature` first.
+ * @param cardUrl where the card came from (relative `tokenUrl`s resolve against it; its origin is the one that may
+ *   receive the bearer token by default).
  * @throws AgentCardDiscoveryError
+ * @throws ClientCredentialsError when given `cardTrust` (it cannot verify synchronously) or a malformed `allowedOrigins` entry.
  */
 export function readAgentAuth(
   card: Json,
   cardUrl: string,
   agentUrl: string = new URL('../', new URL('.', cardUrl)).href,
-  o: DiscoveryOptions = {},
+  o: Omit<DiscoveryOptions, 'cardTrust'> = {},
 ): DiscoveredAgentAuth {
+  if ((o as DiscoveryOptions).cardTrust) throw new ClientCredentialsError('readAgentAuth does not verify signatures: call verifyAgentCardSignature first');
+  const destination = bearerDestinationCheck(
+    o,
+    [httpOrigin(cardUrl)].filter((x): x is string => x !== undefined),
+  );
   const schemes = isObj(card.securitySchemes) ? card.securitySchemes : {};
   const cardVersion: '1.0' | '0.3' = Object.values(schemes).some((s) => isObj(s) && typeof s.type === 'string') || 'security' in card ? '0.3' : '1.0';
 
@@ -186,6 +233,18 @@ export function readAgentAuth(
   if (!trust(tokenUrl))
     throw new AgentCardDiscoveryError('untrusted_token_url', `the card's tokenUrl ${tokenUrl} is not trusted (see DiscoveryOptions.trustTokenUrl)`);
 
+  const interfaces = cardInterfaces(card);
+  for (const i of interfaces) {
+    const refused = destination(i.url);
+    if (refused) {
+      throw new AgentCardDiscoveryError(
+        'untrusted_interface',
+        `the card's interface ${i.url} may not receive the bearer token: ${refused.why}`,
+        i.url.slice(0, 2000),
+      );
+    }
+  }
+
   const catalog: Record<string, string> = {};
   if (isObj(flow.scopes)) for (const [k, v] of Object.entries(flow.scopes)) catalog[k] = typeof v === 'string' ? v : '';
 
@@ -219,6 +278,7 @@ export function readAgentAuth(
     cardUrl,
     agentUrl,
     card,
+    interfaces: Object.freeze(interfaces),
     cardVersion,
     schemeName,
     tokenUrl,
@@ -230,6 +290,33 @@ export function readAgentAuth(
     tokenProvider: (c) => new ClientCredentialsTokenProvider({ ...c, tokenUrl }),
     tokenProviderForSkill: (skillId, c) => new ClientCredentialsTokenProvider({ ...c, tokenUrl, scopes: scopesForSkill(skillId) }),
   };
+}
+
+/** Every interface URL a client could be sent to: v1.0 `supportedInterfaces`, v0.3 `url` and `additionalInterfaces`. */
+function cardInterfaces(card: Json): DiscoveredInterface[] {
+  const out: DiscoveredInterface[] = [];
+  const add = (raw: unknown, binding: unknown, version: unknown, where: string) => {
+    const url = isObj(raw) ? raw.url : raw;
+    if (typeof url !== 'string' || !url) throw new AgentCardDiscoveryError('invalid_card', `agent card ${where} has no url`);
+    out.push({
+      url,
+      ...(typeof binding === 'string' ? { protocolBinding: binding } : {}),
+      ...(typeof version === 'string' ? { protocolVersion: version } : {}),
+    });
+  };
+  const list = (v: unknown, name: string): unknown[] => {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new AgentCardDiscoveryError('invalid_card', `agent card ${name} is not an array`);
+    return v;
+  };
+  list(card.supportedInterfaces, 'supportedInterfaces').forEach((i, n) =>
+    add(i, isObj(i) ? i.protocolBinding : undefined, isObj(i) ? i.protocolVersion : undefined, `supportedInterfaces[${n}]`),
+  );
+  if (card.url !== undefined) add(card.url, card.preferredTransport, card.protocolVersion, 'url');
+  list(card.additionalInterfaces, 'additionalInterfaces').forEach((i, n) =>
+    add(i, isObj(i) ? i.transport : undefined, undefined, `additionalInterfaces[${n}]`),
+  );
+  return out;
 }
 
 function defaultTrust(tokenUrl: string): boolean {

@@ -69,16 +69,60 @@ export class TokenEndpointUnavailableError extends ClientCredentialsError {
 }
 
 /**
- * Discovery from an Agent Card failed: the card could not be fetched or parsed, it advertises no OAuth 2.0
- * client-credentials flow, its `tokenUrl` is not trusted, or it does not list the named skill.
- * `code` is one of `card_unavailable`, `invalid_card`, `no_client_credentials`, `untrusted_token_url`, `unknown_skill`.
+ * Discovery from an Agent Card failed. `code`:
+ * - `card_unavailable`, `invalid_card`: the card could not be fetched or parsed;
+ * - `no_client_credentials`: it advertises no OAuth 2.0 client-credentials flow;
+ * - `untrusted_token_url`: its `tokenUrl` is not trusted (`DiscoveryOptions.trustTokenUrl`);
+ * - `untrusted_interface`: one of its interfaces may not receive the bearer token (another origin than the card's and
+ *   not allowed, plain `http:` to a non-loopback host, or not an absolute http(s) URL); `url` names it;
+ * - `unknown_skill`: it does not list the named skill;
+ * - with `DiscoveryOptions.cardTrust` (A2A v1.0 §8.4), before any of the card's content is used:
+ *   `unsigned_card` (no `signatures`), `invalid_card_signature` (an entry that is not a usable JWS, or an `alg` not
+ *   allowed), `unknown_card_key` (signed by no key of the trust root), `card_signature_mismatch` (the signature does
+ *   not verify: the card was changed after signing, or forged under a trusted `kid`), `card_keys_unavailable` (the
+ *   trust root's JWKS URL could not be fetched).
  */
 export class AgentCardDiscoveryError extends ClientCredentialsError {
   /** Machine-readable reason. */
-  readonly code: 'card_unavailable' | 'invalid_card' | 'no_client_credentials' | 'untrusted_token_url' | 'unknown_skill';
+  readonly code:
+    | 'card_unavailable'
+    | 'invalid_card'
+    | 'no_client_credentials'
+    | 'untrusted_token_url'
+    | 'untrusted_interface'
+    | 'unknown_skill'
+    | 'unsigned_card'
+    | 'invalid_card_signature'
+    | 'unknown_card_key'
+    | 'card_signature_mismatch'
+    | 'card_keys_unavailable';
+  /** The URL concerned: the interface URL for `untrusted_interface`, the token URL for `untrusted_token_url`. */
+  readonly url?: string;
 
-  constructor(code: AgentCardDiscoveryError['code'], message: string) {
+  constructor(code: AgentCardDiscoveryError['code'], message: string, url?: string) {
     super(message);
     this.code = code;
+    if (url !== undefined) this.url = url;
+  }
+}
+
+/**
+ * A request that would carry the bearer token was stopped by `a2aAuthFetch` (RFC 6750 §5.3: bearer tokens must not
+ * leak to unintended parties). Nothing was sent for `not_http`, `insecure_http` and `untrusted_origin`; for `redirect`,
+ * the allowed server answered 3xx and the redirect was not followed (neither the token nor the body goes on).
+ */
+export class UntrustedDestinationError extends ClientCredentialsError {
+  /** `untrusted_origin` (not an allowed origin), `insecure_http` (plain http to a non-loopback host), `not_http`, or `redirect`. */
+  readonly reason: 'not_http' | 'insecure_http' | 'untrusted_origin' | 'redirect';
+  /** The request URL (for `redirect`: the URL that answered with the redirect). */
+  readonly url: string;
+  /** For `redirect`: the `Location` it named, shortened to 200 characters. */
+  readonly location?: string;
+
+  constructor(p: { reason: UntrustedDestinationError['reason']; url: string; message: string; location?: string }) {
+    super(p.message);
+    this.reason = p.reason;
+    this.url = p.url;
+    if (p.location !== undefined) this.location = p.location;
   }
 }

@@ -11,7 +11,7 @@ export {
   type TokenRequest,
   type AccessToken,
 } from './token-provider';
-export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError } from './errors';
+export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError, UntrustedDestinationError } from './errors';
 export {
   discoverAgentAuth,
   readAgentAuth,
@@ -20,5 +20,15 @@ export {
   AGENT_CARD_WELL_KNOWN_PATH,
   type DiscoveryOptions,
   type DiscoveredAgentAuth,
+  type DiscoveredInterface,
 } from './discovery';
-export { a2aAuthenticationHandler, a2aAuthFetch, connectA2AAgent, type ConnectA2AAgentOptions, type ConnectedA2AAgent } from './a2a-client-auth';
+export { verifyAgentCardSignature, type AgentCardTrust, type VerifiedCardSignature } from './card-trust';
+export { type BearerDestinationOptions } from './destinations';
+export {
+  a2aAuthenticationHandler,
+  a2aAuthFetch,
+  connectA2AAgent,
+  type A2AAuthFetchOptions,
+  type ConnectA2AAgentOptions,
+  type ConnectedA2AAgent,
+} from './a2a-client-auth';
