@@ -13,7 +13,7 @@ function caller(o: { sub?: string; exp?: number; iat?: number; kid?: string; iss
     scopes: Object.freeze(o.scopes ?? ['expense:read']),
     claims: Object.freeze({ iss: o.iss ?? ISS, sub: o.sub ?? 'client-a', exp, iat: o.iat }),
     expiresAt: exp,
-    keyId: o.kid ?? 'k1',
+    keyId: 'kid' in o ? o.kid : 'k1',
   });
 }
 
@@ -130,6 +130,71 @@ describe('VerifiedTokenCache', () => {
     expect(cache.get('k2')).toBe(k2);
     expect(cache.get('other')).toBe(otherIss);
     expect(cache.size).toBe(2);
+  });
+
+  describe('with a key material resolver', () => {
+    // The current material per issuer and kid ('' stands for a kid-less token), as the key registry would report it.
+    let material: Map<string, string>;
+    const resolve = (iss: string, kid: string | undefined) => material.get(`${iss} ${kid ?? ''}`);
+    const far = Date.now() / 1000 + 3600;
+    beforeEach(() => {
+      material = new Map([
+        [`${ISS} k1`, 'M1'],
+        [`${ISS} k2`, 'M2'],
+        [`${ISS} `, 'M1'],
+        ['https://other.example k1', 'X1'],
+      ]);
+    });
+
+    it('drops, on a recheck, the entries whose kid now names other material, and keeps the rest', () => {
+      const cache = new VerifiedTokenCache(10, 300, Date.now, resolve);
+      const k1 = caller({ kid: 'k1' });
+      const k2 = caller({ kid: 'k2' });
+      const other = caller({ kid: 'k1', iss: 'https://other.example' });
+      cache.set('k1', k1, far);
+      cache.set('k2', k2, far);
+      cache.set('other', other, far);
+      material.set(`${ISS} k1`, 'M1-new'); // same kid, new material
+      material.set('https://other.example k1', 'X1-new'); // another issuer: not rechecked below
+      cache.recheckKeys(ISS);
+      expect(cache.get('k1')).toBeUndefined();
+      expect(cache.get('k2')).toBe(k2);
+      expect(cache.get('other')).toBe(other);
+    });
+
+    it('drops a kid-less entry when its key is replaced or stops being the only key, and when a kid disappears', () => {
+      const cache = new VerifiedTokenCache(10, 300, Date.now, resolve);
+      const none = caller({ kid: undefined });
+      const k2 = caller({ kid: 'k2' });
+      cache.set('none', none, far);
+      cache.set('k2', k2, far);
+      cache.recheckKeys(ISS); // nothing changed
+      expect([cache.get('none'), cache.get('k2')]).toEqual([none, k2]);
+      material.delete(`${ISS} `); // a second key appeared: a kid-less token has no key any more
+      material.delete(`${ISS} k2`); // k2 left
+      cache.recheckKeys(ISS);
+      expect(cache.get('none')).toBeUndefined();
+      expect(cache.get('k2')).toBeUndefined();
+      expect(cache.size).toBe(0);
+    });
+
+    it('stores nothing when the key left the set while the token was verified', () => {
+      const cache = new VerifiedTokenCache(10, 300, Date.now, resolve);
+      cache.set('gone', caller({ kid: 'k9' }), far);
+      expect(cache.get('gone')).toBeUndefined();
+      expect(cache.size).toBe(0);
+    });
+
+    it('recheckKeys is a no-op without a resolver or with the cache off', () => {
+      const plain = new VerifiedTokenCache(10, 300);
+      const who = caller();
+      plain.set('h', who, far);
+      plain.recheckKeys(ISS);
+      expect(plain.get('h')).toBe(who);
+      const off = new VerifiedTokenCache(0, 300, Date.now, resolve);
+      off.recheckKeys(ISS);
+      expect(off.size).toBe(0);
+    });
   });
 
   it('is off with maxEntries 0 or maxTtl 0: stores nothing, returns nothing', () => {

@@ -7,7 +7,7 @@ import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
 import { GuardTestController, TEST_SCOPES } from './fixtures/test-controllers';
 import { expectedWire, randomKid, sendRaw, ZOO_AUD } from './fixtures/zoo';
 
-// Key-server outages answer 503 + Retry-After within the timeout, are not cached,
+// Key-server outages answer 503 + Retry-After within the timeout, failed first loads back off (no fetch per request),
 // known keys keep working, and unknown kids cannot flood the key server. End to end, both platforms.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const UNAVAILABLE = expectedWire('jwks_unavailable').body;
@@ -77,19 +77,28 @@ describe.each(PLATFORMS)('key-server resilience on %s', (platform) => {
     expect(s.jwksFetches).toBe(1);
   });
 
+  // Before the first successful load, a failed attempt is followed by a backoff (1 s here: the cooldown caps it),
+  // during which requests get the same 503 at once, without a fetch.
   const modes: JwksMode[] = ['error500', 'garbage', 'notjson', 'huge', 'reset', 'redirect', 'empty', { slowMs: 3000 }];
-  it.each(modes.map((m) => [JSON.stringify(m), m] as const))('JWKS answers %s: 503, and the failure is not cached (one fetch each time)', async (_n, m) => {
-    s.mode = m;
-    for (let i = 0; i < (typeof m === 'object' ? 1 : 2); i++) {
+  it.each(modes.map((m) => [JSON.stringify(m), m] as const))(
+    'JWKS answers %s: 503; the next request during the backoff gets 503 at once without a fetch',
+    async (_n, m) => {
+      await sleep(1100); // the backoff after the previous failure
+      s.mode = m;
       s.resetCounts();
       const r = await get(app.url, await tokenFor(s));
       expect503(r);
       expect(r.ms).toBeLessThan(2500);
       expect(s.jwksFetches).toBe(1);
-    }
-  });
+      const again = await get(app.url, await tokenFor(s));
+      expect503(again);
+      expect(again.ms).toBeLessThan(900);
+      expect(s.jwksFetches).toBe(1);
+    },
+  );
 
-  it('recovery: the next request after the server is back succeeds', async () => {
+  it('recovery: the first request after the backoff, with the server back, succeeds', async () => {
+    await sleep(1100);
     s.mode = 'ok';
     s.resetCounts();
     const r = await get(app.url, await tokenFor(s));
@@ -153,11 +162,13 @@ describe.each(PLATFORMS)('key-server resilience on %s', (platform) => {
     expect(r.ms).toBeLessThan(2000);
     d.mode = 'ok';
     d.discoveryMode = 'error500';
+    await sleep(1100); // the backoff after the failed first load
     d.resetCounts();
     expect503(await get(disco.url, await tokenFor(d)));
     expect(d.discoveryFetches).toBe(1);
     expect(d.jwksFetches).toBe(0);
     d.discoveryMode = undefined;
+    await sleep(1100);
     d.resetCounts();
     const ok = await get(disco.url, await tokenFor(d));
     expect(ok.res.status).toBe(200);

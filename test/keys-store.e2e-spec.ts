@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { AuthError } from 'nestjs-a2a-auth';
-import { JwksKeyStore, discoverJwksUri } from 'nestjs-a2a-auth/core';
+import { JwksKeyStore, discoverJwksUri, type KeyStoreOptions } from 'nestjs-a2a-auth/core';
 import { fetchJson, MAX_DOCUMENT_BYTES } from '../libs/a2a-auth/src/core/fetch-json';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
@@ -11,8 +14,8 @@ describe('JwksKeyStore', () => {
   let k2: TestKey;
   let clock: number;
   const timing = { timeout: 1, cooldown: 30, maxAge: 600 };
-  const store = (extra: Partial<typeof timing> = {}, onRemoved?: (iss: string, kids: string[]) => void) =>
-    new JwksKeyStore({ issuer: s.issuer, jwksUri: s.jwksUri }, { ...timing, ...extra }, onRemoved, () => clock);
+  const store = (extra: Partial<typeof timing> = {}, onRemoved?: (iss: string, kids: string[]) => void, options: KeyStoreOptions = {}) =>
+    new JwksKeyStore({ issuer: s.issuer, jwksUri: s.jwksUri }, { ...timing, ...extra }, { onKeysRemoved: onRemoved, ...options }, () => clock);
   const reason = (p: Promise<unknown>) =>
     p.then(
       () => 'resolved',
@@ -42,14 +45,55 @@ describe('JwksKeyStore', () => {
     expect(st.fetchCount).toBe(1);
   });
 
-  it('does not cache failures: the next call after recovery fetches again and succeeds', async () => {
-    const st = store();
+  it('a failed first load backs off (1 s, doubling, at most the cooldown): calls in between fail at once without a fetch', async () => {
+    const st = store({ cooldown: 3 });
+    s.mode = 'error500';
+    expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
+    expect(s.jwksFetches).toBe(1);
+    for (let i = 0; i < 30; i++) expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
+    expect(s.jwksFetches).toBe(1);
+    // Backoffs after each failure: 1 s, 2 s, 3 s (capped by the cooldown), 3 s.
+    for (const [wait, fetches] of [
+      [999, 1],
+      [1, 2],
+      [1999, 2],
+      [1, 3],
+      [2999, 3],
+      [1, 4],
+      [2999, 4],
+      [1, 5],
+    ]) {
+      clock += wait;
+      expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
+      expect(s.jwksFetches).toBe(fetches);
+    }
+    // Recovery at the first attempt the backoff allows.
+    s.mode = 'ok';
+    clock += 2999;
+    expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
+    expect(s.jwksFetches).toBe(5);
+    clock += 1;
+    expect(await reason(st.getKey('k1', 'RS256'))).toBe('resolved');
+    expect(s.jwksFetches).toBe(6);
+  });
+
+  it('a failed first load: concurrent calls share one attempt; the backoff starts over after a success', async () => {
+    const st = store({ cooldown: 30, maxAge: 600 });
+    s.mode = 'error500';
+    expect(new Set(await Promise.all(Array.from({ length: 40 }, () => reason(st.getKey('k1', 'RS256')))))).toEqual(new Set(['jwks_unavailable']));
+    expect(s.jwksFetches).toBe(1);
+    clock += 1000;
+    s.mode = 'ok';
+    expect(await reason(st.getKey('k1', 'RS256'))).toBe('resolved');
+    expect(s.jwksFetches).toBe(2);
+  });
+
+  it('with cooldown 0 a failed first load is retried at the next call, as configured', async () => {
+    const st = store({ cooldown: 0 });
     s.mode = 'error500';
     expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
     expect(await reason(st.getKey('k1', 'RS256'))).toBe('jwks_unavailable');
-    s.mode = 'ok';
-    expect(await reason(st.getKey('k1', 'RS256'))).toBe('resolved');
-    expect(s.jwksFetches).toBe(3);
+    expect(s.jwksFetches).toBe(2);
   });
 
   it('unknown kids share one cooldown: 1,000 kids make one refetch per cooldown', async () => {
@@ -121,6 +165,110 @@ describe('JwksKeyStore', () => {
     expect(await reason(st.getKey('k3', 'RS256'))).toBe('unknown_kid'); // triggers the refetch
     expect(removed).toEqual([['k1']]);
     expect(await reason(st.getKey('k1', 'RS256'))).toBe('unknown_kid');
+  });
+
+  it('reports new material under a known kid as a removal and a change; an identical refetch reports nothing', async () => {
+    const removed: string[][] = [];
+    const changes: string[] = [];
+    const other = generateTestKey('RS256', 'k1'); // same kid as k1, other modulus
+    const st = store({ cooldown: 0 }, (_iss, kids) => removed.push(kids), { onChange: (iss) => changes.push(iss) });
+    await st.getKey('k1', 'RS256');
+    const first = st.peek('k1')!.materialId;
+    expect(first).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await reason(st.getKey('nope', 'RS256'))).toBe('unknown_kid'); // refetch, same set
+    expect([removed, changes]).toEqual([[], []]);
+    s.keys = [other.publicJwk];
+    expect(await reason(st.getKey('nope', 'RS256'))).toBe('unknown_kid');
+    expect(removed).toEqual([['k1']]);
+    expect(changes).toEqual([s.issuer]);
+    expect(st.peek('k1')!.materialId).not.toBe(first);
+    expect(st.peek('k1')!.key).toBe(await st.getKey('k1', 'RS256'));
+    // A kid-less token's key is the only key, or none.
+    expect(st.peek(undefined)).toBe(st.peek('k1'));
+    s.keys = [other.publicJwk, k2.publicJwk];
+    await st.refresh();
+    expect(st.peek(undefined)).toBeUndefined();
+    expect(changes).toHaveLength(2);
+  });
+
+  describe('keys that cannot be trusted are refused at load, each with one logged reason', () => {
+    let rsa1024: KeyObject;
+    let rsaE3: KeyObject;
+    const openssl = async (...opts: string[]) =>
+      createPrivateKey(
+        (await promisify(execFile)('openssl', ['genpkey', '-algorithm', 'RSA', ...opts.flatMap((o) => ['-pkeyopt', o])], { encoding: 'utf8', timeout: 30_000 }))
+          .stdout,
+      );
+    const jwkOf = (k: KeyObject, kid: string): Record<string, unknown> => ({ ...createPublicKey(k).export({ format: 'jwk' }), kid });
+    beforeAll(async () => {
+      [rsa1024, rsaE3] = await Promise.all([openssl('rsa_keygen_bits:1024'), openssl('rsa_keygen_bits:2048', 'rsa_keygen_pubexp:3')]);
+    });
+
+    it('refuses each bad key with its reason, keeps the good ones, and logs each refusal once', async () => {
+      const es = generateTestKey('ES256', 'es');
+      const ed = generateTestKey('EdDSA', 'ed');
+      const big = Buffer.concat([Buffer.from([1]), Buffer.alloc(32)]).toString('base64url'); // 2^256
+      const priv = k2.privateKey.export({ format: 'jwk' }) as Record<string, unknown>;
+      s.keys = [
+        k1.publicJwk,
+        jwkOf(rsaE3, 'e3'),
+        { ...k1.publicJwk, kid: 'e1', e: 'AQ' },
+        { ...k1.publicJwk, kid: 'e-even', e: 'AQAA' },
+        { ...k1.publicJwk, kid: 'e-big', e: big },
+        jwkOf(rsa1024, 'rsa1024'),
+        { ...k2.publicJwk, kid: 'pq', p: priv.p, q: priv.q },
+        { ...k2.publicJwk, kid: 'd', d: priv.d },
+        { ...es.publicJwk, kid: 'ec-d', d: 'AAAA' },
+        { ...k2.publicJwk, kid: 'enc', use: 'enc' },
+        { ...k2.publicJwk, kid: 'ops', key_ops: ['encrypt'] },
+        { ...k2.publicJwk, kid: 'ops-str', key_ops: 'verify' },
+        { ...k2.publicJwk, kid: 'ops-ok', key_ops: ['verify'] },
+        { ...k2.publicJwk, kid: 'alg-es', alg: 'ES256' },
+        { ...k2.publicJwk, kid: 'alg-hs', alg: 'HS256' },
+        { ...k2.publicJwk, kid: 7 },
+        { kty: 'oct', kid: 'oct', k: 'c2VjcmV0' },
+        es.publicJwk,
+        ed.publicJwk,
+        { ...ed.publicJwk, kid: 'x25519', crv: 'X25519' },
+      ];
+      const lines: string[] = [];
+      const st = store({ cooldown: 0 }, undefined, { algorithms: ['RS256', 'EdDSA'], logger: { warn: (m) => lines.push(m) } });
+      const got = async (kid: string) => reason(st.getKey(kid, kid === 'ed' ? 'EdDSA' : 'RS256'));
+      expect(await got('k1')).toBe('resolved');
+      expect(await got('e3')).toBe('resolved');
+      expect(await got('ops-ok')).toBe('resolved');
+      expect(await got('ed')).toBe('resolved');
+      const refused = ['e1', 'e-even', 'e-big', 'rsa1024', 'pq', 'd', 'ec-d', 'enc', 'ops', 'ops-str', 'alg-es', 'alg-hs', 'oct', 'es', 'x25519'];
+      for (const kid of refused) expect([kid, await got(kid)]).toEqual([kid, 'unknown_kid']);
+      const why = (kid: string) => lines.filter((l) => l.startsWith(`JWKS key ${JSON.stringify(kid)} of ${s.issuer} refused: `));
+      expect(Object.fromEntries(refused.map((kid) => [kid, why(kid).length]))).toEqual(Object.fromEntries(refused.map((kid) => [kid, 1])));
+      expect(why('e1')[0]).toMatch(/public exponent is not odd, at least 3 and below 2\^256$/);
+      expect(why('e-even')[0]).toMatch(/public exponent/);
+      expect(why('e-big')[0]).toMatch(/public exponent/);
+      expect(why('rsa1024')[0]).toMatch(/RSA modulus of 1024 bits; at least 2048 are required \(RFC 7518 §3\.3\)$/);
+      expect(why('pq')[0]).toMatch(/private key members published \(p, q\)$/);
+      expect(why('d')[0]).toMatch(/private key members published \(d\)$/);
+      expect(why('ec-d')[0]).toMatch(/private key members published \(d\)$/);
+      expect(why('enc')[0]).toMatch(/use is "enc", not "sig"$/);
+      expect(why('ops')[0]).toMatch(/key_ops does not include "verify"$/);
+      expect(why('ops-str')[0]).toMatch(/key_ops does not include "verify"$/);
+      expect(why('alg-es')[0]).toMatch(/alg "ES256" does not fit kty "RSA"$/);
+      expect(why('alg-hs')[0]).toMatch(/alg "HS256" does not fit kty "RSA"$/);
+      expect(why('oct')[0]).toMatch(/private key members published \(k\)$/);
+      expect(why('es')[0]).toMatch(/kty "EC" crv "P-256" fits none of the allowed algorithms \(RS256, EdDSA\)$/);
+      expect(why('x25519')[0]).toMatch(/kty "OKP" crv "X25519" fits none of the allowed algorithms/);
+      expect(lines.filter((l) => l.includes('(no kid)'))).toEqual([`JWKS key (no kid) of ${s.issuer} refused: kid is not a non-empty string`]);
+      // Every refetch above saw the same refused keys: still one line each, and never key material.
+      expect(lines).toHaveLength(refused.length + 1);
+      for (const l of lines) for (const m of [k1.publicJwk.n, k2.publicJwk.n, priv.d, priv.p]) expect(l).not.toContain((m as string).slice(0, 16));
+    });
+
+    it('a JWKS whose every key is refused counts as unavailable (503)', async () => {
+      s.keys = [{ ...k1.publicJwk, e: 'AQ' }, jwkOf(rsa1024, 'rsa1024')];
+      const lines: string[] = [];
+      expect(await reason(store({}, undefined, { logger: { warn: (m) => lines.push(m) } }).getKey('rsa1024', 'RS256'))).toBe('jwks_unavailable');
+      expect(lines).toHaveLength(2);
+    });
   });
 
   it('parses EC and OKP keys', async () => {

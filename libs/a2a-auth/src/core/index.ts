@@ -40,9 +40,17 @@ export {
 } from './verifier';
 export { createAuthRuntime, type AuthRuntime } from './runtime';
 export { combineRoutePolicy, RoutePolicyError, type RoutePolicy, type RouteDecorators, type AgentSkillOptions } from './route-policy';
-export { VerifiedTokenCache, tokenHash, cacheNotAfter } from './token-cache';
-export { JwksKeyStore, discoverJwksUri, type KeyStoreTiming, type KeySource, type VerificationKey } from './key-store';
-export { KeyRegistry } from './key-registry';
+export { VerifiedTokenCache, tokenHash, cacheNotAfter, type KeyMaterialResolver } from './token-cache';
+export {
+  JwksKeyStore,
+  discoverJwksUri,
+  type KeyStoreTiming,
+  type KeySource,
+  type VerificationKey,
+  type KeyStoreOptions,
+  type KeyStoreLogger,
+} from './key-store';
+export { KeyRegistry, type KeyRegistryOptions } from './key-registry';
 export { fetchJson, MAX_DOCUMENT_BYTES } from './fetch-json';
 export {
   PushUrlPolicy,

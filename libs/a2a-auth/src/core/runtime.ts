@@ -1,4 +1,5 @@
 import { KeyRegistry } from './key-registry';
+import type { KeyStoreLogger } from './key-store';
 import type { ResolvedOptions } from './options';
 import { VerifiedTokenCache } from './token-cache';
 import { createVerifier, type Verifier } from './verifier';
@@ -15,12 +16,21 @@ export interface AuthRuntime {
 
 /**
  * Builds the {@link AuthRuntime} from resolved options: the key registry (timeouts and cooldowns in seconds, as in
- * the options), the cache, the verifier, and the wiring that drops cached tokens when their key leaves the key set.
+ * the options; keys the allowed `algorithms` cannot use are refused), the cache, the verifier, and the wiring that
+ * drops a cached token as soon as a key-set change means it would be verified with other key material or none.
  * The Nest module and the benchmarks both build it here, so what is measured is what runs.
+ *
+ * @param logger receives one warning per refused JWKS key (the Nest module passes a Nest `Logger`). Default: none.
  */
-export function createAuthRuntime(o: ResolvedOptions): AuthRuntime {
-  const keys = new KeyRegistry(o.issuers, { timeout: o.jwksTimeout, cooldown: o.jwksCooldown, maxAge: o.jwksCacheMaxAge });
-  const cache = new VerifiedTokenCache(o.tokenCache.enabled ? o.tokenCache.maxEntries : 0, o.tokenCache.maxTtl);
-  keys.onKeysRemoved((issuer, kids) => cache.dropKeys(issuer, kids));
+export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger): AuthRuntime {
+  const keys = new KeyRegistry(
+    o.issuers,
+    { timeout: o.jwksTimeout, cooldown: o.jwksCooldown, maxAge: o.jwksCacheMaxAge },
+    { algorithms: o.algorithms, logger },
+  );
+  const cache = new VerifiedTokenCache(o.tokenCache.enabled ? o.tokenCache.maxEntries : 0, o.tokenCache.maxTtl, Date.now, (iss, kid) =>
+    keys.keyMaterial(iss, kid),
+  );
+  keys.onKeySetChanged((issuer) => cache.recheckKeys(issuer));
   return { keys, cache, verifier: createVerifier(o, keys, cache) };
 }

@@ -31,7 +31,15 @@ interface Entry {
   caller: A2ACaller;
   /** End of life, milliseconds since the epoch (on the cache's clock). */
   until: number;
+  /** Identity of the key material that verified the token (from the key resolver), if one is set. */
+  key?: string;
 }
+
+/**
+ * Identity of the key material a token of `issuer` with this `kid` (or none) would be verified with now, or
+ * `undefined` when no current key fits ({@link KeyRegistry.keyMaterial}).
+ */
+export type KeyMaterialResolver = (issuer: string, kid: string | undefined) => string | undefined;
 
 /**
  * Cache of verified callers keyed by the SHA-256 of the token (never the token).
@@ -42,7 +50,10 @@ interface Entry {
  * - At most `maxEntries` entries (LRU). Measured cost: about 1.1 KiB of heap per entry for a typical
  *   client-credentials token (the frozen claims, the scopes and the 43-char key); see docs/performance.md.
  * - Failures are never cached (only {@link set} with a verified caller adds an entry).
- * - Entries signed by a key that left the JWKS are dropped ({@link dropKeys}).
+ * - With a key resolver, each entry records the key material that verified it; when the key set changes,
+ *   {@link recheckKeys} drops every entry whose token would now get other material or none (a key removed, new
+ *   material under the same `kid`, a kid-less key replaced or joined by a second key). Without one, entries are
+ *   dropped by `kid` only ({@link dropKeys}).
  */
 export class VerifiedTokenCache {
   private readonly lru?: LRUCache<string, Entry>;
@@ -51,11 +62,13 @@ export class VerifiedTokenCache {
    * @param maxEntries maximum entries (LRU); 0 disables the cache.
    * @param maxTtlSeconds upper bound of an entry's lifetime, seconds; 0 disables the cache.
    * @param now clock in milliseconds since the epoch. Default `Date.now` (injectable for tests).
+   * @param keyMaterial the current key material for an issuer and `kid`; entries then follow key changes.
    */
   constructor(
     maxEntries: number,
     private readonly maxTtlSeconds: number,
     private readonly now: () => number = Date.now,
+    private readonly keyMaterial?: KeyMaterialResolver,
   ) {
     if (maxEntries > 0 && maxTtlSeconds > 0) {
       this.lru = new LRUCache<string, Entry>({ max: maxEntries });
@@ -93,7 +106,30 @@ export class VerifiedTokenCache {
     const t = this.now();
     const until = Math.min(notAfterSeconds * 1000, t + this.maxTtlSeconds * 1000);
     if (!(until - t >= 1)) return;
-    this.lru.set(hash, { caller, until });
+    let key: string | undefined;
+    if (this.keyMaterial) {
+      key = this.keyMaterial(caller.issuer, caller.keyId);
+      // The key left the set while the token was being verified: nothing could tie the entry to its material.
+      if (key === undefined) return;
+    }
+    this.lru.set(hash, { caller, until, key });
+  }
+
+  /**
+   * Drops the entries of `issuer` whose token would not be verified with the material recorded at insertion any more
+   * (called after every change of that issuer's key set). No-op without a key resolver.
+   */
+  recheckKeys(issuer: string): void {
+    if (!this.lru || !this.keyMaterial) return;
+    const doomed: string[] = [];
+    const now = new Map<string | undefined, string | undefined>();
+    for (const [k, v] of this.lru.entries()) {
+      if (v.caller.issuer !== issuer) continue;
+      const kid = v.caller.keyId;
+      if (!now.has(kid)) now.set(kid, this.keyMaterial(issuer, kid));
+      if (now.get(kid) !== v.key) doomed.push(k);
+    }
+    for (const k of doomed) this.lru.delete(k);
   }
 
   /** Drops the entries of `issuer` whose token was verified with one of `kids` (called when those keys leave the JWKS). */

@@ -1,4 +1,4 @@
-import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Logger, Module } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
@@ -59,7 +59,7 @@ export const {
       useFactory: (o: A2AAuthModuleOptions) => resolveOptions(o),
       inject: [A2A_AUTH_MODULE_OPTIONS],
     },
-    { provide: A2A_AUTH_RUNTIME, useFactory: (o: ResolvedOptions) => createAuthRuntime(o), inject: [A2A_AUTH_RESOLVED_OPTIONS] },
+    { provide: A2A_AUTH_RUNTIME, useFactory: (o: ResolvedOptions) => createAuthRuntime(o, new Logger('A2AAuthKeys')), inject: [A2A_AUTH_RESOLVED_OPTIONS] },
     { provide: A2A_VERIFIER, useFactory: (r: AuthRuntime) => r.verifier, inject: [A2A_AUTH_RUNTIME] },
     { provide: KeyRegistry, useFactory: (r: AuthRuntime) => r.keys, inject: [A2A_AUTH_RUNTIME] },
     { provide: VerifiedTokenCache, useFactory: (r: AuthRuntime) => r.cache, inject: [A2A_AUTH_RUNTIME] },
