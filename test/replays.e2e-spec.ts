@@ -288,9 +288,9 @@ describe.each(PLATFORMS)('replayed peer-library bug reports on %s', (platform) =
     });
 
     // Expected: 200. The JWKS holds a key with kid "kc" and alg RS256; the token names kid "kc" and alg RS256 and is signed
-    // by that key. Observed: 401 invalid_token (audit reason unsupported_alg), because JwksKeyStore keeps only the first
-    // key per kid (core/key-store.ts, `if (!next.has(k.kid)) next.set(k.kid, k)`) and then refuses it for its alg.
-    it.failing('Keycloak, one kid for two algs: a token signed by the second key under a shared kid (same kty, other alg) verifies', async () => {
+    // by that key. The key store used to keep only the first key per kid and refuse it for its alg (401); it now keeps
+    // every key of a kid and lets the token's alg pick.
+    it('Keycloak, one kid for two algs: a token signed by the second key under a shared kid (same kty, other alg) verifies', async () => {
       const i = await issuerWith([
         { ...rs512.publicJwk, kid: 'kc' },
         { ...rsShared.publicJwk, kid: 'kc' },
@@ -300,9 +300,9 @@ describe.each(PLATFORMS)('replayed peer-library bug reports on %s', (platform) =
 
     // Expected: 200. RFC 7517 §4.5 gives keys of different kty under one kid as its own example
     // (solid-client-authn-js met such OPs in the wild). JWKS: EC P-256 key "shared" (ES256) listed first, RSA key
-    // "shared" (RS256) second; an RS256 token with kid "shared" signed by the RSA key. Observed: 401 (unsupported_alg): the
-    // EC key is the only one kept for the kid.
-    it.failing('RFC 7517 §4.5: keys of different kty under one kid: the RSA key verifies an RS256 token', async () => {
+    // "shared" (RS256) second; an RS256 token with kid "shared" signed by the RSA key (it used to get 401, when only the
+    // EC key was kept for the kid).
+    it('RFC 7517 §4.5: keys of different kty under one kid: the RSA key verifies an RS256 token', async () => {
       const i = await issuerWith([ecShared.publicJwk, rsShared.publicJwk]);
       expectOk(await i.call(rsShared, 'shared'), i.jwks.issuer);
     });

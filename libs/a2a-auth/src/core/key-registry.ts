@@ -61,8 +61,7 @@ export class KeyRegistry {
    * the SHA-256 of its SPKI DER plus the JWK `alg`. `undefined` when no current key fits.
    */
   keyMaterial(issuer: string, kid: string | undefined): string | undefined {
-    const k = this.stores.get(issuer)?.peek(kid);
-    return k && `${k.materialId}.${k.alg ?? ''}`;
+    return this.stores.get(issuer)?.identity(kid);
   }
 
   /** Total JWKS fetches across issuers (tests and metrics). */

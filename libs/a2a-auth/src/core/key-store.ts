@@ -1,6 +1,7 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { JwksClient } from 'jwks-rsa';
 import { AuthError } from './errors';
+import { keyFitsAlgorithm } from './jws';
 import { fetchJson } from './fetch-json';
 import { describeKid, jwkRefusal, keyMaterialId, publicKeyRefusal } from './key-policy';
 import { SUPPORTED_ALGORITHMS } from './options';
@@ -84,7 +85,8 @@ export interface KeySource {
  *   `onKeysRemoved` (kids that left or changed material), e.g. to drop cached tokens.
  */
 export class JwksKeyStore {
-  private keys = new Map<string, VerificationKey>();
+  // RFC 7517 §4.5: several keys may share a `kid` (another `alg` or `kty`); the token's `alg` picks among them.
+  private keys = new Map<string, VerificationKey[]>();
   private all: VerificationKey[] = [];
   private loadedAt = 0;
   private lastRefetch = 0;
@@ -144,37 +146,41 @@ export class JwksKeyStore {
       this.lastRefetch = t;
       this.refresh().catch(() => undefined);
     }
-    let k = this.find(kid);
-    if (!k && kid !== undefined) {
+    let cands = this.candidates(kid);
+    if (cands.length === 0 && kid !== undefined) {
       if (this.inflight) {
         // A refetch is already running (maybe for this very kid): wait for it instead of failing early.
         await this.inflight.catch(() => undefined);
-        k = this.find(kid);
+        cands = this.candidates(kid);
       } else if (t - this.lastRefetch >= this.timing.cooldown * 1000) {
         this.lastRefetch = t;
         await this.refresh();
-        k = this.find(kid);
+        cands = this.candidates(kid);
       }
     }
-    if (!k) {
+    if (cands.length === 0) {
       if (kid === undefined) throw new AuthError('missing_kid', `token has no kid and the JWKS holds ${this.all.length} keys`);
       throw new AuthError('unknown_kid', 'no key with this kid');
     }
-    if (k.alg && k.alg !== alg) throw new AuthError('unsupported_alg', `key ${kid ?? ''} is for ${k.alg}`);
+    const k = cands.find((c) => (!c.alg || c.alg === alg) && keyFitsAlgorithm(alg, c.key));
+    if (!k) throw new AuthError('unsupported_alg', `no key ${kid ?? '(without kid)'} fits ${alg}`);
     return k.key;
   }
 
-  private find(kid: string | undefined): VerificationKey | undefined {
-    if (kid === undefined) return this.all.length === 1 ? this.all[0] : undefined;
-    return this.keys.get(kid);
+  /** The keys a token with this `kid` (or none: the single key of the set) may be verified with. */
+  private candidates(kid: string | undefined): readonly VerificationKey[] {
+    if (kid === undefined) return this.all.length === 1 ? this.all : [];
+    return this.keys.get(kid) ?? [];
   }
 
   /**
-   * The key a token with this `kid` (or none) would get from the current set, without fetching: the same choice as
-   * {@link getKey}. `undefined` when there is none.
+   * Identity of the keys a token with this `kid` (or none) would be checked against in the current set, without
+   * fetching (the SHA-256 of each SPKI DER plus its JWK `alg`, in JWKS order); `undefined` when there is none. It
+   * changes whenever one of those keys is replaced, added or removed.
    */
-  peek(kid: string | undefined): VerificationKey | undefined {
-    return this.find(kid);
+  identity(kid: string | undefined): string | undefined {
+    const cands = this.candidates(kid);
+    return cands.length ? cands.map((k) => `${k.materialId}.${k.alg ?? ''}`).join('+') : undefined;
   }
 
   /** Fetches the JWKS now (single-flight). @throws AuthError `jwks_unavailable` (503). */
@@ -249,16 +255,17 @@ export class JwksKeyStore {
       // Only a JWKS that was actually read says which keys are refused; a failed fetch says nothing about them.
       if (screened) this.logRefused(refused);
     }
-    const next = new Map<string, VerificationKey>();
+    const next = new Map<string, VerificationKey[]>();
     const unnamed: VerificationKey[] = [];
     for (const k of fetched) {
       if (k.kid === undefined) unnamed.push(k);
-      else if (!next.has(k.kid)) next.set(k.kid, k);
+      else next.set(k.kid, [...(next.get(k.kid) ?? []), k]);
     }
     const previous = this.all;
-    const removed = [...this.keys.entries()].filter(([kid, k]) => next.get(kid)?.materialId !== k.materialId).map(([kid]) => kid);
+    const ids = (ks: readonly VerificationKey[] | undefined) => (ks ?? []).map((k) => `${k.materialId}.${k.alg ?? ''}`).join('+');
+    const removed = [...this.keys.entries()].filter(([kid, ks]) => ids(next.get(kid)) !== ids(ks)).map(([kid]) => kid);
     this.keys = next;
-    this.all = [...next.values(), ...unnamed];
+    this.all = [...[...next.values()].flat(), ...unnamed];
     this.loadedAt = this.now();
     if (removed.length && this.options.onKeysRemoved) this.options.onKeysRemoved(this.source.issuer, removed);
     if (previous.length && setSignature(previous) !== setSignature(this.all)) this.options.onChange?.(this.source.issuer);
