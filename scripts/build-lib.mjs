@@ -58,6 +58,7 @@ if (compiled.status !== 0) fail(`tsc exited with ${compiled.status ?? compiled.s
 
 writeFileSync(join(distDir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
 copyFileSync(join(rootDir, 'README.md'), join(distDir, 'README.md'));
+copyFileSync(join(rootDir, 'LICENSE'), join(distDir, 'LICENSE'));
 
 /** Every file under `dir`, relative to dist. */
 function walk(dir) {
