@@ -197,7 +197,7 @@ describe('DPoP on resource requests (RFC 9449 §7): a2aAuthFetch and the SDK han
 
   it('every request: Authorization DPoP <token> and a fresh proof (htm, htu without query and fragment, ath, new jti)', async () => {
     const p = provider();
-    const f = a2aAuthFetch(p);
+    const f = a2aAuthFetch(p, { allowedOrigins: [rs.url] });
     const r1 = await f(`${rs.url}/a2a/jsonrpc?x=1#frag`);
     const r2 = await f(`${rs.url}/a2a/jsonrpc`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
     expect([r1.status, await r1.json(), r2.status]).toEqual([200, { ok: true }, 200]);
@@ -216,7 +216,7 @@ describe('DPoP on resource requests (RFC 9449 §7): a2aAuthFetch and the SDK han
 
   it('the resource nonce challenge (401 DPoP error="use_dpop_nonce" + DPoP-Nonce): one retry with the nonce and the same token, remembered for the origin', async () => {
     const p = provider();
-    const f = a2aAuthFetch(p);
+    const f = a2aAuthFetch(p, { allowedOrigins: [rs.url] });
     rs.replies = [NONCE_CHALLENGE];
     const r = await f(`${rs.url}/a2a/jsonrpc`, { method: 'POST', body: '{}' });
     expect(r.status).toBe(200);
@@ -236,7 +236,7 @@ describe('DPoP on resource requests (RFC 9449 §7): a2aAuthFetch and the SDK han
 
   it('401 invalid_token: one new token and one retry whose proof hashes the new token; a second 401 is returned as is', async () => {
     const p = provider();
-    const f = a2aAuthFetch(p);
+    const f = a2aAuthFetch(p, { allowedOrigins: [rs.url] });
     const invalid: Reply = { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' }, body: '{"error":"invalid_token"}' };
     rs.replies = [invalid];
     expect((await f(`${rs.url}/t/me`)).status).toBe(200);
@@ -248,6 +248,13 @@ describe('DPoP on resource requests (RFC 9449 §7): a2aAuthFetch and the SDK han
     rs.respond = () => invalid;
     const r = await f(`${rs.url}/t/me`);
     expect([r.status, rs.seen.length, p.requestCount]).toEqual([401, 2, 3]);
+  });
+
+  it('the destination rule holds for DPoP too: another origin gets nothing, not even a token request', async () => {
+    const p = provider();
+    const f = a2aAuthFetch(p, { allowedOrigins: ['https://agents.example.com'] });
+    await expect(f(`${rs.url}/a2a/jsonrpc`)).rejects.toMatchObject({ name: 'UntrustedDestinationError', reason: 'untrusted_origin' });
+    expect([rs.seen.length, p.requestCount]).toEqual([0, 0]);
   });
 
   it('requests without a DPoP Authorization pass untouched; a caller-supplied DPoP header is kept', async () => {
