@@ -190,6 +190,40 @@ describe.each(PLATFORMS)('RFC 7662 introspection of opaque tokens on %s', (platf
     }
   });
 
+  it('the answer goes through the same claim checks: another audience is 401; a DPoP-bound opaque token sent as Bearer is 401', async () => {
+    const other = await startTestApp({
+      platform,
+      auth: { issuer: as.issuer, audience: 'https://other.example/agent', jwksUri: as.dev.jwksUri, scopes: TEST_SCOPES, introspection: introspection() },
+      controllers: [GuardTestController],
+      logger,
+    });
+    try {
+      const res = await get(await opaqueToken(), '/t/me', other);
+      expect([res.status, res.headers['www-authenticate']]).toEqual([
+        401,
+        INVALID.replace(RM, 'https://other.example/.well-known/oauth-protected-resource/agent'),
+      ]);
+    } finally {
+      await other.close();
+    }
+    const bound = await new ClientCredentialsTokenProvider({
+      tokenUrl: as.dev.tokenUrl,
+      clientId: OPAQUE.clientId,
+      clientSecret: OPAQUE.clientSecret,
+      scopes: ['expense:read'],
+      dpop: true,
+    }).getToken();
+    issued.add(bound.accessToken);
+    expect(bound.tokenType).toBe('DPoP');
+    const res = await get(bound.accessToken);
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(
+      `${CHALLENGE}, error="invalid_token", error_description="The access token is bound to a proof-of-possession key this resource does not accept"`,
+    );
+    expect(logger.lines.some((l) => l.includes('"reason":"invalid_audience"'))).toBe(true);
+    expect(logger.lines.some((l) => l.includes('"reason":"unsupported_token_binding"'))).toBe(true);
+  });
+
   it('the runtime counts its calls, and no token or secret is ever logged', () => {
     expect(runtime.introspector?.callCount).toBeGreaterThan(3);
     const all = logger.lines.join('\n');
