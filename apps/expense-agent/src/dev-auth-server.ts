@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { DevClient } from './dev-clients';
+import type { DevClient, DevIntrospector } from './dev-clients';
 
 /**
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
@@ -10,7 +10,12 @@ import type { DevClient } from './dev-clients';
  * - Grant: client credentials only (RFC 6749 §4.4), client authentication `client_secret_basic` or `client_secret_post`.
  * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience. The
  *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
- *   `resource` parameter gets a token the agent accepts.
+ *   `resource` parameter gets a token the agent accepts. A client with `accessTokenFormat: 'opaque'` gets opaque
+ *   tokens instead (random strings, stored in memory), which a resource server checks at the introspection endpoint.
+ * - DPoP (RFC 9449): a token request with a `DPoP` proof gets a DPoP-bound token (`token_type: DPoP`, `cnf.jkt`); a
+ *   client with `dpopBoundAccessTokens` must send one. Nonces are supported (and required with `dpopRequireNonce`).
+ * - Introspection (RFC 7662) at `/token/introspection`, for the `introspectors` only; revocation (RFC 7009) at
+ *   `/token/revocation`, each client for its own tokens.
  * - Keys are generated at start-up and live only in memory.
  *
  * It is not a production authorization server and refuses to start when `NODE_ENV=production`.
@@ -28,6 +33,10 @@ export interface DevAuthServerOptions {
   tokenTtl?: number;
   /** `NODE_ENV` to check. Default `process.env.NODE_ENV`. */
   nodeEnv?: string;
+  /** Resource servers allowed to call the introspection endpoint. Default none (every introspection answers `active: false`). */
+  introspectors?: DevIntrospector[];
+  /** Require a server nonce in every DPoP proof (RFC 9449 §8): the first proof is answered `400 use_dpop_nonce`. Default false. */
+  dpopRequireNonce?: boolean;
 }
 
 /** A running dev authorization server. */
@@ -38,6 +47,10 @@ export interface DevAuthServer {
   tokenUrl: string;
   /** JWKS with the public signing key (RFC 7517). */
   jwksUri: string;
+  /** Introspection endpoint (RFC 7662 §2). */
+  introspectionUrl: string;
+  /** Revocation endpoint (RFC 7009 §2). */
+  revocationUrl: string;
   /** The audience of its tokens. */
   audience: string;
   /** Access-token lifetime, seconds. */
@@ -85,18 +98,22 @@ async function loadOidcProvider(): Promise<OidcProviderModule> {
 }
 
 /**
- * A tiny Map-based storage adapter. JWT access tokens are never stored, so this is barely used; giving any adapter
- * also keeps oidc-provider from warning about its own development adapter.
+ * A tiny Map-based storage adapter: opaque access tokens and the DPoP proof `jti`s seen (replay detection) live here;
+ * JWT access tokens are never stored. At most 10,000 entries (the oldest go first), so a flood of token
+ * requests cannot grow it without bound. Giving any adapter also keeps oidc-provider from warning about its own.
  */
 function memoryAdapter() {
   const store = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
+  const MAX_STORED = 10_000;
   return class DevMemoryAdapter {
     constructor(private readonly model: string) {}
     private key(id: string) {
       return `${this.model}:${id}`;
     }
     async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number) {
+      store.delete(this.key(id));
       store.set(this.key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+      if (store.size > MAX_STORED) store.delete(store.keys().next().value as string);
     }
     async find(id: string) {
       const e = store.get(this.key(id));
@@ -162,17 +179,32 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
   try {
     const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const allScopes = [...new Set(o.clients.flatMap((c) => c.scopes))];
+    const opaque = new Set(o.clients.filter((c) => c.accessTokenFormat === 'opaque').map((c) => c.clientId));
+    const introspectors = o.introspectors ?? [];
+    const mayIntrospect = new Set(introspectors.map((i) => i.clientId));
     const provider = new Provider(issuer, {
-      clients: o.clients.map((c) => ({
-        client_id: c.clientId,
-        client_secret: c.clientSecret,
-        // Defaults are the code flow, which would require redirect_uris.
-        grant_types: ['client_credentials'],
-        response_types: [],
-        redirect_uris: [],
-        token_endpoint_auth_method: 'client_secret_basic',
-        scope: c.scopes.join(' '),
-      })),
+      clients: [
+        ...o.clients.map((c) => ({
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+          // Defaults are the code flow, which would require redirect_uris.
+          grant_types: ['client_credentials'],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic' as const,
+          scope: c.scopes.join(' '),
+          ...(c.dpopBoundAccessTokens ? { dpop_bound_access_tokens: true } : {}),
+        })),
+        // A resource server: it authenticates at the introspection endpoint and obtains no tokens.
+        ...introspectors.map((i) => ({
+          client_id: i.clientId,
+          client_secret: i.clientSecret,
+          grant_types: [],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic' as const,
+        })),
+      ],
       scopes: allScopes, // custom scopes must be known to the provider, or client metadata fails validation
       responseTypes: [],
       clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
@@ -181,17 +213,25 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       features: {
         clientCredentials: { enabled: true },
         devInteractions: { enabled: false },
-        introspection: { enabled: false },
-        revocation: { enabled: false },
+        // The proof's key is bound into the token as cnf.jkt; nonces come from a per-start secret.
+        dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => o.dpopRequireNonce === true },
+        // Any caller that is not a registered resource server gets `active: false` for every token.
+        introspection: { enabled: true, allowedPolicy: (_ctx: unknown, client: { clientId: string }) => mayIntrospect.has(client.clientId) },
+        revocation: {
+          enabled: true,
+          allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId,
+        },
         userinfo: { enabled: false },
         resourceIndicators: {
           enabled: true,
           // RFC 6749 §4.4 requests carry no `resource`: default to the agent's audience.
           defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string | string[]) => oneOf ?? o.audience,
           useGrantedResource: () => true,
-          getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
+          getResourceServerInfo: (_ctx: unknown, resourceIndicator: string, client: { clientId: string }) => {
             if (resourceIndicator !== o.audience) throw new errors.InvalidTarget();
-            return { scope: allScopes.join(' '), audience: o.audience, accessTokenTTL: ttl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            const base = { scope: allScopes.join(' '), audience: o.audience, accessTokenTTL: ttl };
+            if (opaque.has(client.clientId)) return { ...base, accessTokenFormat: 'opaque' };
+            return { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
           },
         } as never,
       },
@@ -203,9 +243,19 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
-    for (const c of o.clients) await provider.Client.find(c.clientId);
+    for (const c of [...o.clients, ...introspectors]) await provider.Client.find(c.clientId);
     server.on('request', provider.callback());
-    return { issuer, tokenUrl: `${issuer}/token`, jwksUri: `${issuer}/jwks`, audience: o.audience, tokenTtl: ttl, clients: o.clients, close };
+    return {
+      issuer,
+      tokenUrl: `${issuer}/token`,
+      jwksUri: `${issuer}/jwks`,
+      introspectionUrl: `${issuer}/token/introspection`,
+      revocationUrl: `${issuer}/token/revocation`,
+      audience: o.audience,
+      tokenTtl: ttl,
+      clients: o.clients,
+      close,
+    };
   } catch (err) {
     await close();
     throw err;

@@ -25,6 +25,7 @@ export {
   type TokenCacheOptions,
   type AuditOptions,
 } from './core/options';
+export type { IntrospectionOptions } from './core/introspection';
 export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER, A2A_AUTH_RUNTIME } from './nest/constants';
 
 // Decorators and the verified caller.

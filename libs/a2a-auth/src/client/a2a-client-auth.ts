@@ -1,6 +1,7 @@
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
 import { sdkClient } from './sdk';
 import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
+import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
 import { discoverAgentAuth, type DiscoveredAgentAuth, type DiscoveryOptions } from './discovery';
 import { ClientCredentialsError, UntrustedDestinationError } from './errors';
 import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
@@ -8,11 +9,17 @@ import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenReq
 /**
  * An `AuthenticationHandler` for the official `@a2a-js/sdk` client, backed by a {@link ClientCredentialsTokenProvider}.
  *
- * - `headers()`: `{ Authorization: 'Bearer <token>' }` from the provider (cached, refreshed before expiry).
- * - `shouldRetryWithHeaders(req, res)`: on HTTP 401 only, drops the rejected token ({@link ClientCredentialsTokenProvider.invalidate})
- *   and returns headers with a fresh one. The SDK's `createAuthenticatingFetchWithRetry` retries once with them and
- *   never asks again for the retry's own response, so a 401 gives one refresh and one retry, never a loop.
- *   HTTP 403 (`insufficient_scope`) is not retried: a new token for the same scopes would not help.
+ * - `headers()`: `{ Authorization: '<token_type> <token>' }` from the provider (cached, refreshed before expiry):
+ *   `Bearer` (RFC 6750 §2.1), or `DPoP` for a provider with `dpop` (RFC 9449 §7.1).
+ * - `shouldRetryWithHeaders(req, res)`: on HTTP 401 only. A DPoP nonce challenge (`WWW-Authenticate: DPoP
+ *   error="use_dpop_nonce"` with a `DPoP-Nonce` header, RFC 9449 §9) keeps the token and remembers the nonce; any other
+ *   401 drops the rejected token ({@link ClientCredentialsTokenProvider.invalidate}) and gets a fresh one. The SDK's
+ *   `createAuthenticatingFetchWithRetry` retries once with the returned headers and never asks again for the retry's
+ *   own response, so a 401 gives at most one refresh and one retry, never a loop. HTTP 403 (`insufficient_scope`) is
+ *   not retried: a new token for the same scopes would not help.
+ * - DPoP: the SDK's `headers()` is given no request method or URL, so it cannot sign the per-request proof; the retry
+ *   headers carry one (the response names the URL), and {@link a2aAuthFetch} adds one to every request. Use
+ *   {@link a2aAuthFetch} (or {@link connectA2AAgent}) with a DPoP provider, not this handler alone.
  *
  * The handler never sees a URL (the SDK's `headers()` takes none), so it cannot decide where the token goes: use it
  * through {@link a2aAuthFetch}, which does. Wrapped by the SDK's `createAuthenticatingFetchWithRetry` alone, it adds
@@ -21,20 +28,57 @@ import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenReq
  * @param request the scopes / resource / audience of the tokens. Default: the provider's defaults.
  */
 export function a2aAuthenticationHandler(provider: ClientCredentialsTokenProvider, request: TokenRequest = {}): AuthenticationHandler {
+  const authorization = async () => {
+    const t = await provider.getToken(request);
+    return { Authorization: `${t.tokenType} ${t.accessToken}` };
+  };
   return {
-    headers: async () => ({ Authorization: `Bearer ${await provider.getAccessToken(request)}` }),
+    headers: authorization,
     shouldRetryWithHeaders: async (req: RequestInit, res: Response) => {
       if (res.status !== 401) return undefined;
+      const dpop = provider.dpop;
       const sent = new Headers(req.headers).get('authorization');
-      const m = sent ? /^Bearer\s+(\S+)$/i.exec(sent) : null;
+      const m = sent ? /^(?:Bearer|DPoP)\s+(\S+)$/i.exec(sent) : null;
+      if (dpop && isUseDpopNonceChallenge(res) && m && res.url) {
+        // Same token, new proof with the nonce the resource server just issued.
+        dpop.observe(res.url, res.headers);
+        return { Authorization: sent!, DPoP: await dpop.proof({ htm: req.method ?? 'GET', url: res.url, accessToken: m[1] }) };
+      }
       provider.invalidate(m ? m[1] : undefined);
-      return { Authorization: `Bearer ${await provider.getAccessToken(request)}` };
+      const headers: Record<string, string> = await authorization();
+      if (dpop && res.url) {
+        dpop.observe(res.url, res.headers);
+        headers.DPoP = await dpop.proof({ htm: req.method ?? 'GET', url: res.url, accessToken: headers.Authorization.slice('DPoP '.length) });
+      }
+      return headers;
     },
   };
 }
 
 /** Options of {@link a2aAuthFetch}: the token request, and where the token may go. */
 export interface A2AAuthFetchOptions extends TokenRequest, BearerDestinationOptions {}
+
+/**
+ * A `fetch` that adds a fresh DPoP proof (RFC 9449 §7.1) to every request sent with `Authorization: DPoP <token>` and no
+ * `DPoP` header of its own: `htm` the request method, `htu` its URL without query and fragment, `ath` the token's hash,
+ * a new `jti` and `iat`, and the origin's last nonce. Every response's `DPoP-Nonce` is remembered for its origin.
+ * Requests without a DPoP `Authorization` (the card, public routes) pass through untouched.
+ */
+export function dpopProofFetch(signer: DPoPProofSigner, baseFetch: typeof fetch = fetch): typeof fetch {
+  return async (input: string | URL | Request, init?: RequestInit) => {
+    const fromRequest = input instanceof Request ? input : undefined;
+    const url = urlOf(input);
+    const headers = new Headers(init?.headers ?? fromRequest?.headers);
+    const m = /^DPoP\s+(\S+)$/i.exec(headers.get('authorization') ?? '');
+    if (m && !headers.has('dpop')) {
+      headers.set('dpop', await signer.proof({ htm: init?.method ?? fromRequest?.method ?? 'GET', url, accessToken: m[1] }));
+      init = { ...init, headers };
+    }
+    const res = await baseFetch(input, init);
+    signer.observe(url, res.headers);
+    return res;
+  };
+}
 
 /**
  * An authenticating `fetch` for the SDK's transports: the bearer token from `provider`, one refresh and one retry on
@@ -47,6 +91,9 @@ export interface A2AAuthFetchOptions extends TokenRequest, BearerDestinationOpti
  * - redirects are never followed (`redirect: 'manual'`): a 3xx answer rejects with `UntrustedDestinationError`
  *   `redirect`, so neither the token nor the request body reaches the `Location`, whatever the base `fetch` does with
  *   `Authorization` on a redirect.
+ *
+ * With a provider that requests DPoP-bound tokens, {@link dpopProofFetch} sits underneath, so each request (the
+ * retry too) carries its own proof (RFC 9449 §7.1) after the destination check.
  *
  * {@link connectA2AAgent} builds one for the card's origin. Give plain `fetch` (no token) to the card resolver.
  *
@@ -81,7 +128,8 @@ export function a2aAuthFetch(provider: ClientCredentialsTokenProvider, options: 
     }
     return res;
   };
-  const authed = sdkClient().createAuthenticatingFetchWithRetry(noRedirects, a2aAuthenticationHandler(provider, request));
+  const inner = provider.dpop ? dpopProofFetch(provider.dpop, noRedirects) : noRedirects;
+  const authed = sdkClient().createAuthenticatingFetchWithRetry(inner, a2aAuthenticationHandler(provider, request));
   return async (input, init) => {
     const url = urlOf(input);
     const refused = check(url);

@@ -1,6 +1,6 @@
 /**
  * `nestjs-a2a-auth/client`: the calling side of A2A auth, with no Nest dependency.
- * Token providers, Agent Card discovery, and the `@a2a-js/sdk` authentication handler.
+ * Token providers (bearer or DPoP-bound), Agent Card discovery, and the `@a2a-js/sdk` authentication handler.
  */
 export {
   ClientCredentialsTokenProvider,
@@ -25,8 +25,19 @@ export {
 export { verifyAgentCardSignature, type AgentCardTrust, type VerifiedCardSignature } from './card-trust';
 export { type BearerDestinationOptions } from './destinations';
 export {
+  DPoPProofSigner,
+  DPOP_PROOF_ALGORITHMS,
+  dpopHtu,
+  isUseDpopNonceChallenge,
+  type DPoPClientOptions,
+  type DPoPKeyPair,
+  type DPoPProofAlgorithm,
+  type DPoPProofRequest,
+} from './dpop';
+export {
   a2aAuthenticationHandler,
   a2aAuthFetch,
+  dpopProofFetch,
   connectA2AAgent,
   type A2AAuthFetchOptions,
   type ConnectA2AAgentOptions,

@@ -1,3 +1,4 @@
+import { DPoPProofSigner, type DPoPClientOptions } from './dpop';
 import { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError } from './errors';
 
 /** RFC 6749 §2.3.1 client authentication methods (names from RFC 7591 §2 `token_endpoint_auth_method`). */
@@ -33,6 +34,13 @@ export interface ClientCredentialsOptions {
   allowInsecureHttp?: boolean;
   /** The `fetch` to use. Default the global `fetch`. */
   fetch?: typeof fetch;
+  /**
+   * Request DPoP-bound access tokens (RFC 9449): `true` for an ES256 key pair generated in memory, or the algorithm and/or
+   * key pair to use. Every token request then carries a `DPoP` proof (§5), the token must come back with
+   * `token_type: DPoP`, and resource requests need a fresh proof each ({@link a2aAuthFetch} signs them). Default off
+   * (bearer tokens).
+   */
+  dpop?: boolean | DPoPClientOptions | DPoPProofSigner;
 }
 
 /** Per-call overrides of {@link ClientCredentialsTokenProvider.getToken}; each part of the cache key. */
@@ -47,10 +55,10 @@ export interface TokenRequest {
 
 /** An access token and what is known about it. */
 export interface AccessToken {
-  /** The bearer token (RFC 6750). Treat as a secret. */
+  /** The access token (RFC 6750 bearer, or DPoP-bound per RFC 9449). Treat as a secret. */
   readonly accessToken: string;
-  /** `token_type`, normally `Bearer`. */
-  readonly tokenType: string;
+  /** `token_type`: `Bearer`, or `DPoP` for a provider with `dpop` (RFC 9449 §5). Also the `Authorization` scheme to send it with. */
+  readonly tokenType: 'Bearer' | 'DPoP';
   /** Granted scopes: the response `scope` when present (RFC 6749 §5.1), else the requested ones. */
   readonly scopes: readonly string[];
   /** When the token was requested, milliseconds since the epoch (lifetimes count from here, conservatively). */
@@ -91,6 +99,10 @@ export function refreshMarginSeconds(lifetimeSeconds: number, maxMarginSeconds =
  *   expired yet, the cached token is returned.
  * - {@link invalidate} drops a token the resource server rejected (HTTP 401), so the next call fetches a new one.
  * - Redirects from the token endpoint are never followed (credentials must not be replayed to another URL).
+ * - With `dpop` (RFC 9449): one key pair per provider; every token request carries a fresh `DPoP` proof (htm `POST`, htu
+ *   the token URL, no `ath`, §5); a `400 use_dpop_nonce` answer with a `DPoP-Nonce` header is retried once with that
+ *   nonce, which is remembered for the next requests (§8); the answer must be `token_type: DPoP`. DPoP-bound and bearer
+ *   tokens never share a cache entry.
  * - Logs nothing. Errors carry no secret and no token.
  *
  * @throws ClientCredentialsError from the constructor for a bad `tokenUrl` or missing credentials.
@@ -104,8 +116,10 @@ export class ClientCredentialsTokenProvider {
   private readonly opts: ClientCredentialsOptions;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly fetchImpl: typeof fetch;
-  /** Number of token requests sent (for metrics and tests). */
+  /** Number of token requests sent (for metrics and tests), nonce retries included. */
   requestCount = 0;
+  /** The DPoP proof signer (its key pair and the nonces seen) when the provider requests DPoP-bound tokens; else `undefined`. */
+  readonly dpop?: DPoPProofSigner;
 
   constructor(options: ClientCredentialsOptions) {
     if (!options.clientId) throw new ClientCredentialsError('clientId is required');
@@ -119,6 +133,9 @@ export class ClientCredentialsTokenProvider {
     void _omit;
     this.opts = rest as ClientCredentialsOptions;
     this.fetchImpl = options.fetch ?? fetch;
+    const d = options.dpop;
+    if (d instanceof DPoPProofSigner) this.dpop = d;
+    else if (d) this.dpop = new DPoPProofSigner(d === true ? {} : d);
     Object.defineProperty(this, 'secret', { enumerable: false });
   }
 
@@ -129,7 +146,7 @@ export class ClientCredentialsTokenProvider {
    */
   async getToken(req: TokenRequest = {}): Promise<AccessToken> {
     const p = this.params(req);
-    const key = cacheKey(p);
+    const key = cacheKey(p, this.dpop ? 'DPoP' : 'Bearer');
     let e = this.cache.get(key);
     if (!e) this.cache.set(key, (e = {}));
     const now = Date.now();
@@ -204,25 +221,10 @@ export class ClientCredentialsTokenProvider {
     }
 
     const obtainedAt = Date.now();
-    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.requestCount++;
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.fetchImpl(this.tokenUrl, {
-        method: 'POST',
-        headers,
-        body: form.toString(),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await readLimited(res, MAX_BODY);
-    } catch (e) {
-      const name = (e as Error)?.name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
-        throw new TokenEndpointUnavailableError({ kind: 'timeout', tokenUrl: this.tokenUrl, detail: `no answer within ${timeoutMs} ms` });
-      }
-      throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: this.tokenUrl, detail: safeDetail(e, this.secret) });
+    let { res, text } = await this.send(headers, form);
+    if (this.dpop && res.status === 400 && isUseDpopNonce(text) && this.dpop.observe(this.tokenUrl, res.headers)) {
+      // RFC 9449 §8: the authorization server wants a nonce; it sent one, so retry once with a proof that carries it.
+      ({ res, text } = await this.send(headers, form));
     }
 
     if (res.status >= 300 && res.status < 400) throw new TokenEndpointUnavailableError({ kind: 'redirect', status: res.status, tokenUrl: this.tokenUrl });
@@ -244,8 +246,15 @@ export class ClientCredentialsTokenProvider {
     }
     const accessToken = body?.access_token;
     if (typeof accessToken !== 'string' || accessToken === '') throw fail('invalid_token_response', 'no access_token in the response');
-    const tokenType = typeof body?.token_type === 'string' ? body.token_type : 'Bearer';
-    if (tokenType.toLowerCase() !== 'bearer') throw fail('invalid_token_response', `unsupported token_type ${JSON.stringify(clean(tokenType, this.secret))}`);
+    const rawType = typeof body?.token_type === 'string' ? body.token_type : 'Bearer';
+    // RFC 9449 §5.1: a DPoP request must come back as token_type DPoP; a Bearer answer would silently drop the binding.
+    const tokenType = this.dpop ? 'DPoP' : 'Bearer';
+    if (rawType.toLowerCase() !== tokenType.toLowerCase()) {
+      throw fail(
+        'invalid_token_response',
+        `unsupported token_type ${JSON.stringify(clean(rawType, this.secret))}${this.dpop ? ' (a DPoP-bound token was requested)' : ''}`,
+      );
+    }
 
     const lifetime = lifetimeSeconds(body!.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
     const margin = refreshMarginSeconds(lifetime, this.opts.maxRefreshMarginSeconds ?? 60, this.opts.refreshMarginRatio ?? 0.1);
@@ -260,14 +269,42 @@ export class ClientCredentialsTokenProvider {
     });
   }
 
+  /** One POST to the token endpoint, with a fresh DPoP proof when DPoP is on; records any `DPoP-Nonce` it is given. */
+  private async send(headers: Record<string, string>, form: URLSearchParams): Promise<{ res: Response; text: string }> {
+    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const h = { ...headers };
+    // RFC 9449 §5: the proof at the token endpoint has htm POST, htu the token URL and no ath.
+    if (this.dpop) h.dpop = await this.dpop.proof({ htm: 'POST', url: this.tokenUrl });
+    this.requestCount++;
+    try {
+      const res = await this.fetchImpl(this.tokenUrl, {
+        method: 'POST',
+        headers: h,
+        body: form.toString(),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = await readLimited(res, MAX_BODY);
+      this.dpop?.observe(this.tokenUrl, res.headers);
+      return { res, text };
+    } catch (e) {
+      const name = (e as Error)?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new TokenEndpointUnavailableError({ kind: 'timeout', tokenUrl: this.tokenUrl, detail: `no answer within ${timeoutMs} ms` });
+      }
+      throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: this.tokenUrl, detail: safeDetail(e, this.secret) });
+    }
+  }
+
   /** Never shows the secret or tokens when inspected. */
   toJSON(): Record<string, unknown> {
     return { tokenUrl: this.tokenUrl, clientId: this.clientId };
   }
 }
 
-function cacheKey(p: { scopes: string[]; resource: string[]; audience?: string }): string {
-  return JSON.stringify([[...p.scopes].sort(), [...p.resource].sort(), p.audience ?? null]);
+// The token type is part of the key: a DPoP-bound token and a bearer token for the same request are never interchangeable.
+function cacheKey(p: { scopes: string[]; resource: string[]; audience?: string }, tokenType: 'Bearer' | 'DPoP'): string {
+  return JSON.stringify([tokenType, [...p.scopes].sort(), [...p.resource].sort(), p.audience ?? null]);
 }
 
 /** RFC 6749 §2.3.1 / Appendix B: `application/x-www-form-urlencoded` encoding of one value (WHATWG URL serializer). */
@@ -311,6 +348,14 @@ function lifetimeSeconds(expiresIn: unknown, token: string, obtainedAt: number, 
     }
   }
   return fallback;
+}
+
+function isUseDpopNonce(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { error?: unknown })?.error === 'use_dpop_nonce';
+  } catch {
+    return false;
+  }
 }
 
 async function readLimited(res: Response, max: number): Promise<string> {

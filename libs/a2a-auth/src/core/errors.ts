@@ -25,7 +25,9 @@ export type AuthReason =
   | 'certificate_mismatch'
   | 'unsupported_token_binding'
   | 'insufficient_scope'
-  | 'jwks_unavailable';
+  | 'jwks_unavailable'
+  | 'inactive_token'
+  | 'introspection_unavailable';
 
 /** RFC 6750 §3.1 error codes (`undefined` = challenge without an error code, RFC 6750 §3.1 ¶4). */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | undefined;
@@ -72,6 +74,9 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
   },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },
+  // RFC 7662 §2.2 `active: false`: revoked, expired, unknown, or not for this resource server; the answer does not say which.
+  inactive_token: { status: 401, error: 'invalid_token', description: 'The access token is invalid' },
+  introspection_unavailable: { status: 503, error: undefined, description: 'The authorization server cannot check the token right now; retry later' },
 });
 
 /**

@@ -1,18 +1,30 @@
 /** Largest JWKS or metadata document accepted, in bytes (1 MiB). */
 export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
+/** A request body for {@link fetchJson} (an RFC 7662 introspection call, for instance); without it the request is a GET. */
+export interface FetchJsonPost {
+  /** Request headers besides `accept: application/json`. */
+  headers: Record<string, string>;
+  /** The request body (e.g. `application/x-www-form-urlencoded`). */
+  body: string;
+}
+
 /**
- * GETs a JSON document with a total deadline and a size cap, so a hanging, slow-drip or
- * oversized key server can never hang or exhaust the resource server.
+ * GETs (or, with `post`, POSTs) a JSON document with a total deadline and a size cap, so a hanging, slow-drip or
+ * oversized key server can never hang or exhaust the resource server. Redirects are refused.
  *
  * @param timeoutMs total deadline in milliseconds (connect + headers + body).
  * @throws Error on timeout, non-2xx status, a body over {@link MAX_DOCUMENT_BYTES}, or invalid JSON.
  */
-export async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
+export async function fetchJson(url: string, timeoutMs: number, post?: FetchJsonPost): Promise<unknown> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
   try {
-    const res = await fetch(url, { signal: ac.signal, headers: { accept: 'application/json' }, redirect: 'error' });
+    const res = await fetch(url, {
+      signal: ac.signal,
+      redirect: 'error',
+      ...(post ? { method: 'POST', headers: { ...post.headers, accept: 'application/json' }, body: post.body } : { headers: { accept: 'application/json' } }),
+    });
     if (res.status < 200 || res.status > 299) {
       await res.body?.cancel().catch(() => undefined);
       throw new Error(`HTTP ${res.status}`);

@@ -1,6 +1,6 @@
 /**
  * `nestjs-a2a-auth/core`: the framework-free resource-server core (no Nest, no Passport, no HTTP framework).
- * Bearer parsing, reason codes and challenges, option validation, key sets, the verifier, the route policy, the Agent
+ * Bearer parsing, reason codes and challenges, option validation, key sets, the verifier, RFC 7662 introspection, the route policy, the Agent
  * Card builder, signer and checker, and RFC 9728 metadata. The Nest module in the package root is built on these; use
  * them directly to put the same decision behind another entry point (a WebSocket gateway, a queue consumer, …).
  */
@@ -51,7 +51,8 @@ export {
   type KeyStoreLogger,
 } from './key-store';
 export { KeyRegistry, type KeyRegistryOptions } from './key-registry';
-export { fetchJson, MAX_DOCUMENT_BYTES } from './fetch-json';
+export { fetchJson, MAX_DOCUMENT_BYTES, type FetchJsonPost } from './fetch-json';
+export { TokenIntrospector, isJwtShaped, type IntrospectionOptions, type ResolvedIntrospectionOptions, type IntrospectionResult } from './introspection';
 export {
   PushUrlPolicy,
   PushUrlRefusedError,

@@ -3,6 +3,7 @@ import type { ClaimValidator } from './claims';
 import type { AuditSink } from './audit-event';
 import { DEFAULT_SCOPE_CLAIMS } from './scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
+import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './introspection';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -204,6 +205,12 @@ export interface A2AAuthModuleOptions {
   audit?: AuditOptions;
   /** mTLS + OAuth2 for internal agents (RFC 8705). */
   mtls?: MtlsOptions;
+  /**
+   * Accept opaque access tokens by asking the authorization server (RFC 7662 token introspection). A token that is not
+   * three dot-separated segments goes to the endpoint; JWTs are still verified locally. Default off: such a token is
+   * 401 `malformed_token`.
+   */
+  introspection?: IntrospectionOptions;
 }
 
 /** Options after defaults and validation. */
@@ -236,6 +243,7 @@ export interface ResolvedOptions {
   verifyOffThread: boolean;
   audit: Required<AuditOptions>;
   mtls?: Required<MtlsOptions>;
+  introspection?: ResolvedIntrospectionOptions;
 }
 
 /** Thrown at boot for invalid options; the message names the option. */
@@ -394,6 +402,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
       successes: o.audit?.successes ?? true,
       failureLogRatePerSecond: nonNegative('audit.failureLogRatePerSecond', o.audit?.failureLogRatePerSecond, 20),
     },
+    introspection: o.introspection === undefined ? undefined : resolveIntrospection(o.introspection, issuers),
     mtls: o.mtls
       ? {
           requireBoundTokens: o.mtls.requireBoundTokens ?? true,
@@ -402,4 +411,29 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
         }
       : undefined,
   };
+}
+
+function resolveIntrospection(i: IntrospectionOptions, issuers: ReadonlyArray<{ issuer: string }>): ResolvedIntrospectionOptions {
+  if (!i || typeof i !== 'object') throw new A2AAuthConfigError('introspection', 'must be an object { clientId, clientSecret, endpoint? }');
+  if (typeof i.clientId !== 'string' || i.clientId === '') throw new A2AAuthConfigError('introspection.clientId', 'is required');
+  if (typeof i.clientSecret !== 'function' && (typeof i.clientSecret !== 'string' || i.clientSecret === '')) {
+    throw new A2AAuthConfigError('introspection.clientSecret', 'is required: a string, or a function returning one');
+  }
+  absoluteUrl('introspection.endpoint', i.endpoint);
+  if (i.endpoint === undefined && issuers.length > 1) {
+    throw new A2AAuthConfigError('introspection.endpoint', 'is required with several issuers (it cannot be discovered from one of them)');
+  }
+  const r: ResolvedIntrospectionOptions = {
+    endpoint: i.endpoint,
+    issuer: issuers.length === 1 ? issuers[0].issuer : undefined,
+    clientId: i.clientId,
+    clientSecret: i.clientSecret,
+    timeout: positive('introspection.timeout', i.timeout, 5),
+    cacheMaxTtl: nonNegative('introspection.cacheMaxTtl', i.cacheMaxTtl, 60),
+    inactiveCacheTtl: nonNegative('introspection.inactiveCacheTtl', i.inactiveCacheTtl, 10),
+    cacheMaxEntries: nonNegative('introspection.cacheMaxEntries', i.cacheMaxEntries, 10_000),
+  };
+  // The secret stays usable but never shows when the resolved options are logged or serialised.
+  Object.defineProperty(r, 'clientSecret', { enumerable: false });
+  return r;
 }

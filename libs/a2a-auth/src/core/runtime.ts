@@ -1,3 +1,4 @@
+import { TokenIntrospector } from './introspection';
 import { KeyRegistry } from './key-registry';
 import type { KeyStoreLogger } from './key-store';
 import type { ResolvedOptions } from './options';
@@ -12,11 +13,13 @@ export interface AuthRuntime {
   readonly cache: VerifiedTokenCache;
   /** The per-token decision. */
   readonly verifier: Verifier;
+  /** The RFC 7662 client for opaque tokens, when `introspection` is configured. */
+  readonly introspector?: TokenIntrospector;
 }
 
 /**
  * Builds the {@link AuthRuntime} from resolved options: the key registry (timeouts and cooldowns in seconds, as in
- * the options; keys the allowed `algorithms` cannot use are refused), the cache, the verifier, and the wiring that
+ * the options; keys the allowed `algorithms` cannot use are refused), the cache, the introspector (with `introspection`), the verifier, and the wiring that
  * drops a cached token as soon as a key-set change means it would be verified with other key material or none.
  * The Nest module and the benchmarks both build it here, so what is measured is what runs.
  *
@@ -32,5 +35,6 @@ export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger): 
     keys.keyMaterial(iss, kid),
   );
   keys.onKeySetChanged((issuer) => cache.recheckKeys(issuer));
-  return { keys, cache, verifier: createVerifier(o, keys, cache) };
+  const introspector = o.introspection ? new TokenIntrospector(o.introspection) : undefined;
+  return { keys, cache, verifier: createVerifier(o, keys, cache, introspector), introspector };
 }

@@ -3,6 +3,7 @@ import { callerFromClaims, type A2ACaller } from './caller';
 import { checkClaims, type ClaimPolicy, type ClaimValidator } from './claims';
 import { decodeForVerification, type DecodedToken } from './decode';
 import { AuthError } from './errors';
+import { isJwtShaped, type IntrospectionResult, type TokenIntrospector } from './introspection';
 import { keyFitsAlgorithm, verifyJwsSignature, verifyJwsSignatureAsync } from './jws';
 import { extractScopes } from './scopes';
 import { cacheNotAfter, tokenHash, type VerifiedTokenCache } from './token-cache';
@@ -105,12 +106,15 @@ const NO_CONTEXT: VerificationContext = Object.freeze({});
  *   `maxTokenAge`, RFC 9068 strict mode, custom validators.
  * - The RFC 8705 binding (`cnf["x5t#S256"]` against the client certificate) is checked on every request, cache hits too.
  * - With a cache, verified callers are kept by token hash until `exp` (and `iat + maxTokenAge`); failures never are.
+ * - With an introspector, a token that is not JWT-shaped is asked about (RFC 7662) instead; an active answer's claims go
+ *   through the same claim checks (RFC 9068 strict mode aside: it describes JWTs), binding check and caller as a JWT's.
  *
  * @param policy token rules (the resolved module options satisfy this).
  * @param keys key sets by issuer.
  * @param cache optional verified-token cache.
+ * @param introspector optional RFC 7662 client for opaque tokens (it caches its own answers).
  */
-export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?: VerifiedTokenCache): Verifier {
+export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?: VerifiedTokenCache, introspector?: TokenIntrospector): Verifier {
   const issuerNames = policy.issuers.map((i) => i.issuer);
   const claimPolicies = new Map<string, ClaimPolicy>(
     policy.issuers.map((i) => [
@@ -124,6 +128,8 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
       },
     ]),
   );
+  // RFC 9068 (strict) profiles JWTs: it has no say over an introspection answer, whose other checks stay the same.
+  const introspectedPolicies = new Map<string, ClaimPolicy>([...claimPolicies].map(([iss, p]) => [iss, { ...p, strict: false }]));
   const requireCertificate = policy.mtls?.requireBoundTokens === true;
   const useCache = cache !== undefined && cache.enabled;
   const offThread = policy.verifyOffThread === true;
@@ -168,8 +174,32 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
     return caller;
   }
 
+  function acceptIntrospected(r: IntrospectionResult, ctx: VerificationContext): A2ACaller {
+    if (!r.active) throw new AuthError('inactive_token', 'introspection: active false');
+    const claimPolicy = introspectedPolicies.get(r.claims.iss as string);
+    if (!claimPolicy) throw new AuthError(typeof r.claims.iss === 'string' ? 'invalid_issuer' : 'missing_claim', 'introspection: iss is not a trusted issuer');
+    checkClaims({}, r.claims as Record<string, unknown>, claimPolicy, Date.now() / 1000);
+    const caller = callerFromClaims(r.claims as Record<string, unknown>, extractScopes(r.claims as Record<string, unknown>, policy.scopeClaims));
+    checkBinding(caller, ctx);
+    return caller;
+  }
+
+  function verifyOpaque(token: string, ctx: VerificationContext, attempt: VerifyAttempt, intro: TokenIntrospector): A2ACaller | Promise<A2ACaller> {
+    const hash = (attempt.hash ??= tokenHash(token));
+    const hit = intro.cached(hash);
+    if (hit) {
+      attempt.cacheHit = true;
+      return acceptIntrospected(hit, ctx);
+    }
+    return intro
+      .introspect(token, hash)
+      .then((r) => acceptIntrospected(r, ctx))
+      .catch((e: unknown) => failed(token, attempt, e));
+  }
+
   function verify(token: string, ctx: VerificationContext = NO_CONTEXT, attempt: VerifyAttempt = {}): A2ACaller | Promise<A2ACaller> {
     try {
+      if (introspector && !isJwtShaped(token)) return verifyOpaque(token, ctx, attempt, introspector);
       if (useCache) {
         const hash = (attempt.hash = tokenHash(token));
         const hit = cache.get(hash);

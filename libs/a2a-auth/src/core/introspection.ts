@@ -1,0 +1,216 @@
+import { LRUCache } from 'lru-cache';
+import { AuthError } from './errors';
+import { fetchJson } from './fetch-json';
+
+/** OAuth 2.0 Token Introspection (RFC 7662) for opaque access tokens: the `introspection` module option. */
+export interface IntrospectionOptions {
+  /** The introspection endpoint (RFC 7662 §2). Default: `introspection_endpoint` from the issuer's metadata (RFC 8414 §2); required with several issuers. */
+  endpoint?: string;
+  /** This resource server's `client_id` at the authorization server (RFC 7662 §2.1: the caller must authenticate). */
+  clientId: string;
+  /**
+   * Its `client_secret` (sent with `client_secret_basic`, RFC 6749 §2.3.1), or a function returning it (called for each
+   * introspection call, so a rotated secret is picked up). Read it from the environment or a secret store; it is never
+   * logged.
+   */
+  clientSecret: string | (() => string | Promise<string>);
+  /** Deadline of one introspection call (metadata discovery included), seconds. Default 5. */
+  timeout?: number;
+  /** Longest an active result is reused, seconds; it also ends at the token's `exp`. Default 60. `0` turns the cache off. */
+  cacheMaxTtl?: number;
+  /** How long an `active: false` answer is reused, seconds (so a flood of one dead token is one call). Default 10. */
+  inactiveCacheTtl?: number;
+  /** Most cached results (LRU). Default 10,000. */
+  cacheMaxEntries?: number;
+}
+
+/** {@link IntrospectionOptions} after defaults and validation. */
+export interface ResolvedIntrospectionOptions {
+  /** The endpoint, or `undefined` to discover it from {@link issuer}'s metadata. */
+  endpoint?: string;
+  /** The issuer whose metadata names the endpoint, and whose name an answer without `iss` gets; `undefined` with several issuers. */
+  issuer?: string;
+  /** `client_id`. */
+  clientId: string;
+  /** `client_secret` or its source (not enumerable: it never shows when the options are inspected). */
+  clientSecret: string | (() => string | Promise<string>);
+  /** Seconds. */
+  timeout: number;
+  /** Seconds. */
+  cacheMaxTtl: number;
+  /** Seconds. */
+  inactiveCacheTtl: number;
+  /** Entries. */
+  cacheMaxEntries: number;
+}
+
+/** What the authorization server said about a token: inactive, or active with its claims (RFC 7662 §2.2, `active` removed). */
+export type IntrospectionResult = { readonly active: false } | { readonly active: true; readonly claims: Readonly<Record<string, unknown>> };
+
+const INACTIVE: IntrospectionResult = Object.freeze({ active: false });
+
+interface Entry {
+  result: IntrospectionResult;
+  /** Milliseconds since the epoch. */
+  until: number;
+}
+
+/** Whether a token has the shape of a JWS compact serialization (three dot-separated segments): those are verified locally, the rest introspected. */
+export function isJwtShaped(token: string): boolean {
+  const a = token.indexOf('.');
+  if (a === -1) return false;
+  const b = token.indexOf('.', a + 1);
+  return b !== -1 && token.indexOf('.', b + 1) === -1;
+}
+
+/**
+ * Asks the authorization server about opaque access tokens (RFC 7662) on behalf of the verifier.
+ *
+ * - `POST endpoint` with `token` and `token_type_hint=access_token` (§2.1), client authentication
+ *   `client_secret_basic`; one deadline (`timeout`) covers endpoint discovery and the call; a 1 MiB answer cap;
+ *   redirects refused.
+ * - Results are cached by the token's SHA-256 (never the token): an active one until the earliest of its `exp` and
+ *   `cacheMaxTtl`, an inactive one for `inactiveCacheTtl`. Failures are never cached.
+ * - Concurrent requests for one token share one call (single-flight).
+ * - A timeout, a network error, a non-2xx status, or an answer that is not an RFC 7662 response (a JSON object with a
+ *   boolean `active`) is `introspection_unavailable` (503): the token's fate is unknown, so it is neither accepted nor
+ *   blamed.
+ * - An answer without `iss` is attributed to the configured issuer (only with a single issuer).
+ */
+export class TokenIntrospector {
+  private readonly lru?: LRUCache<string, Entry>;
+  private readonly inflight = new Map<string, Promise<IntrospectionResult>>();
+  private endpoint?: string;
+  /** Introspection calls sent (for tests and metrics). */
+  callCount = 0;
+
+  /**
+   * @param options resolved options (durations in seconds).
+   * @param now clock in milliseconds since the epoch. Default `Date.now`.
+   */
+  constructor(
+    private readonly options: ResolvedIntrospectionOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.endpoint = options.endpoint;
+    if (options.cacheMaxTtl > 0 && options.cacheMaxEntries > 0) this.lru = new LRUCache<string, Entry>({ max: options.cacheMaxEntries });
+  }
+
+  /** The cached result for a token hash, or `undefined` (miss or expired). */
+  cached(hash: string): IntrospectionResult | undefined {
+    const e = this.lru?.get(hash);
+    if (e === undefined) return undefined;
+    if (this.now() >= e.until) {
+      this.lru!.delete(hash);
+      return undefined;
+    }
+    return e.result;
+  }
+
+  /**
+   * The authorization server's answer for a token (from the cache when fresh; one shared call per token otherwise).
+   * @param hash the token's SHA-256 (`tokenHash`), the cache key.
+   * @throws AuthError `introspection_unavailable` (503).
+   */
+  introspect(token: string, hash: string): Promise<IntrospectionResult> {
+    const hit = this.cached(hash);
+    if (hit) return Promise.resolve(hit);
+    let p = this.inflight.get(hash);
+    if (!p) {
+      p = this.call(token).then((r) => {
+        this.store(hash, r);
+        return r;
+      });
+      const settled = p;
+      this.inflight.set(hash, settled);
+      settled.then(
+        () => this.inflight.delete(hash),
+        () => this.inflight.delete(hash),
+      );
+    }
+    return p;
+  }
+
+  /** Forgets every cached result. */
+  clear(): void {
+    this.lru?.clear();
+  }
+
+  private store(hash: string, r: IntrospectionResult): void {
+    if (!this.lru) return;
+    const t = this.now();
+    let until = t + (r.active ? this.options.cacheMaxTtl : this.options.inactiveCacheTtl) * 1000;
+    if (r.active && typeof r.claims.exp === 'number') until = Math.min(until, r.claims.exp * 1000);
+    if (until - t >= 1) this.lru.set(hash, { result: r, until });
+  }
+
+  private async call(token: string): Promise<IntrospectionResult> {
+    const deadline = Date.now() + this.options.timeout * 1000;
+    const remaining = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new AuthError('introspection_unavailable', `no answer within ${this.options.timeout} s`);
+      return ms;
+    };
+    const endpoint = this.endpoint ?? (this.endpoint = await this.discover(remaining));
+    let secret: string;
+    try {
+      const s = this.options.clientSecret;
+      secret = typeof s === 'function' ? await s() : s;
+    } catch {
+      throw new AuthError('introspection_unavailable', 'introspection.clientSecret() threw');
+    }
+    if (typeof secret !== 'string' || secret === '') throw new AuthError('introspection_unavailable', 'introspection.clientSecret() gave no secret');
+    const body = new URLSearchParams({ token, token_type_hint: 'access_token' }).toString();
+    const basic = Buffer.from(`${formEncode(this.options.clientId)}:${formEncode(secret)}`).toString('base64');
+    let answer: unknown;
+    this.callCount++;
+    try {
+      answer = await fetchJson(endpoint, remaining(), {
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+    } catch (e) {
+      if (e instanceof AuthError) throw e;
+      // fetchJson's messages name the status, the deadline or the network failure; never the request.
+      throw new AuthError('introspection_unavailable', `introspection at ${endpoint} failed: ${(e as Error)?.message ?? 'error'}`);
+    }
+    if (!answer || typeof answer !== 'object' || Array.isArray(answer) || typeof (answer as { active?: unknown }).active !== 'boolean') {
+      throw new AuthError('introspection_unavailable', `introspection at ${endpoint} gave no RFC 7662 response (no boolean active)`);
+    }
+    const { active, ...claims } = answer as Record<string, unknown>;
+    if (active !== true) return INACTIVE;
+    if (claims.iss === undefined && this.options.issuer !== undefined) claims.iss = this.options.issuer;
+    return Object.freeze({ active: true, claims: Object.freeze(claims) });
+  }
+
+  /** `introspection_endpoint` from OIDC Discovery 1.0 §4, then RFC 8414 §3; the metadata's `issuer` must match (RFC 8414 §3.3). */
+  private async discover(remaining: () => number): Promise<string> {
+    const issuer = this.options.issuer;
+    if (issuer === undefined) throw new AuthError('introspection_unavailable', 'no introspection endpoint configured');
+    const u = new URL(issuer);
+    const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
+    const candidates = [`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, `${u.origin}/.well-known/oauth-authorization-server${path}`];
+    const errors: string[] = [];
+    for (const url of candidates) {
+      try {
+        const meta = (await fetchJson(url, remaining())) as { issuer?: unknown; introspection_endpoint?: unknown };
+        if (meta?.issuer !== issuer) {
+          errors.push(`${url}: issuer mismatch`);
+          continue;
+        }
+        const ep = meta.introspection_endpoint;
+        if (typeof ep === 'string' && /^https?:\/\//.test(ep)) return ep;
+        errors.push(`${url}: no introspection_endpoint`);
+      } catch (e) {
+        if (e instanceof AuthError) throw e;
+        errors.push(`${url}: ${(e as Error).message}`);
+      }
+    }
+    throw new AuthError('introspection_unavailable', `introspection endpoint discovery failed: ${errors.join('; ')}`);
+  }
+}
+
+// RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined for Basic.
+function formEncode(v: string): string {
+  return new URLSearchParams([['', v]]).toString().slice(1);
+}
