@@ -197,8 +197,8 @@ export interface A2AAuthModuleOptions {
   tokenCache?: TokenCacheOptions;
   /**
    * Check token signatures on libuv's thread pool (Node's asynchronous `crypto.verify`) instead of on the event loop.
-   * Default false: on the measured 2-core machine the synchronous check served more requests per second (the thread
-   * pool hop costs more than an RSA-2048 verification, about 25 µs); see docs/performance.md.
+   * Default false: on the measured 2-core machine the thread-pool hop cost more CPU per request than it freed (express
+   * served 11 % fewer requests per second with it); see docs/performance.md.
    */
   verifyOffThread?: boolean;
   /** Audit events. */
