@@ -205,7 +205,10 @@ export function createDPoPChecker(policy: DPoPProofPolicy, now: () => number = D
     const proof = req.proofs[0].trim();
     if (proof.length > MAX_DPOP_PROOF_LENGTH) throw new AuthError('dpop_malformed_proof', `proof longer than ${MAX_DPOP_PROOF_LENGTH} characters`);
     const segs = proof.split('.');
-    if (segs.length !== 3 || !segs.every((s) => B64URL.test(s))) throw new AuthError('dpop_malformed_proof', 'proof is not a compact JWS');
+    // An empty signature is left to the alg and signature checks, so that `alg: none` is refused as an algorithm.
+    if (segs.length !== 3 || !B64URL.test(segs[0]) || !B64URL.test(segs[1]) || (segs[2] !== '' && !B64URL.test(segs[2]))) {
+      throw new AuthError('dpop_malformed_proof', 'proof is not a compact JWS');
+    }
     const header = jsonObject(segs[0], 'header');
     const claims = jsonObject(segs[1], 'claims');
 

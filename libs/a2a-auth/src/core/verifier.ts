@@ -175,6 +175,14 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
 
   function checkBinding(caller: A2ACaller, ctx: VerificationContext, token: string | undefined): void | Promise<void> {
     const cnf = caller.claims.cnf as Record<string, unknown> | undefined;
+    const dpopScheme = ctx.scheme === 'DPoP';
+    // A DPoP-bound token (RFC 9449 §7.1) must not be usable as a plain bearer token: a thief could replay it.
+    if (!dpopScheme && cnf !== undefined && (typeof cnf !== 'object' || cnf === null || 'jkt' in cnf)) {
+      if ((ctx.dpopMode ?? dpopMode) === 'off' || !(typeof cnf === 'object' && cnf !== null && 'jkt' in cnf)) {
+        throw new AuthError('unsupported_token_binding', 'DPoP-bound token (cnf.jkt) presented as a Bearer token');
+      }
+      throw new AuthError('dpop_bound_token_as_bearer', 'DPoP-bound token (cnf.jkt) presented as a Bearer token');
+    }
     if (requireCertificate) {
       const want = cnf && typeof cnf === 'object' ? cnf['x5t#S256'] : undefined;
       if (typeof want !== 'string') throw new AuthError('certificate_mismatch', 'token has no cnf x5t#S256');
@@ -182,19 +190,12 @@ export function createVerifier(policy: VerifierPolicy, keys: KeyResolver, cache?
       if (!der) throw new AuthError('certificate_mismatch', 'no verified client certificate');
       if (certificateThumbprint(der) !== want) throw new AuthError('certificate_mismatch', 'certificate thumbprint differs');
     }
-    if (ctx.scheme === 'DPoP') {
+    if (dpopScheme) {
       const jkt = cnf && typeof cnf === 'object' ? cnf.jkt : undefined;
       if (typeof jkt !== 'string') throw new AuthError('dpop_unbound_token', 'DPoP scheme with a token that has no cnf.jkt');
       const req = ctx.dpopRequest?.();
       if (!req || token === undefined) throw new AuthError('dpop_proof_missing', 'no request facts for the DPoP proof');
       return dpop!.check(token, jkt, req);
-    }
-    // A DPoP-bound token (RFC 9449 §7.1) must not be usable as a plain bearer token: a thief could replay it.
-    if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || 'jkt' in cnf)) {
-      if ((ctx.dpopMode ?? dpopMode) === 'off' || !(typeof cnf === 'object' && cnf !== null && 'jkt' in cnf)) {
-        throw new AuthError('unsupported_token_binding', 'DPoP-bound token (cnf.jkt) presented as a Bearer token');
-      }
-      throw new AuthError('dpop_bound_token_as_bearer', 'DPoP-bound token (cnf.jkt) presented as a Bearer token');
     }
   }
 
