@@ -12,17 +12,19 @@
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_RUNS (default 3), BENCH_WARMUP (s, default 2),
  * BENCH_CONNECTIONS (default 50), BENCH_PLATFORMS (default "express,fastify"), BENCH_SETUPS (comma list),
- * BENCH_MEM_TOKENS (default 100000), BENCH_CHURN_TOKENS (default 20000), BENCH_SKIP_MICRO / BENCH_SKIP_MEMORY (set to 1 to skip).
+ * BENCH_MEM_TOKENS (default 100000), BENCH_CHURN_TOKENS (default 20000), BENCH_DPOP_PROOFS (default 200000: distinct
+ * DPoP proofs for `ours-dpop`, one per request; a run that needs more cycles and shows the replays as non-2xx),
+ * BENCH_SKIP_MICRO / BENCH_SKIP_MEMORY (set to 1 to skip).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { sign } from 'node:crypto';
+import { createHash, sign } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { generateTestKey } from '../test/fixtures/keys';
+import { generateTestKey, type TestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';
-import { BENCH_SCOPE, SETUPS, type BenchPlatform, type ServerConfig, type SetupId } from './setups';
+import { BENCH_SCOPE, DPOP_PROOF_MICRO, SETUPS, mintDPoPProofs, type BenchPlatform, type ServerConfig, type SetupId } from './setups';
 
 // autocannon ships no types.
 const autocannon = require('autocannon') as (o: Record<string, unknown>) => Promise<AutocannonResult>;
@@ -48,6 +50,7 @@ const PLATFORMS = (process.env.BENCH_PLATFORMS ?? 'express,fastify').split(',').
 const ONLY = process.env.BENCH_SETUPS?.split(',').filter(Boolean) as SetupId[] | undefined;
 const AUDIENCE = 'http://127.0.0.1/bench';
 const CHURN_TOKENS = Math.floor(num('BENCH_CHURN_TOKENS', 20_000));
+const DPOP_PROOFS = Math.floor(num('BENCH_DPOP_PROOFS', 200_000));
 
 interface Sample {
   rps: number;
@@ -110,8 +113,8 @@ function runChild<T>(file: string, execArgv: string[] = []): Promise<T> {
   });
 }
 
-async function expectStatus(url: string, token: string | undefined, want: number, what: string): Promise<void> {
-  const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+async function expectStatus(url: string, token: string | undefined, want: number, what: string, headers: Record<string, string> = {}): Promise<void> {
+  const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : headers });
   await r.arrayBuffer();
   if (r.status !== want) throw new Error(`sanity check failed: ${what} gave ${r.status}, expected ${want}`);
 }
@@ -128,9 +131,13 @@ function serverCpu(child: ChildProcess): Promise<number> {
   });
 }
 
-async function load(url: string, token: string | string[] | undefined, seconds: number, child: ChildProcess): Promise<Sample> {
+/** What autocannon sends: one bearer token, distinct tokens, or a DPoP token with a fresh proof per request. */
+type Credentials = string | string[] | { dpopToken: string; proofs: string[]; next: number } | undefined;
+
+async function load(url: string, token: Credentials, seconds: number, child: ChildProcess): Promise<Sample> {
   const cpu0 = await serverCpu(child);
   let next = 0;
+  const dpop = typeof token === 'object' && !Array.isArray(token) ? token : undefined;
   const r = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -144,6 +151,19 @@ async function load(url: string, token: string | string[] | undefined, seconds: 
               setupRequest: (req: { headers?: Record<string, string> }) => ({
                 ...req,
                 headers: { ...(req.headers ?? {}), authorization: `Bearer ${token[next++ % token.length]}` },
+              }),
+            },
+          ],
+        }
+      : {}),
+    // The DPoP-bound token with the next unused proof (each proof once per server: its replay cache remembers them).
+    ...(dpop
+      ? {
+          requests: [
+            {
+              setupRequest: (req: { headers?: Record<string, string> }) => ({
+                ...req,
+                headers: { ...(req.headers ?? {}), authorization: `DPoP ${dpop.dpopToken}`, dpop: dpop.proofs[dpop.next++ % dpop.proofs.length] },
               }),
             },
           ],
@@ -181,6 +201,18 @@ function markdown(rows: Row[], meta: Record<string, unknown> & { loadBefore: str
     const flag = r.samples.some((s) => s.non2xx || s.errors) ? ' ⚠ non-2xx/errors' : '';
     lines.push(
       `| ${r.platform} | ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r2(r.ratio)}${flag} | ${r2(r.ratioToFloor)} | ${fmt(r.cpuPerReq, 1)} | ${r.cpuAboveBare === null ? '–' : `${r.cpuAboveBare >= 0 ? '+' : ''}${fmt(r.cpuAboveBare, 1)}`} |`,
+    );
+  }
+  const proofUs = micro?.microseconds[DPOP_PROOF_MICRO];
+  for (const platform of ['express', 'fastify'] as const) {
+    const cache = rows.find((r) => r.platform === platform && r.setup === 'ours-cache');
+    const dpop = rows.find((r) => r.platform === platform && r.setup === 'ours-dpop');
+    if (!cache || !dpop || proofUs === undefined) continue;
+    const budget = cache.cpuPerReq + proofUs;
+    lines.push('');
+    lines.push(
+      `DPoP on ${platform}: ${fmt(dpop.cpuPerReq, 1)} µs of server CPU per request, against ${fmt(cache.cpuPerReq, 1)} µs (bearer, cache hits) + ` +
+        `${fmt(proofUs, 1)} µs (one proof check) = ${fmt(budget, 1)} µs: ${(dpop.cpuPerReq / budget).toFixed(2)} × (target ≤ 1.10).`,
     );
   }
   if (micro) {
@@ -251,6 +283,18 @@ async function main(): Promise<void> {
     }
   }
 
+  // DPoP: a token bound to an ES256 proof key, and one fresh proof per request.
+  let dpopCreds: { dpopToken: string; proofs: string[]; key: TestKey } | undefined;
+  if (!ONLY || ONLY.includes('ours-dpop')) {
+    const pk = generateTestKey('ES256');
+    const { kty, crv, x, y } = pk.publicJwk as Record<string, string>;
+    const jkt = createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
+    const dpopToken = await mintToken({ key, issuer: jwks.issuer, audience: AUDIENCE, ttl: 24 * 3600, claims: { scope: BENCH_SCOPE, cnf: { jkt } } });
+    const t0 = Date.now();
+    dpopCreds = { dpopToken, proofs: mintDPoPProofs(pk, dpopToken, DPOP_PROOFS), key: pk };
+    console.log(`minted ${fmt(DPOP_PROOFS)} DPoP proofs in ${fmt((Date.now() - t0) / 1000, 1)} s`);
+  }
+
   const targets: Array<{ platform: BenchPlatform; setup: (typeof SETUPS)[number]; url: string; child: ChildProcess }> = [];
   const children: ChildProcess[] = [];
   try {
@@ -259,9 +303,23 @@ async function main(): Promise<void> {
         if (!setup.platforms.includes(platform) || (ONLY && !ONLY.includes(setup.id))) continue;
         // "public" is served by our app's @Public route (the global guard's fast exit); churn by the cached app.
         const serverSetup = setup.id === 'public' || setup.id === 'ours-churn' ? 'ours-cache' : setup.id;
-        const { child, url } = await startServer({ platform, setup: serverSetup, issuer: jwks.issuer, audience: AUDIENCE, jwksUri: jwks.jwksUri });
+        const { child, url } = await startServer({
+          platform,
+          setup: serverSetup,
+          issuer: jwks.issuer,
+          audience: AUDIENCE,
+          jwksUri: jwks.jwksUri,
+          dpopProofs: DPOP_PROOFS,
+        });
         children.push(child);
-        if (setup.id === 'bare' || setup.id === 'floor') {
+        if (setup.token === 'dpop' && dpopCreds) {
+          const [check] = mintDPoPProofs(dpopCreds.key, dpopCreds.dpopToken, 1, `sanity-${platform}`);
+          await expectStatus(url + setup.route, dpopCreds.dpopToken, 401, `${platform}/${setup.id} with the DPoP token as Bearer`);
+          await expectStatus(url + setup.route, undefined, 200, `${platform}/${setup.id} with a proof`, {
+            authorization: `DPoP ${dpopCreds.dpopToken}`,
+            dpop: check,
+          });
+        } else if (setup.id === 'bare' || setup.id === 'floor') {
           await expectStatus(url + setup.route, token, 200, `${platform}/${setup.id}`);
         } else if (setup.token) {
           await expectStatus(url + setup.route, undefined, 401, `${platform}/${setup.id} without a token`);
@@ -274,9 +332,15 @@ async function main(): Promise<void> {
     }
 
     const samples = new Map<string, Sample[]>();
+    // One proof cursor per server: each server's replay cache must see every proof once.
+    const cursors = new Map<ChildProcess, { dpopToken: string; proofs: string[]; next: number }>();
     for (let run = 1; run <= RUNS; run++) {
       for (const t of targets) {
-        const tok = t.setup.token === 'distinct' ? distinct : t.setup.token ? token : undefined;
+        let tok: Credentials = t.setup.token === 'distinct' ? distinct : t.setup.token ? token : undefined;
+        if (t.setup.token === 'dpop' && dpopCreds) {
+          if (!cursors.has(t.child)) cursors.set(t.child, { dpopToken: dpopCreds.dpopToken, proofs: dpopCreds.proofs, next: 0 });
+          tok = cursors.get(t.child);
+        }
         await load(t.url, tok, WARMUP, t.child);
         const s = await load(t.url, tok, DURATION, t.child);
         const k = `${t.platform}/${t.setup.id}`;

@@ -13,7 +13,7 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { passportJwtSecret } from 'jwks-rsa';
 import { auth } from 'express-oauth2-jwt-bearer';
 import { A2AAuthModule, Public, RequireScopes } from '../libs/a2a-auth/src';
-import { BENCH_SCOPE, type ServerConfig } from './setups';
+import { BENCH_DPOP_ORIGIN, BENCH_SCOPE, type ServerConfig } from './setups';
 
 const cfg = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerConfig;
 
@@ -150,6 +150,10 @@ function moduleFor(c: ServerConfig): Type {
         audit: { successes: false },
         tokenCache: { enabled: c.setup !== 'ours-nocache' && c.setup !== 'ours-offthread' },
         verifyOffThread: c.setup === 'ours-offthread',
+        // The proofs are minted before the run, so their iat window spans the whole bench; the check costs the same.
+        ...(c.setup === 'ours-dpop'
+          ? { dpop: { mode: 'allowed' as const, iatWindow: 86_400, maxReplayEntries: (c.dpopProofs ?? 0) + 10_000, publicOrigin: BENCH_DPOP_ORIGIN } }
+          : {}),
       }),
     ],
     controllers: [OursController],

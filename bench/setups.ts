@@ -1,3 +1,6 @@
+import { createHash, sign } from 'node:crypto';
+import type { TestKey } from '../test/fixtures/keys';
+
 /** The HTTP platforms of the bench (Nest's express and fastify adapters). */
 export type BenchPlatform = 'express' | 'fastify';
 
@@ -7,8 +10,11 @@ export interface SetupInfo {
   /** Label in the printed table. */
   label: string;
   route: '/public' | '/protected';
-  /** Whether autocannon sends the bearer token (`'distinct'`: a different valid token on every request, cycling). */
-  token: boolean | 'distinct';
+  /**
+   * Whether autocannon sends the bearer token (`'distinct'`: a different valid token on every request, cycling;
+   * `'dpop'`: the DPoP-bound token with the `DPoP` scheme and a fresh pre-minted proof on every request).
+   */
+  token: boolean | 'distinct' | 'dpop';
   platforms: readonly BenchPlatform[];
 }
 
@@ -19,11 +25,12 @@ export interface SetupInfo {
  * - `public`: our app's `@Public()` route; `ours-cache`: nestjs-a2a-auth, cache hits; `ours-nocache`:
  *   `tokenCache.enabled: false`; `ours-offthread`: cache off, signatures checked on the thread pool
  *   (`verifyOffThread`); `ours-churn`: cache on, 20,000 distinct tokens against a 10,000-entry cache (every request a
- *   miss and an eviction);
+ *   miss and an eviction); `ours-dpop`: cache on, a DPoP-bound token (RFC 9449) with a fresh proof on every request
+ *   (cache hit + one proof check);
  * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
  * - `auth0`: express-oauth2-jwt-bearer in a guard (express only).
  */
-export type SetupId = 'bare' | 'floor' | 'public' | 'ours-cache' | 'ours-nocache' | 'ours-offthread' | 'ours-churn' | 'stock-passport' | 'auth0';
+export type SetupId = 'bare' | 'floor' | 'public' | 'ours-cache' | 'ours-nocache' | 'ours-offthread' | 'ours-churn' | 'ours-dpop' | 'stock-passport' | 'auth0';
 
 /** The setups, in the order each run drives them, and the platforms each runs on. */
 export const SETUPS: readonly SetupInfo[] = [
@@ -34,6 +41,7 @@ export const SETUPS: readonly SetupInfo[] = [
   { id: 'ours-nocache', label: 'nestjs-a2a-auth, cache off', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-offthread', label: 'nestjs-a2a-auth, cache off, verifyOffThread', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
+  { id: 'ours-dpop', label: 'nestjs-a2a-auth, DPoP, cache hits + a fresh proof', route: '/protected', token: 'dpop', platforms: ['express', 'fastify'] },
   { id: 'stock-passport', label: '@nestjs/passport AuthGuard + passport-jwt + jwks-rsa', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'auth0', label: 'express-oauth2-jwt-bearer in a guard', route: '/protected', token: true, platforms: ['express'] },
 ];
@@ -48,7 +56,37 @@ export interface ServerConfig {
   audience: string;
   /** The local JWKS server's URL (127.0.0.1). */
   jwksUri: string;
+  /** `ours-dpop`: how many distinct proofs the parent pre-minted (the server's replay cache must hold them all). */
+  dpopProofs?: number;
 }
+
+/**
+ * The origin the `ours-dpop` proofs name in `htu` (the server's `dpop.publicOrigin`), so that one list of proofs fits
+ * every server whatever its port.
+ */
+export const BENCH_DPOP_ORIGIN = 'http://bench.example';
 
 /** The scope the protected route requires in our setups (the token grants it). */
 export const BENCH_SCOPE = 'bench:read';
+
+/** The micro benchmark line the DPoP target compares with. */
+export const DPOP_PROOF_MICRO = 'DPoP proof check, ES256 (parse, thumbprint, cached key, signature, claims, ath, replay cache)';
+
+/**
+ * `count` distinct ES256 DPoP proofs (RFC 9449 §4.2) for `GET <BENCH_DPOP_ORIGIN>/protected` with the given token,
+ * each with its own `jti` and `iat`, signed directly with node:crypto (about 30 µs each).
+ */
+export function mintDPoPProofs(key: TestKey, token: string, count: number, jtiPrefix = 'p'): string[] {
+  const htu = `${BENCH_DPOP_ORIGIN}/protected`;
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const { kty, crv, x, y } = key.publicJwk as Record<string, string>;
+  const h = b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } });
+  const ath = createHash('sha256').update(token).digest('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const input = `${h}.${b64({ jti: `${jtiPrefix}-${i}-${now}`, htm: 'GET', htu, iat: now - (i % 30), ath })}`;
+    out.push(`${input}.${sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
+  }
+  return out;
+}

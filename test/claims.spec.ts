@@ -30,7 +30,9 @@ describe('REASONS', () => {
       const expected = info.status === 400 ? 'invalid_request' : info.status === 403 ? 'insufficient_scope' : undefined;
       if (info.status === 400 || info.status === 403) expect([reason, info.error]).toEqual([reason, expected]);
       if (info.status === 503) expect(info.error).toBeUndefined();
-      if (info.status === 401 && info.error !== undefined) expect(info.error).toBe('invalid_token');
+      // RFC 9449 §7.1 / §9 add invalid_dpop_proof and use_dpop_nonce, for DPoP reasons only.
+      const allowed = reason.startsWith('dpop_') ? ['invalid_token', 'invalid_dpop_proof', 'use_dpop_nonce'] : ['invalid_token'];
+      if (info.status === 401 && info.error !== undefined) expect([reason, allowed.includes(info.error)]).toEqual([reason, true]);
       expect(info.description.length).toBeGreaterThan(0);
       const e = new AuthError(reason as never, 'detail');
       expect([e.status, e.error, e.description, e.message]).toEqual([info.status, info.error, info.description, 'detail']);

@@ -24,6 +24,10 @@ export {
   type MtlsOptions,
   type TokenCacheOptions,
   type AuditOptions,
+  type DPoPMode,
+  type DPoPOptions,
+  type DPoPNonceOptions,
+  DEFAULT_DPOP_ALGORITHMS,
 } from './core/options';
 export type { IntrospectionOptions } from './core/introspection';
 export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER, A2A_AUTH_RUNTIME } from './nest/constants';
@@ -34,6 +38,7 @@ export { RequireScopes } from './nest/decorators/require-scopes.decorator';
 export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skill.decorator';
 export { A2ACaller } from './nest/decorators/a2a-caller.decorator';
 export { A2AEndpoint } from './nest/decorators/a2a-endpoint.decorator';
+export { DPoP } from './nest/decorators/dpop.decorator';
 
 // Decisions: the guard, the Passport strategy, the verifier behind both, and the errors they produce.
 export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';
@@ -44,6 +49,8 @@ export type { RoutePolicy } from './core/route-policy';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './core/errors';
 export type { AuthErrorBody } from './core/challenge';
 export type { ClaimValidator } from './core/claims';
+export { InMemoryReplayCache, type DPoPReplayCache } from './core/replay-cache';
+export { jwkThumbprint, accessTokenHash } from './core/dpop';
 
 // The audit trail.
 export { AuthAuditService } from './nest/audit/auth-audit.service';

@@ -47,6 +47,23 @@ export interface BearerOptions {
   maxTokenLength?: number;
 }
 
+/** The authentication scheme an access token came with: RFC 6750 `Bearer` or RFC 9449 §7.1 `DPoP`. */
+export type TokenScheme = 'Bearer' | 'DPoP';
+
+/** An access token and the scheme it was sent with. */
+export interface PresentedToken {
+  /** The access token (a token68). */
+  token: string;
+  /** `Bearer` (also for the RFC 6750 §2.3 query parameter) or `DPoP`. */
+  scheme: TokenScheme;
+}
+
+/** Options for {@link extractAccessToken}. */
+export interface CredentialOptions extends BearerOptions {
+  /** Accept the RFC 9449 `DPoP` scheme too. Default `false`: it is then refused like any other scheme. */
+  acceptDPoP?: boolean;
+}
+
 /**
  * Extracts the bearer token from a request, per RFC 6750 §2.1 and RFC 7235 §2.1.
  *
@@ -61,6 +78,16 @@ export interface BearerOptions {
  *   `token_too_large` (401 `invalid_token`) above `maxTokenLength`.
  */
 export function extractBearerToken(src: BearerSource, opts: BearerOptions = {}): string {
+  return extractAccessToken(src, { ...opts, acceptDPoP: false }).token;
+}
+
+/**
+ * Extracts the access token and its scheme: as {@link extractBearerToken}, and with `acceptDPoP` also
+ * `Authorization: DPoP <token68>` (RFC 9449 §7.1, the scheme case-insensitive). A DPoP token is only ever taken from
+ * the header (RFC 9449 defines no query method).
+ * @throws AuthError as {@link extractBearerToken}; `DPoP` is `unsupported_scheme` unless `acceptDPoP`.
+ */
+export function extractAccessToken(src: BearerSource, opts: CredentialOptions = {}): PresentedToken {
   const max = opts.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH;
   const header = src.authorization;
   const query = src.queryToken;
@@ -75,7 +102,7 @@ export function extractBearerToken(src: BearerSource, opts: BearerOptions = {}):
   if (header === undefined || header === '') {
     if (queryPresent && opts.allowQueryToken) {
       if (Array.isArray(query)) throw new AuthError('multiple_tokens', 'more than one access_token parameter');
-      return checkToken(query as string, max);
+      return { token: checkToken(query as string, max), scheme: 'Bearer' };
     }
     throw new AuthError('missing_token', 'no Authorization header');
   }
@@ -87,17 +114,19 @@ export function extractBearerToken(src: BearerSource, opts: BearerOptions = {}):
   const value = header.trim();
   const sp = value.indexOf(' ');
   const scheme = sp === -1 ? value : value.slice(0, sp);
-  if (scheme.toLowerCase() !== 'bearer') {
+  const lower = scheme.toLowerCase();
+  const name: TokenScheme | undefined = lower === 'bearer' ? 'Bearer' : lower === 'dpop' && opts.acceptDPoP ? 'DPoP' : undefined;
+  if (!name) {
     if (!/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(scheme)) throw new AuthError('malformed_header', 'unparseable auth scheme');
     // Name only well-known schemes in the audit detail: a bare token sent without a scheme would otherwise be echoed.
-    const known = KNOWN_SCHEMES.get(scheme.toLowerCase());
+    const known = KNOWN_SCHEMES.get(lower);
     throw new AuthError('unsupported_scheme', known ? `scheme ${known} is not supported` : 'unsupported scheme');
   }
-  if (sp === -1) throw new AuthError('malformed_header', 'Bearer without a token');
+  if (sp === -1) throw new AuthError('malformed_header', `${name} without a token`);
   const rest = value.slice(sp + 1).replace(/^ +/, '');
-  if (rest === '') throw new AuthError('malformed_header', 'Bearer without a token');
+  if (rest === '') throw new AuthError('malformed_header', `${name} without a token`);
   if (/[ \t,]/.test(rest)) throw new AuthError('malformed_header', 'data after the token');
-  return checkToken(rest, max);
+  return { token: checkToken(rest, max), scheme: name };
 }
 
 function checkToken(token: string, max: number): string {

@@ -29,9 +29,10 @@ function isNum(v: unknown): v is number {
  * `exp` is always required (RFC 9068 §2.2; jsonwebtoken accepts tokens without it).
  *
  * @param nowSeconds current time in seconds since the epoch.
- * A `cnf` claim with `jkt` (a DPoP-bound token, RFC 9449 §6) is refused: this resource server accepts only Bearer.
+ * The `cnf` claim (RFC 7800) is not checked here: the sender binding (RFC 8705 certificate, RFC 9449 DPoP key) is the
+ * verifier's, on every request, cache hits included.
  *
- * @throws AuthError `missing_claim`, `expired`, `issued_in_future`, `token_too_old`, `invalid_typ`, `unsupported_token_binding`,
+ * @throws AuthError `missing_claim`, `expired`, `issued_in_future`, `token_too_old`, `invalid_typ`,
  *   `invalid_audience`, `claim_validation_failed` (all 401 `invalid_token`).
  */
 export function checkClaims(header: Record<string, unknown>, claims: Record<string, unknown>, policy: ClaimPolicy, nowSeconds: number): void {
@@ -59,11 +60,6 @@ export function checkClaims(header: Record<string, unknown>, claims: Record<stri
   if (policy.maxTokenAge !== undefined) {
     if (!isNum(claims.iat)) throw new AuthError('missing_claim', 'iat is required when maxTokenAge is set');
     if (nowSeconds - claims.iat > policy.maxTokenAge + tol) throw new AuthError('token_too_old', `token older than ${policy.maxTokenAge}s`);
-  }
-  // A DPoP-bound token (RFC 9449 §6, `cnf.jkt`) must not be usable as a plain bearer token: a thief could replay it.
-  const cnf = claims.cnf;
-  if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || 'jkt' in cnf)) {
-    throw new AuthError('unsupported_token_binding', 'DPoP-bound token (cnf.jkt) presented as a Bearer token');
   }
   if (policy.strict) {
     const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';

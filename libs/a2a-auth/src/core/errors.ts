@@ -27,10 +27,34 @@ export type AuthReason =
   | 'insufficient_scope'
   | 'jwks_unavailable'
   | 'inactive_token'
-  | 'introspection_unavailable';
+  | 'introspection_unavailable'
+  | 'dpop_required'
+  | 'dpop_bound_token_as_bearer'
+  | 'dpop_unbound_token'
+  | 'dpop_jkt_mismatch'
+  | 'dpop_proof_missing'
+  | 'dpop_multiple_proofs'
+  | 'dpop_malformed_proof'
+  | 'dpop_invalid_typ'
+  | 'dpop_unsupported_alg'
+  | 'dpop_invalid_jwk'
+  | 'dpop_invalid_signature'
+  | 'dpop_missing_claim'
+  | 'dpop_htm_mismatch'
+  | 'dpop_htu_mismatch'
+  | 'dpop_iat_too_old'
+  | 'dpop_iat_in_future'
+  | 'dpop_ath_mismatch'
+  | 'dpop_replayed'
+  | 'dpop_nonce_missing'
+  | 'dpop_nonce_invalid'
+  | 'dpop_replay_store_unavailable';
 
-/** RFC 6750 §3.1 error codes (`undefined` = challenge without an error code, RFC 6750 §3.1 ¶4). */
-export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | undefined;
+/**
+ * RFC 6750 §3.1 error codes, plus the RFC 9449 §7.1 / §9 DPoP ones (`invalid_dpop_proof`, `use_dpop_nonce`);
+ * `undefined` = challenge without an error code (RFC 6750 §3.1 ¶4).
+ */
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' | undefined;
 
 /** Static facts for one reason code: HTTP status, RFC 6750 error and a generic, attacker-safe description. */
 export interface ReasonInfo {
@@ -77,6 +101,28 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
   // RFC 7662 §2.2 `active: false`: revoked, expired, unknown, or not for this resource server; the answer does not say which.
   inactive_token: { status: 401, error: 'invalid_token', description: 'The access token is invalid' },
   introspection_unavailable: { status: 503, error: undefined, description: 'The authorization server cannot check the token right now; retry later' },
+  // RFC 9449: the scheme and the token side (invalid_token), the proof (invalid_dpop_proof), the nonce (use_dpop_nonce).
+  dpop_required: { status: 401, error: undefined, description: 'Authentication required: use the DPoP scheme with a DPoP proof' },
+  dpop_bound_token_as_bearer: { status: 401, error: 'invalid_token', description: 'The access token is DPoP-bound: send it with the DPoP scheme and a proof' },
+  dpop_unbound_token: { status: 401, error: 'invalid_token', description: 'The access token is not DPoP-bound' },
+  dpop_jkt_mismatch: { status: 401, error: 'invalid_token', description: 'The access token is not bound to the DPoP proof key' },
+  dpop_proof_missing: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is missing' },
+  dpop_multiple_proofs: { status: 401, error: 'invalid_dpop_proof', description: 'More than one DPoP proof was sent' },
+  dpop_malformed_proof: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_invalid_typ: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_unsupported_alg: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_invalid_jwk: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_invalid_signature: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_missing_claim: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_htm_mismatch: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof does not match this request' },
+  dpop_htu_mismatch: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof does not match this request' },
+  dpop_iat_too_old: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is too old or not yet valid' },
+  dpop_iat_in_future: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is too old or not yet valid' },
+  dpop_ath_mismatch: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is not bound to this access token' },
+  dpop_replayed: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof was already used' },
+  dpop_nonce_missing: { status: 401, error: 'use_dpop_nonce', description: 'Resource server requires nonce in DPoP proof' },
+  dpop_nonce_invalid: { status: 401, error: 'use_dpop_nonce', description: 'Resource server requires nonce in DPoP proof' },
+  dpop_replay_store_unavailable: { status: 503, error: undefined, description: 'The DPoP replay check is temporarily unavailable; retry later' },
 });
 
 /**
@@ -95,8 +141,10 @@ export class AuthError extends Error {
   readonly error: BearerErrorCode;
   /** For `insufficient_scope`: the scopes the resource requires (RFC 6750 §3 `scope`). */
   readonly requiredScopes?: readonly string[];
+  /** For `use_dpop_nonce` (RFC 9449 §9): the nonce to send back in the `DPoP-Nonce` response header. */
+  readonly dpopNonce?: string;
 
-  constructor(reason: AuthReason, detail?: string, requiredScopes?: readonly string[]) {
+  constructor(reason: AuthReason, detail?: string, requiredScopes?: readonly string[], dpopNonce?: string) {
     super(detail ?? reason);
     this.name = 'AuthError';
     this.reason = reason;
@@ -104,6 +152,7 @@ export class AuthError extends Error {
     this.status = info.status;
     this.error = info.error;
     this.requiredScopes = requiredScopes;
+    if (dpopNonce !== undefined) this.dpopNonce = dpopNonce;
   }
 
   /** Generic `error_description` for the response body and header. */

@@ -20,10 +20,37 @@ export {
   type MtlsOptions,
   type TokenCacheOptions,
   type AuditOptions,
+  type DPoPMode,
+  type DPoPOptions,
+  type DPoPNonceOptions,
+  type ResolvedDPoPOptions,
+  DEFAULT_DPOP_ALGORITHMS,
 } from './options';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './errors';
-export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './bearer';
-export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './challenge';
+export {
+  extractBearerToken,
+  extractAccessToken,
+  DEFAULT_MAX_TOKEN_LENGTH,
+  type BearerSource,
+  type BearerOptions,
+  type CredentialOptions,
+  type PresentedToken,
+  type TokenScheme,
+} from './bearer';
+export { ChallengeBuilder, errorBody, type ChallengeParams, type ChallengeView, type AuthErrorBody } from './challenge';
+export {
+  createDPoPChecker,
+  jwkThumbprint,
+  accessTokenHash,
+  normalizeHtu,
+  DPoPNonces,
+  MAX_DPOP_PROOF_LENGTH,
+  MAX_DPOP_JTI_LENGTH,
+  type DPoPChecker,
+  type DPoPProofPolicy,
+  type DPoPRequest,
+} from './dpop';
+export { InMemoryReplayCache, type DPoPReplayCache } from './replay-cache';
 export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './claims';
 export { decodeForVerification, type DecodedToken } from './decode';

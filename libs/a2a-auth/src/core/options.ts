@@ -4,6 +4,7 @@ import type { AuditSink } from './audit-event';
 import { DEFAULT_SCOPE_CLAIMS } from './scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
 import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './introspection';
+import type { DPoPReplayCache } from './replay-cache';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -126,6 +127,45 @@ export interface MtlsOptions {
   description?: string;
 }
 
+/**
+ * Whether a route accepts DPoP-bound tokens (RFC 9449): `'off'` (Bearer only; the `DPoP` scheme is refused),
+ * `'allowed'` (Bearer or DPoP), `'required'` (DPoP only; a Bearer token is refused).
+ */
+export type DPoPMode = 'off' | 'allowed' | 'required';
+
+/** Default DPoP proof algorithms: the asymmetric ones DPoP clients use (RFC 9449 §5.1's ES256 first). */
+export const DEFAULT_DPOP_ALGORITHMS: readonly SupportedAlgorithm[] = Object.freeze(['ES256', 'PS256', 'RS256', 'EdDSA'] as const);
+
+/** Stateless server-provided nonces (RFC 9449 §9): an HMAC of the time window, so no state is shared between instances. */
+export interface DPoPNonceOptions {
+  /** HMAC key, at least 32 bytes (string as UTF-8, or bytes). Share it between the instances behind one resource. Never from source. */
+  secret: string | Buffer;
+  /** Length of a nonce window in seconds; a nonce of the current or the previous window is accepted. Default 300. */
+  rotateSeconds?: number;
+}
+
+/** DPoP (RFC 9449) at the resource server. */
+export interface DPoPOptions {
+  /** Module-wide mode; `@DPoP(mode)` overrides it per controller or handler. Default `'allowed'` in this object form. */
+  mode?: DPoPMode;
+  /** Allowed proof `alg` values, a subset of {@link SUPPORTED_ALGORITHMS} (never `none` or HMAC). Default {@link DEFAULT_DPOP_ALGORITHMS}. */
+  algorithms?: string[];
+  /** How old a proof's `iat` may be, seconds (plus `clockTolerance` either way). Default 60. */
+  iatWindow?: number;
+  /** Most proofs the in-memory replay cache remembers (each for `iatWindow` + 2 × `clockTolerance` seconds). Default 100,000. */
+  maxReplayEntries?: number;
+  /** A shared replay cache (e.g. one store for several instances). Default: in memory, per process. */
+  replayCache?: DPoPReplayCache;
+  /** Require server-provided nonces (RFC 9449 §9). Default: none. */
+  nonce?: DPoPNonceOptions;
+  /**
+   * The origin (`https://agents.example.com`) that clients address, used for the proof's `htu`. Default: from the request
+   * (TLS or not, and the `Host` header; with `card.throttle.trustedProxyHops` > 0, `X-Forwarded-Proto` and
+   * `X-Forwarded-Host` as set by the trusted proxies).
+   */
+  publicOrigin?: string;
+}
+
 /** Verified-token cache options. */
 export interface TokenCacheOptions {
   /** Turn the cache on or off. Default true. */
@@ -211,6 +251,23 @@ export interface A2AAuthModuleOptions {
    * 401 `malformed_token`.
    */
   introspection?: IntrospectionOptions;
+  /** DPoP-bound tokens (RFC 9449): a mode, or the object form with the proof settings. Default `'off'`. */
+  dpop?: DPoPMode | DPoPOptions;
+}
+
+/** {@link DPoPOptions} after defaults and validation. */
+export interface ResolvedDPoPOptions {
+  mode: DPoPMode;
+  algorithms: SupportedAlgorithm[];
+  /** Seconds. */
+  iatWindow: number;
+  maxReplayEntries: number;
+  replayCache?: DPoPReplayCache;
+  nonce?: { secret: Buffer; rotateSeconds: number };
+  /** Normalised origin, without a trailing slash. */
+  publicOrigin?: string;
+  /** Trusted reverse proxies in front (from `card.throttle.trustedProxyHops`). */
+  trustedProxyHops: number;
 }
 
 /** Options after defaults and validation. */
@@ -244,6 +301,7 @@ export interface ResolvedOptions {
   audit: Required<AuditOptions>;
   mtls?: Required<MtlsOptions>;
   introspection?: ResolvedIntrospectionOptions;
+  dpop: ResolvedDPoPOptions;
 }
 
 /** Thrown at boot for invalid options; the message names the option. */
@@ -366,6 +424,8 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     throw new A2AAuthConfigError('card.throttle.ipv6Prefix', `must be an integer number of bits from 1 to 128, got ${String(th.ipv6Prefix)}`);
   }
 
+  const dpop = resolveDPoP(o.dpop, throttle.trustedProxyHops);
+
   const firstIssuer = issuers[0].issuer.replace(/\/$/, '');
   const tc = o.tokenCache ?? {};
   return {
@@ -410,6 +470,51 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
           description: o.mtls.description ?? 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it',
         }
       : undefined,
+    dpop,
+  };
+}
+
+const DPOP_MODES: readonly string[] = ['off', 'allowed', 'required'];
+
+function resolveDPoP(v: DPoPMode | DPoPOptions | undefined, trustedProxyHops: number): ResolvedDPoPOptions {
+  const d: DPoPOptions = v === undefined ? { mode: 'off' } : typeof v === 'string' ? { mode: v } : v;
+  if (!d || typeof d !== 'object') throw new A2AAuthConfigError('dpop', "must be 'off', 'allowed', 'required' or an options object");
+  const mode = d.mode ?? 'allowed';
+  if (!DPOP_MODES.includes(mode)) throw new A2AAuthConfigError('dpop.mode', `must be 'off', 'allowed' or 'required', got ${JSON.stringify(mode)}`);
+  const algorithms = (d.algorithms ?? [...DEFAULT_DPOP_ALGORITHMS]) as string[];
+  if (!Array.isArray(algorithms) || algorithms.length === 0) throw new A2AAuthConfigError('dpop.algorithms', 'must be a non-empty list');
+  for (const a of algorithms) {
+    if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(a)) {
+      throw new A2AAuthConfigError('dpop.algorithms', `${JSON.stringify(a)} is not allowed; allowed: ${SUPPORTED_ALGORITHMS.join(', ')} (never none or HS*)`);
+    }
+  }
+  let nonce: ResolvedDPoPOptions['nonce'];
+  if (d.nonce !== undefined) {
+    const secret = typeof d.nonce?.secret === 'string' ? Buffer.from(d.nonce.secret, 'utf8') : d.nonce?.secret;
+    if (!Buffer.isBuffer(secret) || secret.length < 32) throw new A2AAuthConfigError('dpop.nonce.secret', 'must be at least 32 bytes');
+    nonce = { secret: Buffer.from(secret), rotateSeconds: positive('dpop.nonce.rotateSeconds', d.nonce.rotateSeconds, 300) };
+  }
+  let publicOrigin: string | undefined;
+  if (d.publicOrigin !== undefined) {
+    absoluteUrl('dpop.publicOrigin', d.publicOrigin);
+    const u = new URL(d.publicOrigin);
+    if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) {
+      throw new A2AAuthConfigError('dpop.publicOrigin', `must be an origin (scheme, host and port only), got ${JSON.stringify(d.publicOrigin)}`);
+    }
+    publicOrigin = u.origin;
+  }
+  if (d.replayCache !== undefined && typeof d.replayCache?.checkAndStore !== 'function') {
+    throw new A2AAuthConfigError('dpop.replayCache', 'must have a checkAndStore(key, ttlSeconds) method');
+  }
+  return {
+    mode,
+    algorithms: algorithms as SupportedAlgorithm[],
+    iatWindow: positive('dpop.iatWindow', d.iatWindow, 60),
+    maxReplayEntries: positive('dpop.maxReplayEntries', d.maxReplayEntries, 100_000),
+    replayCache: d.replayCache,
+    nonce,
+    publicOrigin,
+    trustedProxyHops,
   };
 }
 

@@ -1,3 +1,5 @@
+import type { DPoPMode } from './options';
+
 /** An A2A v1.0 `AgentSkill`, as declared on a handler. Its security requirement comes from `@RequireScopes`/`@Public`. */
 export interface AgentSkillOptions {
   /** Unique skill id (A2A `AgentSkill.id`); also the `message.metadata.skillId` that routes A2A messages. */
@@ -26,6 +28,8 @@ export interface RouteDecorators {
   scopes?: readonly string[];
   /** `@A2AEndpoint()` at this level: the route serves an A2A binding. */
   a2aEndpoint?: boolean;
+  /** `@DPoP(mode)` at this level. */
+  dpop?: DPoPMode;
 }
 
 /**
@@ -45,6 +49,12 @@ export interface RoutePolicy {
    * Credentials that are sent are always verified first.
    */
   readonly a2aEndpoint: boolean;
+  /**
+   * The route's RFC 9449 DPoP mode from `@DPoP(mode)` (the handler's over the controller's); `undefined` for the
+   * module-wide `dpop` option. The guard, the `'a2a-jwt'` strategy and the A2A bindings (through the guard on their
+   * endpoint) all pass it to the verifier.
+   */
+  readonly dpop?: DPoPMode;
 }
 
 /**
@@ -55,6 +65,7 @@ export interface RoutePolicy {
  * 2. Otherwise the class decides: a `@Public()` controller makes its plain methods public; its `@RequireScopes` apply to
  *    every method, combined (AND) with the method's own.
  * 3. `@Public()` and `@RequireScopes()` on the same level contradict each other: the app refuses to boot.
+ * 4. `@DPoP(mode)`: the handler's wins over the controller's; neither means the module-wide mode.
  *
  * @param where names the handler in the boot error, e.g. `ExpensesController.submit`.
  * @throws Error (the module wraps it in its config error) for a same-level contradiction.
@@ -84,7 +95,8 @@ export function combineRoutePolicy(cls: RouteDecorators, method: RouteDecorators
   if (a2aEndpoint && (isPublic || scopes.length)) {
     throw new RoutePolicyError(`${where}: an @A2AEndpoint() takes its policy from the skills; remove @Public()/@RequireScopes() from it`);
   }
-  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill, a2aEndpoint });
+  const dpop = method.dpop ?? cls.dpop;
+  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill, a2aEndpoint, ...(dpop ? { dpop } : {}) });
 }
 
 /** A contradiction between route decorators, found at boot by {@link combineRoutePolicy}. */

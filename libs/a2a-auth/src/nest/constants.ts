@@ -16,3 +16,5 @@ export const AGENT_SKILL_KEY = 'a2a-auth:skill';
 export const A2A_AUTH_RUNTIME = Symbol('A2A_AUTH_RUNTIME');
 /** Injection token of the {@link Verifier}: the one per-token decision every entry point calls. */
 export const A2A_VERIFIER = Symbol('A2A_VERIFIER');
+/** Metadata key set by `@DPoP()`. */
+export const DPOP_MODE_KEY = 'a2a-auth:dpop';

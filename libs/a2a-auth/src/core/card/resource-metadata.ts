@@ -18,6 +18,10 @@ export interface ProtectedResourceMetadata {
   resource_name?: string;
   resource_documentation?: string;
   tls_client_certificate_bound_access_tokens?: boolean;
+  /** RFC 9728 §2: the DPoP proof algorithms accepted (RFC 9449); present when any route accepts DPoP. */
+  dpop_signing_alg_values_supported?: string[];
+  /** RFC 9728 §2: `true` when every DPoP-capable request must use DPoP (module-wide mode `'required'`). */
+  dpop_bound_access_tokens_required?: boolean;
 }
 
 /** Inputs of {@link buildProtectedResourceMetadata}. */
@@ -29,9 +33,16 @@ export interface ResourceMetadataInput {
   documentationUrl?: string;
   allowQueryToken?: boolean;
   certificateBound?: boolean;
+  /** The accepted DPoP proof algorithms; omit when DPoP is off. */
+  dpopAlgorithms?: readonly string[];
+  /** DPoP is required module-wide. */
+  dpopRequired?: boolean;
 }
 
-/** Builds the RFC 9728 §2 document. `bearer_methods_supported` is `["header"]` (plus `"query"` if enabled). */
+/**
+ * Builds the RFC 9728 §2 document. `bearer_methods_supported` is `["header"]` (plus `"query"` if enabled); with DPoP,
+ * `dpop_signing_alg_values_supported` and `dpop_bound_access_tokens_required` (RFC 9728 §2, RFC 9449).
+ */
 export function buildProtectedResourceMetadata(i: ResourceMetadataInput): ProtectedResourceMetadata {
   const doc: ProtectedResourceMetadata = {
     resource: i.resource,
@@ -42,5 +53,9 @@ export function buildProtectedResourceMetadata(i: ResourceMetadataInput): Protec
   if (i.resourceName) doc.resource_name = i.resourceName;
   if (i.documentationUrl) doc.resource_documentation = i.documentationUrl;
   if (i.certificateBound) doc.tls_client_certificate_bound_access_tokens = true;
+  if (i.dpopAlgorithms?.length) {
+    doc.dpop_signing_alg_values_supported = [...i.dpopAlgorithms];
+    doc.dpop_bound_access_tokens_required = i.dpopRequired === true;
+  }
   return doc;
 }

@@ -57,6 +57,8 @@ export class AgentCardService implements OnModuleInit {
           documentationUrl: o.card?.documentationUrl,
           allowQueryToken: o.allowQueryToken,
           certificateBound: o.mtls?.requireBoundTokens,
+          dpopAlgorithms: (o.dpop?.mode ?? 'off') === 'off' ? undefined : o.dpop.algorithms,
+          dpopRequired: o.dpop?.mode === 'required',
         }),
       );
     if (!o.card) return;

@@ -1,7 +1,7 @@
 import type { Reflector } from '@nestjs/core';
-import { A2AAuthConfigError } from '../../core/options';
+import { A2AAuthConfigError, type DPoPMode } from '../../core/options';
 import { combineRoutePolicy, RoutePolicyError, type AgentSkillOptions, type RoutePolicy } from '../../core/route-policy';
-import { A2A_ENDPOINT_KEY, AGENT_SKILL_KEY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../constants';
+import { A2A_ENDPOINT_KEY, AGENT_SKILL_KEY, DPOP_MODE_KEY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../constants';
 
 const memo = new WeakMap<object, WeakMap<object, RoutePolicy>>();
 
@@ -19,6 +19,7 @@ export function routeAuth(reflector: Reflector, cls: object, handler: object): R
     isPublic: reflector.get<boolean>(IS_PUBLIC_KEY, target as never) === true,
     scopes: reflector.get<readonly string[]>(REQUIRED_SCOPES_KEY, target as never),
     a2aEndpoint: reflector.get<boolean>(A2A_ENDPOINT_KEY, target as never) === true,
+    dpop: reflector.get<DPoPMode | undefined>(DPOP_MODE_KEY, target as never),
   });
   const where = `${(cls as { name?: string }).name ?? 'anonymous'}.${(handler as { name?: string }).name ?? 'handler'}`;
   try {
