@@ -231,34 +231,35 @@ export function startupBanner(i: {
  * {@link SHUTDOWN_TIMEOUT_MS} milliseconds). A start-up failure is printed as one line on stderr and exits 1.
  */
 export function main(): void {
-  bootstrap().then(
-    (agent) => {
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        // Ctrl-C under npm delivers SIGINT twice (from the terminal and forwarded by npm): one shutdown is enough.
-        if (stopping) return;
-        stopping = true;
-        console.log(`${signal}: shutting down`);
-        setTimeout(() => {
-          process.stderr.write(`Expense Reimbursement Agent: shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway\n`);
-          process.exit(1);
-        }, SHUTDOWN_TIMEOUT_MS).unref();
-        agent.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            process.stderr.write(`Expense Reimbursement Agent: shutdown failed: ${oneLine(err)}\n`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    },
-    (err: unknown) => {
-      process.stderr.write(`Expense Reimbursement Agent failed to start: ${oneLine(err)}\n`);
+  const started = bootstrap();
+  let stopping = false;
+  // The handlers are in place before the agent prints that it listens, so a signal that follows that line at once is
+  // never handled by Node's default (which would kill the process with the signal instead of closing it).
+  const stop = (signal: NodeJS.Signals) => {
+    // Ctrl-C under npm delivers SIGINT twice (from the terminal and forwarded by npm): one shutdown is enough.
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: shutting down`);
+    setTimeout(() => {
+      process.stderr.write(`Expense Reimbursement Agent: shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway\n`);
       process.exit(1);
-    },
-  );
+    }, SHUTDOWN_TIMEOUT_MS).unref();
+    started
+      .then((agent) => agent.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`Expense Reimbursement Agent: shutdown failed: ${oneLine(err)}\n`);
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  started.catch((err: unknown) => {
+    process.stderr.write(`Expense Reimbursement Agent failed to start: ${oneLine(err)}\n`);
+    process.exit(1);
+  });
 }
 
 /** An error's message on one line (a newcomer needs the cause, not the stack). */
