@@ -25,6 +25,9 @@ export type AuthReason =
   | 'certificate_mismatch'
   | 'unsupported_token_binding'
   | 'insufficient_scope'
+  | 'delegation_not_allowed'
+  | 'delegation_too_deep'
+  | 'untrusted_actor'
   | 'jwks_unavailable';
 
 /** RFC 6750 §3.1 error codes (`undefined` = challenge without an error code, RFC 6750 §3.1 ¶4). */
@@ -39,6 +42,8 @@ export interface ReasonInfo {
   /** Generic text for `error_description`; never names the precise check that failed. */
   description: string;
 }
+
+const DELEGATION_REFUSED = 'The delegation chain of the access token (RFC 8693 act claim) is not accepted for this resource';
 
 /**
  * The table that maps each {@link AuthReason} to its status and RFC 6750 error.
@@ -71,6 +76,12 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
     description: 'The access token is bound to a proof-of-possession key this resource does not accept',
   },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
+  // A refused delegation chain: the token is valid (so not invalid_token), but it does not grant acting here through
+  // this chain. RFC 6750 §3.1 has one code for "requires higher privileges than provided by the access token", and
+  // RFC 8693 defines none for resource servers. One description for all three, as the audit event has the precise one.
+  delegation_not_allowed: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
+  delegation_too_deep: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
+  untrusted_actor: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },
 });
 

@@ -3,6 +3,7 @@ import type { ClaimValidator } from './claims';
 import type { AuditSink } from './audit-event';
 import { DEFAULT_SCOPE_CLAIMS } from './scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
+import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -204,6 +205,11 @@ export interface A2AAuthModuleOptions {
   audit?: AuditOptions;
   /** mTLS + OAuth2 for internal agents (RFC 8705). */
   mtls?: MtlsOptions;
+  /**
+   * Delegated tokens (RFC 8693 §4.1 `act` claim), module-wide; `@Delegation()` overrides it per route or skill.
+   * Default: refused (`accept: false`, `maxChainLength` 2, any actor).
+   */
+  delegation?: DelegationOptions;
 }
 
 /** Options after defaults and validation. */
@@ -236,6 +242,8 @@ export interface ResolvedOptions {
   verifyOffThread: boolean;
   audit: Required<AuditOptions>;
   mtls?: Required<MtlsOptions>;
+  /** The module-wide delegation policy, defaults applied. */
+  delegation: DelegationPolicy;
 }
 
 /** Thrown at boot for invalid options; the message names the option. */
@@ -401,5 +409,14 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
           description: o.mtls.description ?? 'Mutual TLS with a client certificate (RFC 8705); the access token must be bound to it',
         }
       : undefined,
+    delegation: moduleDelegation(o.delegation),
   };
+}
+
+function moduleDelegation(o: DelegationOptions | undefined): DelegationPolicy {
+  try {
+    return resolveDelegation(o);
+  } catch (e) {
+    throw new A2AAuthConfigError('delegation', (e as Error).message);
+  }
 }

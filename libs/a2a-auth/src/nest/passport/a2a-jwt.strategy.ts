@@ -6,6 +6,7 @@ import type { DecodedToken } from '../../core/decode';
 import { AuthError } from '../../core/errors';
 import type { ResolvedOptions } from '../../core/options';
 import type { Verifier } from '../../core/verifier';
+import { assertDelegation, type DelegationPolicy } from '../../core/delegation';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { A2A_AUTH_RESOLVED_OPTIONS, A2A_JWT_STRATEGY, A2A_VERIFIER } from '../constants';
 import { bearerTokenOf, verificationContextOf } from '../http/credentials';
@@ -36,6 +37,7 @@ type PassportSelf = { fail: (info?: unknown, status?: number) => void; error: (e
 export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY) {
   private readonly seen = new WeakMap<object, Seen>();
   private readonly mtls: boolean;
+  private readonly delegation: DelegationPolicy;
 
   constructor(
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
@@ -73,6 +75,7 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
     } as never);
     this.seen = seen;
     this.mtls = opts.mtls?.requireBoundTokens === true;
+    this.delegation = opts.delegation;
   }
 
   /**
@@ -101,6 +104,8 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
   validate(req: HttpRequestLike, decoded: { header: Record<string, unknown>; payload: Record<string, unknown> }): A2ACaller | [false, AuthError] {
     try {
       const caller = this.verifier.accept(decoded, verificationContextOf(req, this.mtls));
+      // The strategy knows no route: it applies the module-wide delegation policy (fail closed).
+      assertDelegation(caller.actors, this.delegation);
       this.audit.success(req, caller, { decoded: this.seen.get(req)?.decoded }, {});
       return caller;
     } catch (e) {
