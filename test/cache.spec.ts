@@ -12,6 +12,7 @@ function caller(o: { sub?: string; exp?: number; iat?: number; kid?: string; iss
     issuer: o.iss ?? ISS,
     scopes: Object.freeze(o.scopes ?? ['expense:read']),
     claims: Object.freeze({ iss: o.iss ?? ISS, sub: o.sub ?? 'client-a', exp, iat: o.iat }),
+    actors: Object.freeze([]),
     expiresAt: exp,
     keyId: 'kid' in o ? o.kid : 'k1',
   });

@@ -491,7 +491,7 @@ describe.each(PLATFORMS)('push notification (webhook) policy on %s', (platform) 
   it('checked again at delivery: a stored config whose host now resolves to loopback is not contacted', async () => {
     const taskId = await newTask(dev);
     // A config stored earlier (by another replica, in a persistent store, or before the host's DNS changed).
-    const caller = { issuer: idp.issuer, subject: 'client-a', clientId: 'client-a', scopes: ['work:run'], claims: {}, expiresAt: 0 };
+    const caller = { issuer: idp.issuer, subject: 'client-a', clientId: 'client-a', scopes: ['work:run'], claims: {}, expiresAt: 0, actors: [] };
     const ctx = new ServerCallContext({ user: new A2AUser(caller) });
     await devStore.save(taskId, ctx, TaskPushNotificationConfig.fromJSON({ taskId, id: 'old', url: `https://flip.test:${receiver.port}/hook-flip` }));
     const list = await rpc(dev, 'ListTaskPushNotificationConfigs', { taskId });

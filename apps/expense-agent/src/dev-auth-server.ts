@@ -3,11 +3,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { DevClient, DevIntrospector } from './dev-clients';
+import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from './dev-token-exchange';
 
 /**
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
  *
- * - Grant: client credentials only (RFC 6749 §4.4), client authentication `client_secret_basic` or `client_secret_post`.
+ * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client authentication `client_secret_basic` or `client_secret_post`.
  * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience. The
  *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
  *   `resource` parameter gets a token the agent accepts. A client with `accessTokenFormat: 'opaque'` gets opaque
@@ -188,7 +189,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           client_id: c.clientId,
           client_secret: c.clientSecret,
           // Defaults are the code flow, which would require redirect_uris.
-          grant_types: ['client_credentials'],
+          grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT],
           response_types: [],
           redirect_uris: [],
           token_endpoint_auth_method: 'client_secret_basic' as const,
@@ -241,6 +242,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       cookies: { keys: [randomBytes(32).toString('base64url')] },
       clientBasedCORS: () => true,
     });
+    await registerTokenExchange(provider as never, errors, { issuer, audience: o.audience, privateKey, kid: signingKey.kid, ttl });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
     for (const c of [...o.clients, ...introspectors]) await provider.Client.find(c.clientId);

@@ -39,6 +39,8 @@ export { AgentSkill, type AgentSkillOptions } from './nest/decorators/agent-skil
 export { A2ACaller } from './nest/decorators/a2a-caller.decorator';
 export { A2AEndpoint } from './nest/decorators/a2a-endpoint.decorator';
 export { DPoP } from './nest/decorators/dpop.decorator';
+export { Delegation } from './nest/decorators/delegation.decorator';
+export type { A2AActor, DelegationOptions, DelegationPolicy } from './core/delegation';
 
 // Decisions: the guard, the Passport strategy, the verifier behind both, and the errors they produce.
 export { A2AAuthGuard } from './nest/guard/a2a-auth.guard';

@@ -4,7 +4,22 @@ import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } fro
 import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
 import { discoverAgentAuth, type DiscoveredAgentAuth, type DiscoveryOptions } from './discovery';
 import { ClientCredentialsError, UntrustedDestinationError } from './errors';
-import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
+import type { AccessToken, ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
+import { TokenExchangeProvider } from './token-exchange';
+
+/**
+ * Where the SDK handler gets bearer tokens: a {@link ClientCredentialsTokenProvider}, or any source with the same two
+ * methods (e.g. a {@link TokenExchangeProvider} bound to one subject token, as {@link connectA2AAgent} builds for
+ * `onBehalfOf`).
+ */
+export interface BearerTokenSource {
+  /** A valid access token for the request, with its `token_type` (`Bearer`, or `DPoP` for a DPoP-bound token). */
+  getToken(request: TokenRequest): Promise<Pick<AccessToken, 'accessToken' | 'tokenType'>>;
+  /** Forgets a token the resource server rejected (HTTP 401). */
+  invalidate(rejected?: string): void;
+  /** The proof signer of a DPoP-bound token source (RFC 9449); absent for Bearer tokens. */
+  readonly dpop?: DPoPProofSigner;
+}
 
 /**
  * An `AuthenticationHandler` for the official `@a2a-js/sdk` client, backed by a {@link ClientCredentialsTokenProvider}.
@@ -27,7 +42,7 @@ import type { ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenReq
  *
  * @param request the scopes / resource / audience of the tokens. Default: the provider's defaults.
  */
-export function a2aAuthenticationHandler(provider: ClientCredentialsTokenProvider, request: TokenRequest = {}): AuthenticationHandler {
+export function a2aAuthenticationHandler(provider: BearerTokenSource, request: TokenRequest = {}): AuthenticationHandler {
   const authorization = async () => {
     const t = await provider.getToken(request);
     return { Authorization: `${t.tokenType} ${t.accessToken}` };
@@ -107,7 +122,7 @@ export function dpopProofFetch(signer: DPoPProofSigner, baseFetch: typeof fetch 
  * @throws ClientCredentialsError when neither `allowedOrigins` nor `trustBearerUrl` is given, or for a malformed origin.
  * @throws Error when `@a2a-js/sdk` is not installed.
  */
-export function a2aAuthFetch(provider: ClientCredentialsTokenProvider, options: A2AAuthFetchOptions = {}, baseFetch: typeof fetch = fetch): typeof fetch {
+export function a2aAuthFetch(provider: BearerTokenSource, options: A2AAuthFetchOptions = {}, baseFetch: typeof fetch = fetch): typeof fetch {
   const { allowedOrigins, trustBearerUrl, ...request } = options;
   if (!allowedOrigins?.length && !trustBearerUrl) {
     throw new ClientCredentialsError('a2aAuthFetch needs allowedOrigins (or trustBearerUrl): the origins that may receive the bearer token');
@@ -156,14 +171,24 @@ export interface ConnectA2AAgentOptions extends DiscoveryOptions {
   scopes?: readonly string[];
   /** Binding preference, e.g. `['JSONRPC']` or `['HTTP+JSON']`. Default: the card's order. */
   preferredTransports?: string[];
+  /**
+   * Act on behalf of the caller of the request being served: its bearer token, exchanged (RFC 8693, see
+   * {@link TokenExchangeProvider}) at the card's token endpoint for a token with the skill's scopes. The token is
+   * never stored (only its SHA-256, as the cache key) and never logged. Default: the agent calls as itself.
+   */
+  onBehalfOf?: string;
+  /** With `onBehalfOf`: also send the agent's own client-credentials token as `actor_token`. Default false. */
+  sendActorToken?: boolean;
 }
 
 /** What {@link connectA2AAgent} returns. */
 export interface ConnectedA2AAgent {
   /** The SDK client. */
   client: Client;
-  /** The token provider (shared by the client's requests). */
+  /** The agent's own client-credentials provider (the client's tokens, or the `actor_token` with `onBehalfOf`). */
   provider: ClientCredentialsTokenProvider;
+  /** With `onBehalfOf`: the token-exchange provider whose tokens the client's requests carry. */
+  exchange?: TokenExchangeProvider;
   /** What the card said. */
   auth: DiscoveredAgentAuth;
   /** The authenticating fetch used by the client. */
@@ -180,15 +205,32 @@ export interface ConnectedA2AAgent {
  *   `untrusted_interface`, and the client's `fetch` ({@link a2aAuthFetch}) checks every request again.
  * - With `cardTrust`, the card's signature is verified before anything on it is used.
  * - The client is built from the card discovery read (and verified), not from a second fetch.
+ * - With `onBehalfOf`, the requests carry a token exchanged for the caller's (RFC 8693), same scopes, same rules.
+ * @throws ClientCredentialsError for an empty `onBehalfOf`.
  * @throws AgentCardDiscoveryError, and whatever `ClientFactory.createFromAgentCard` throws.
  */
 export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<ConnectedA2AAgent> {
+  if (o.onBehalfOf !== undefined && (typeof o.onBehalfOf !== 'string' || o.onBehalfOf === '')) {
+    throw new ClientCredentialsError('onBehalfOf must be the bearer token of the request being served');
+  }
   const sdk = sdkClient();
   const auth = await discoverAgentAuth(o.agentUrl, o);
   const scopes = o.scopes ? [...o.scopes] : o.skillId !== undefined ? auth.scopesForSkill(o.skillId) : [...auth.agentScopes];
   const provider = auth.tokenProvider({ ...o.credentials, scopes });
+  let exchange: TokenExchangeProvider | undefined;
+  let source: BearerTokenSource = provider;
+  if (o.onBehalfOf !== undefined) {
+    const subjectToken = o.onBehalfOf;
+    const ex = (exchange = new TokenExchangeProvider({
+      ...o.credentials,
+      tokenUrl: auth.tokenUrl,
+      scopes,
+      ...(o.sendActorToken ? { actorTokenProvider: provider } : {}),
+    }));
+    source = { getToken: () => ex.getToken({ subjectToken }), invalidate: (rejected) => ex.invalidate(rejected) };
+  }
   const cardOrigin = httpOrigin(auth.cardUrl)!;
-  const fetchImpl = a2aAuthFetch(provider, { allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
+  const fetchImpl = a2aAuthFetch(source, { allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
   const factory: ClientFactory = new sdk.ClientFactory(
     sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
       transports: [new sdk.JsonRpcTransportFactory({ fetchImpl }), new sdk.RestTransportFactory({ fetchImpl })],
@@ -198,5 +240,5 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
   );
   // The card discovery checked (and verified, with cardTrust): fetching it again could give another one.
   const client = await factory.createFromAgentCard(auth.card as never);
-  return { client, provider, auth, fetch: fetchImpl };
+  return { client, provider, exchange, auth, fetch: fetchImpl };
 }

@@ -11,6 +11,14 @@ export {
   type TokenRequest,
   type AccessToken,
 } from './token-provider';
+export {
+  TokenExchangeProvider,
+  TOKEN_EXCHANGE_GRANT_TYPE,
+  ACCESS_TOKEN_TYPE,
+  JWT_TOKEN_TYPE,
+  type TokenExchangeOptions,
+  type TokenExchangeRequest,
+} from './token-exchange';
 export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError, UntrustedDestinationError } from './errors';
 export {
   discoverAgentAuth,
@@ -40,6 +48,7 @@ export {
   dpopProofFetch,
   connectA2AAgent,
   type A2AAuthFetchOptions,
+  type BearerTokenSource,
   type ConnectA2AAgentOptions,
   type ConnectedA2AAgent,
 } from './a2a-client-auth';

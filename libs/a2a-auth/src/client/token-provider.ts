@@ -312,7 +312,8 @@ export function formEncode(v: string): string {
   return new URLSearchParams([['', v]]).toString().slice(1);
 }
 
-function parseTokenUrl(raw: string, allowHttp: boolean): string {
+/** The token endpoint URL, checked (absolute, no credentials, https or loopback http). Shared with the token exchange. @internal */
+export function parseTokenUrl(raw: string, allowHttp: boolean): string {
   let u: URL;
   try {
     u = new URL(raw);
@@ -333,9 +334,10 @@ export function isLoopback(hostname: string): boolean {
 
 /**
  * Token lifetime in seconds: `expires_in` (RFC 6749 §5.1) when it is a positive number, else the JWT `exp`
- * (read without verification, only to time the cache), else the default.
+ * (read without verification, only to time the cache), else the default. Shared with the token-exchange provider.
+ * @internal
  */
-function lifetimeSeconds(expiresIn: unknown, token: string, obtainedAt: number, fallback: number): number {
+export function lifetimeSeconds(expiresIn: unknown, token: string, obtainedAt: number, fallback: number): number {
   const n = typeof expiresIn === 'string' && /^\d+$/.test(expiresIn) ? Number(expiresIn) : expiresIn;
   if (typeof n === 'number' && Number.isFinite(n) && n > 0) return n;
   const parts = token.split('.');
@@ -358,7 +360,8 @@ function isUseDpopNonce(text: string): boolean {
   }
 }
 
-async function readLimited(res: Response, max: number): Promise<string> {
+/** A response body as text, or `''` when it is larger than `max` characters. Shared with the token exchange. @internal */
+export async function readLimited(res: Response, max: number): Promise<string> {
   const len = Number(res.headers.get('content-length') ?? '0');
   if (len > max) {
     await res.body?.cancel().catch(() => undefined);
@@ -368,8 +371,8 @@ async function readLimited(res: Response, max: number): Promise<string> {
   return text.length > max ? '' : text;
 }
 
-/** Server-provided text, shortened and with the secret removed, for an error message. */
-function clean(s: string, secret: string): string {
+/** Server-provided text, shortened and with the secret removed, for an error message. @internal */
+export function clean(s: string, secret: string): string {
   // eslint-disable-next-line no-control-regex -- server text may carry control characters; they never reach an error message
   let out = s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
   if (secret) out = out.split(secret).join('[redacted]');

@@ -18,6 +18,11 @@ export interface AuthAuditEvent {
   subject?: string;
   /** `iss` claim. */
   issuer?: string;
+  /**
+   * The delegation chain (RFC 8693 §4.1 `act`), nearest actor first: client ids and subjects only. Absent for a direct
+   * token. On failures it is read from the unverified token when it can be, see `verified`.
+   */
+  actors?: ReadonlyArray<{ clientId?: string; subject?: string }>;
   /** SHA-256 (base64url, 22 chars) of the token's `jti`, or of the whole token when it has none. */
   tokenId?: string;
   /** Key id from the token header. */

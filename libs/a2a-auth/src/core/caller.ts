@@ -1,3 +1,5 @@
+import { actorsOf, type A2AActor } from './delegation';
+
 /**
  * The verified caller, attached to the request as `request.user` and readable with `@A2ACaller()`.
  */
@@ -16,9 +18,17 @@ export interface A2ACaller {
   readonly expiresAt: number;
   /** The key id (`kid`) that verified the token, if the token named one. */
   readonly keyId?: string;
+  /**
+   * The delegation chain from the `act` claim (RFC 8693 §4.1), nearest actor first: `actors[0]` is the party acting
+   * now, each later one acted before it. Empty for a token without `act`. Frozen.
+   */
+  readonly actors: readonly A2AActor[];
 }
 
-/** Builds an {@link A2ACaller} from verified claims. */
+/**
+ * Builds an {@link A2ACaller} from verified claims.
+ * @throws AuthError `malformed_token` for an `act` claim that is not a chain of actors ({@link actorsOf}).
+ */
 export function callerFromClaims(claims: Record<string, unknown>, scopes: string[], keyId?: string): A2ACaller {
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   return Object.freeze({
@@ -29,5 +39,6 @@ export function callerFromClaims(claims: Record<string, unknown>, scopes: string
     claims: Object.freeze({ ...claims }),
     expiresAt: claims.exp as number,
     keyId,
+    actors: actorsOf(claims),
   });
 }

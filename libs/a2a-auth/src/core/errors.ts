@@ -48,7 +48,10 @@ export type AuthReason =
   | 'dpop_replayed'
   | 'dpop_nonce_missing'
   | 'dpop_nonce_invalid'
-  | 'dpop_replay_store_unavailable';
+  | 'dpop_replay_store_unavailable'
+  | 'delegation_not_allowed'
+  | 'delegation_too_deep'
+  | 'untrusted_actor';
 
 /**
  * RFC 6750 §3.1 error codes, plus the RFC 9449 §7.1 / §9 DPoP ones (`invalid_dpop_proof`, `use_dpop_nonce`);
@@ -65,6 +68,8 @@ export interface ReasonInfo {
   /** Generic text for `error_description`; never names the precise check that failed. */
   description: string;
 }
+
+const DELEGATION_REFUSED = 'The delegation chain of the access token (RFC 8693 act claim) is not accepted for this resource';
 
 /**
  * The table that maps each {@link AuthReason} to its status and RFC 6750 error.
@@ -97,6 +102,12 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
     description: 'The access token is bound to a proof-of-possession key this resource does not accept',
   },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
+  // A refused delegation chain: the token is valid (so not invalid_token), but it does not grant acting here through
+  // this chain. RFC 6750 §3.1 has one code for "requires higher privileges than provided by the access token", and
+  // RFC 8693 defines none for resource servers. One description for all three, as the audit event has the precise one.
+  delegation_not_allowed: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
+  delegation_too_deep: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
+  untrusted_actor: { status: 403, error: 'insufficient_scope', description: DELEGATION_REFUSED },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },
   // RFC 7662 §2.2 `active: false`: revoked, expired, unknown, or not for this resource server; the answer does not say which.
   inactive_token: { status: 401, error: 'invalid_token', description: 'The access token is invalid' },

@@ -57,6 +57,17 @@ export { decodeForVerification, type DecodedToken } from './decode';
 export { keyFitsAlgorithm, verifyJwsSignature } from './jws';
 export type { A2ACaller } from './caller';
 export {
+  actorsOf,
+  assertDelegation,
+  delegationFor,
+  resolveDelegation,
+  DEFAULT_DELEGATION,
+  MAX_ACT_DEPTH,
+  type A2AActor,
+  type DelegationOptions,
+  type DelegationPolicy,
+} from './delegation';
+export {
   createVerifier,
   certificateThumbprint,
   type Verifier,
@@ -66,7 +77,7 @@ export {
   type VerifyAttempt,
 } from './verifier';
 export { createAuthRuntime, type AuthRuntime } from './runtime';
-export { combineRoutePolicy, RoutePolicyError, type RoutePolicy, type RouteDecorators, type AgentSkillOptions } from './route-policy';
+export { combineRoutePolicy, assertAuthorized, RoutePolicyError, type RoutePolicy, type RouteDecorators, type AgentSkillOptions } from './route-policy';
 export { VerifiedTokenCache, tokenHash, cacheNotAfter, type KeyMaterialResolver } from './token-cache';
 export {
   JwksKeyStore,

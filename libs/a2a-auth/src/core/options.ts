@@ -5,6 +5,7 @@ import { DEFAULT_SCOPE_CLAIMS } from './scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
 import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './introspection';
 import type { DPoPReplayCache } from './replay-cache';
+import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -253,6 +254,11 @@ export interface A2AAuthModuleOptions {
   introspection?: IntrospectionOptions;
   /** DPoP-bound tokens (RFC 9449): a mode, or the object form with the proof settings. Default `'off'`. */
   dpop?: DPoPMode | DPoPOptions;
+  /**
+   * Delegated tokens (RFC 8693 §4.1 `act` claim), module-wide; `@Delegation()` overrides it per route or skill.
+   * Default: refused (`accept: false`, `maxChainLength` 2, any actor).
+   */
+  delegation?: DelegationOptions;
 }
 
 /** {@link DPoPOptions} after defaults and validation. */
@@ -302,6 +308,8 @@ export interface ResolvedOptions {
   mtls?: Required<MtlsOptions>;
   introspection?: ResolvedIntrospectionOptions;
   dpop: ResolvedDPoPOptions;
+  /** The module-wide delegation policy, defaults applied. */
+  delegation: DelegationPolicy;
 }
 
 /** Thrown at boot for invalid options; the message names the option. */
@@ -471,6 +479,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
         }
       : undefined,
     dpop,
+    delegation: moduleDelegation(o.delegation),
   };
 }
 
@@ -541,4 +550,12 @@ function resolveIntrospection(i: IntrospectionOptions, issuers: ReadonlyArray<{ 
   // The secret stays usable but never shows when the resolved options are logged or serialised.
   Object.defineProperty(r, 'clientSecret', { enumerable: false });
   return r;
+}
+
+function moduleDelegation(o: DelegationOptions | undefined): DelegationPolicy {
+  try {
+    return resolveDelegation(o);
+  } catch (e) {
+    throw new A2AAuthConfigError('delegation', (e as Error).message);
+  }
 }

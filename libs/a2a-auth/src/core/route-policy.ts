@@ -1,4 +1,7 @@
 import type { DPoPMode } from './options';
+import type { A2ACaller } from './caller';
+import { assertDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
+import { assertScopes } from './scopes';
 
 /** An A2A v1.0 `AgentSkill`, as declared on a handler. Its security requirement comes from `@RequireScopes`/`@Public`. */
 export interface AgentSkillOptions {
@@ -30,6 +33,8 @@ export interface RouteDecorators {
   a2aEndpoint?: boolean;
   /** `@DPoP(mode)` at this level. */
   dpop?: DPoPMode;
+  /** `@Delegation()` at this level. */
+  delegation?: DelegationOptions;
 }
 
 /**
@@ -55,6 +60,12 @@ export interface RoutePolicy {
    * endpoint) all pass it to the verifier.
    */
   readonly dpop?: DPoPMode;
+  /**
+   * The route's `@Delegation()` fields (the method's over the class's), applied over the module-wide `delegation`
+   * option; `undefined` when neither level has one. On an A2A binding the skill's own policy applies to messages and
+   * the module-wide one to every other call.
+   */
+  readonly delegation?: DelegationOptions;
 }
 
 /**
@@ -95,13 +106,36 @@ export function combineRoutePolicy(cls: RouteDecorators, method: RouteDecorators
   if (a2aEndpoint && (isPublic || scopes.length)) {
     throw new RoutePolicyError(`${where}: an @A2AEndpoint() takes its policy from the skills; remove @Public()/@RequireScopes() from it`);
   }
+  if (a2aEndpoint && (cls.delegation || method.delegation)) {
+    throw new RoutePolicyError(
+      `${where}: an @A2AEndpoint() takes its delegation policy from the skills and the module; remove @Delegation() from it`,
+      '@Delegation',
+    );
+  }
+  const delegation = cls.delegation || method.delegation ? Object.freeze({ ...cls.delegation, ...method.delegation }) : undefined;
   const dpop = method.dpop ?? cls.dpop;
-  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill, a2aEndpoint, ...(dpop ? { dpop } : {}) });
+  return Object.freeze({ isPublic, scopes: Object.freeze([...new Set(scopes)]), skill, a2aEndpoint, delegation, ...(dpop ? { dpop } : {}) });
+}
+
+/**
+ * The authorization of one verified caller against what a route or skill requires: first its delegation chain
+ * ({@link assertDelegation}: who may act here), then its scopes (what it may do). The guard and the A2A skill checks
+ * both decide here.
+ * @param delegation the effective policy (`delegationFor(module, route.delegation)`).
+ * @throws AuthError 403 `delegation_not_allowed`, `delegation_too_deep`, `untrusted_actor` or `insufficient_scope`.
+ */
+export function assertAuthorized(caller: Pick<A2ACaller, 'scopes' | 'actors'>, scopes: readonly string[], delegation: DelegationPolicy): void {
+  assertDelegation(caller.actors, delegation);
+  assertScopes(caller.scopes, scopes);
 }
 
 /** A contradiction between route decorators, found at boot by {@link combineRoutePolicy}. */
 export class RoutePolicyError extends Error {
-  constructor(message: string) {
+  /** @param decorators names the decorators at fault, for the config error. */
+  constructor(
+    message: string,
+    readonly decorators = '@Public/@RequireScopes',
+  ) {
     super(message);
     this.name = 'RoutePolicyError';
   }

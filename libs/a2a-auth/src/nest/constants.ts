@@ -10,6 +10,8 @@ export const IS_PUBLIC_KEY = 'a2a-auth:public';
 export const REQUIRED_SCOPES_KEY = 'a2a-auth:scopes';
 /** Metadata key set by `@A2AEndpoint()`. */
 export const A2A_ENDPOINT_KEY = 'a2a-auth:a2a-endpoint';
+/** Metadata key set by `@Delegation()`. */
+export const DELEGATION_KEY = 'a2a-auth:delegation';
 /** Metadata key set by `@AgentSkill()`. */
 export const AGENT_SKILL_KEY = 'a2a-auth:skill';
 /** Injection token of the {@link AuthRuntime} (key sets, verified-token cache, verifier) built by `createAuthRuntime`. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerCallContext, User } from '@a2a-js/sdk/server';
 import type { A2ACaller } from '../../core/caller';
+import type { A2AActor } from '../../core/delegation';
 import type { AuthorizedSkill } from './skill-authorizer';
 
 /** `ServerCallContext.state` key of the verified {@link A2ACaller}. */
@@ -15,6 +16,7 @@ export const A2A_SKILL_STATE_KEY = 'nestjs-a2a-auth:skill';
  * - `isAuthenticated` is a getter: `true` with a verified caller (the SDK reads it as a value; a method would always be truthy).
  * - `userName`: `client_id`, else `sub`, else `'unknown'`.
  * - `caller`: the full {@link A2ACaller} (issuer, scopes, claims).
+ * - `actors`: the delegation chain of the token (RFC 8693 §4.1 `act`), nearest actor first; empty when none.
  * - `ownerKey`: `iss` + `sub` (or client id), unique across issuers; see {@link a2aTaskOwner}.
  */
 export class A2AUser implements User {
@@ -27,6 +29,11 @@ export class A2AUser implements User {
 
   get isAuthenticated(): boolean {
     return this.caller !== undefined;
+  }
+
+  /** The caller's delegation chain, nearest actor first (see {@link A2ACaller.actors}); empty when anonymous or direct. */
+  get actors(): readonly A2AActor[] {
+    return this.caller?.actors ?? [];
   }
 
   get userName(): string {

@@ -1,11 +1,14 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { A2AAuthGuard } from '../guard/a2a-auth.guard';
 import type { HttpRequestLike } from '../http/request-info';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { SkillRegistry, type RegisteredSkill } from '../card/skill-registry';
 import type { A2ACaller } from '../../core/caller';
 import { AuthError } from '../../core/errors';
-import { assertScopes } from '../../core/scopes';
+import { delegationFor } from '../../core/delegation';
+import type { ResolvedOptions } from '../../core/options';
+import { assertAuthorized } from '../../core/route-policy';
+import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 
 /** The metadata key that names the skill of an A2A message: `message.metadata.skillId` (or request-level `metadata.skillId`). */
 export const A2A_SKILL_ID_KEY = 'skillId';
@@ -91,6 +94,9 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  *   skill also accepts a message without one.
  * - It is looked up in the {@link SkillRegistry}: the same `@AgentSkill` / `@RequireScopes` / `@Public` metadata that the
  *   guard enforces on REST routes and the card advertises.
+ * - A delegation chain (`act`, RFC 8693 §4.1) the skill's `@Delegation()` over the module-wide `delegation` option
+ *   refuses: HTTP 403 `insufficient_scope` (reasons `delegation_not_allowed`, `delegation_too_deep`, `untrusted_actor`).
+ *   Calls that run no skill follow the module-wide policy.
  * - Missing scopes: HTTP 403 with the guard's `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and
  *   body (RFC 6750 §3.1), and a failure audit event carrying the skill id.
  * - Unknown or missing skill id: {@link A2ASkillResolutionError} (an A2A invalid-params error, not an auth failure).
@@ -102,6 +108,7 @@ export class A2ASkillAuthorizer {
     private readonly skills: SkillRegistry,
     private readonly guard: A2AAuthGuard,
     private readonly audit: AuthAuditService,
+    @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
   ) {}
 
   /**
@@ -116,10 +123,11 @@ export class A2ASkillAuthorizer {
     const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
     const route = { skillId, requiredScopes: skill.scopes };
-    if (!skill.isPublic) {
-      if (!caller) this.refuse(req, res, new AuthError('missing_token', `skill ${skillId} needs a token`), route);
+    if (!skill.isPublic && !caller) this.refuse(req, res, new AuthError('missing_token', `skill ${skillId} needs a token`), route);
+    if (caller) {
+      // A public skill still refuses a delegation chain its policy does not accept: the executor would act for it.
       try {
-        assertScopes(caller!.scopes, skill.scopes);
+        assertAuthorized(caller, skill.isPublic ? [] : skill.scopes, delegationFor(this.opts.delegation, skill.delegation));
       } catch (e) {
         this.refuse(req, res, e as AuthError, route, caller);
       }
@@ -131,11 +139,17 @@ export class A2ASkillAuthorizer {
   /**
    * Any A2A call that runs no skill (`GetTask`, `CancelTask`, `ListTasks`, `GetExtendedAgentCard`, …): it needs a
    * verified caller. Records the decision in the audit trail.
-   * @throws HttpException 401 with the bare `WWW-Authenticate` challenge when there is none.
+   * @throws HttpException 401 with the bare `WWW-Authenticate` challenge when there is none; 403 for a delegation chain
+   *   the module-wide `delegation` policy refuses.
    */
   authorizeCall(req: HttpRequestLike, res: unknown): A2ACaller {
     const caller = callerOn(req);
     if (!caller) this.refuse(req, res, new AuthError('missing_token', 'this A2A call needs a token'), {});
+    try {
+      assertAuthorized(caller!, [], this.opts.delegation);
+    } catch (e) {
+      this.refuse(req, res, e as AuthError, {}, caller);
+    }
     this.audit.success(req, caller!, {}, {});
     return caller!;
   }

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { A2A_AUDIT_SINK } from '../constants';
 import type { A2ACaller } from '../../core/caller';
+import { actorsOf, type A2AActor } from '../../core/delegation';
 import type { AuthError } from '../../core/errors';
 import type { VerifyAttempt } from '../../core/verifier';
 import { clientAddress, routeOf, type HttpRequestLike } from '../http/request-info';
@@ -40,6 +41,7 @@ export class AuthAuditService {
       clientId: caller.clientId,
       subject: caller.subject,
       issuer: caller.issuer,
+      actors: auditActors(caller.actors),
       tokenId: jti ? hash22(jti) : attempt.hash?.slice(0, 22),
       kid: caller.keyId,
       verified: true,
@@ -65,6 +67,7 @@ export class AuthAuditService {
       clientId: caller?.clientId ?? str(p?.client_id) ?? str(p?.azp),
       subject: str(p?.sub),
       issuer: str(p?.iss),
+      actors: auditActors(caller ? caller.actors : unverifiedActors(p)),
       tokenId: jti ? hash22(jti) : attempt.hash?.slice(0, 22),
       kid: str(attempt.decoded?.header.kid) ?? caller?.keyId,
       verified: caller !== undefined,
@@ -85,6 +88,21 @@ export class AuthAuditService {
     } catch {
       /* auditing must never change the outcome */
     }
+  }
+}
+
+function auditActors(actors: readonly A2AActor[] | undefined): AuthAuditEvent['actors'] {
+  if (!actors?.length) return undefined;
+  return actors.map((a) => ({ clientId: str(a.client_id), subject: str(a.sub) }));
+}
+
+// The chain of a refused token, as far as it is well formed; a malformed act claim records none.
+function unverifiedActors(p: Readonly<Record<string, unknown>> | undefined): readonly A2AActor[] | undefined {
+  if (!p) return undefined;
+  try {
+    return actorsOf(p);
+  } catch {
+    return undefined;
   }
 }
 

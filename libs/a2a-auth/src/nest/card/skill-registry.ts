@@ -4,6 +4,7 @@ import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import { A2AAuthConfigError, type ResolvedOptions } from '../../core/options';
 import { routeAuth } from '../guard/route-auth';
 import type { DiscoveredSkill } from '../../core/card/card-builder';
+import type { DelegationOptions } from '../../core/delegation';
 
 /** A discovered skill plus where it lives (for A2A message routing). */
 export interface RegisteredSkill extends DiscoveredSkill {
@@ -11,6 +12,8 @@ export interface RegisteredSkill extends DiscoveredSkill {
   cls: Function;
   /** Method name on that class. */
   methodName: string;
+  /** The handler's `@Delegation()` (class and method combined), applied over the module-wide policy. */
+  delegation?: DelegationOptions;
 }
 
 /**
@@ -78,7 +81,15 @@ export class SkillRegistry {
           );
         }
         this.checkScopes(meta.scopes, source);
-        const s: RegisteredSkill = { skill: meta.skill, scopes: meta.scopes, isPublic: meta.isPublic, source, cls, methodName: name };
+        const s: RegisteredSkill = {
+          skill: meta.skill,
+          scopes: meta.scopes,
+          isPublic: meta.isPublic,
+          source,
+          cls,
+          methodName: name,
+          delegation: meta.delegation,
+        };
         this.index.set(meta.skill.id, s);
         found.push(s);
       }

@@ -6,8 +6,8 @@ import type { PresentedToken } from '../../core/bearer';
 import { ChallengeBuilder, errorBody, type ChallengeView } from '../../core/challenge';
 import { AuthError } from '../../core/errors';
 import type { DPoPMode, ResolvedOptions } from '../../core/options';
-import type { RoutePolicy } from '../../core/route-policy';
-import { assertScopes } from '../../core/scopes';
+import { assertAuthorized, type RoutePolicy } from '../../core/route-policy';
+import { delegationFor } from '../../core/delegation';
 import type { Verifier, VerifyAttempt } from '../../core/verifier';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER } from '../constants';
@@ -29,7 +29,8 @@ const CHALLENGE_VIEWS = new WeakMap<object, ChallengeView>();
  * 1. `@Public()` handlers pass.
  * 2. Authenticates the access token (RFC 6750 §2.1 Bearer; RFC 9449 §7 DPoP with its proof, as the route's DPoP mode
  *    allows); the caller lands on `request.user`.
- * 3. Authorizes: every scope of `@RequireScopes` (class + method) must be granted.
+ * 3. Authorizes: the delegation chain (`act`, RFC 8693 §4.1) must fit the `delegation` option and `@Delegation()`,
+ *    and every scope of `@RequireScopes` (class + method) must be granted.
  *
  * Responses (DESIGN §2): 400 `invalid_request`, 401 (bare challenge or `invalid_token`),
  * 403 `insufficient_scope` with `scope`, 503 + `Retry-After` when the key server is down.
@@ -78,7 +79,7 @@ export class A2AAuthGuard implements CanActivate {
       // DPoP-bound token always came with the DPoP scheme (as Bearer it is refused).
       if (view && typeof (done.claims.cnf as { jkt?: unknown } | undefined)?.jkt === 'string') view.scheme = 'DPoP';
       try {
-        assertScopes(done.scopes, route.scopes);
+        this.check(done, route);
       } catch (e) {
         throw this.reject(req, res, e, {}, route, done, view);
       }
@@ -113,7 +114,7 @@ export class A2AAuthGuard implements CanActivate {
 
   private authorize(req: HttpRequestLike, res: unknown, caller: A2ACaller, attempt: VerifyAttempt, route: RoutePolicy, view?: ChallengeView): boolean {
     try {
-      assertScopes(caller.scopes, route.scopes);
+      this.check(caller, route);
     } catch (e) {
       throw this.reject(req, res, e, attempt, route, caller, view);
     }
@@ -122,6 +123,12 @@ export class A2AAuthGuard implements CanActivate {
     // On an A2A binding the transport records the call's one decision (the skill check); here it would be a second.
     if (!route.a2aEndpoint) this.audit.success(req, caller, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes });
     return true;
+  }
+
+  // On an A2A binding the delegation policy is the skill's (messages) or the module's (other calls): the transport checks it.
+  private check(caller: A2ACaller, route: RoutePolicy): void {
+    if (route.a2aEndpoint) return;
+    assertAuthorized(caller, route.scopes, delegationFor(this.opts.delegation, route.delegation));
   }
 
   /** Maps an error to the HTTP response: headers now, body via the thrown HttpException. */

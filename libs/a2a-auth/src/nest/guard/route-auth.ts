@@ -1,7 +1,8 @@
 import type { Reflector } from '@nestjs/core';
 import { A2AAuthConfigError, type DPoPMode } from '../../core/options';
 import { combineRoutePolicy, RoutePolicyError, type AgentSkillOptions, type RoutePolicy } from '../../core/route-policy';
-import { A2A_ENDPOINT_KEY, AGENT_SKILL_KEY, DPOP_MODE_KEY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../constants';
+import type { DelegationOptions } from '../../core/delegation';
+import { A2A_ENDPOINT_KEY, AGENT_SKILL_KEY, DELEGATION_KEY, DPOP_MODE_KEY, IS_PUBLIC_KEY, REQUIRED_SCOPES_KEY } from '../constants';
 
 const memo = new WeakMap<object, WeakMap<object, RoutePolicy>>();
 
@@ -20,12 +21,13 @@ export function routeAuth(reflector: Reflector, cls: object, handler: object): R
     scopes: reflector.get<readonly string[]>(REQUIRED_SCOPES_KEY, target as never),
     a2aEndpoint: reflector.get<boolean>(A2A_ENDPOINT_KEY, target as never) === true,
     dpop: reflector.get<DPoPMode | undefined>(DPOP_MODE_KEY, target as never),
+    delegation: reflector.get<DelegationOptions>(DELEGATION_KEY, target as never),
   });
   const where = `${(cls as { name?: string }).name ?? 'anonymous'}.${(handler as { name?: string }).name ?? 'handler'}`;
   try {
     r = combineRoutePolicy(read(cls), read(handler), reflector.get<AgentSkillOptions>(AGENT_SKILL_KEY, handler as never), where);
   } catch (e) {
-    if (e instanceof RoutePolicyError) throw new A2AAuthConfigError('@Public/@RequireScopes', e.message);
+    if (e instanceof RoutePolicyError) throw new A2AAuthConfigError(e.decorators, e.message);
     throw e;
   }
   byClass.set(cls, r);

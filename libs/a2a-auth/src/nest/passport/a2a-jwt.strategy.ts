@@ -8,6 +8,7 @@ import type { DecodedToken } from '../../core/decode';
 import { AuthError } from '../../core/errors';
 import type { DPoPMode, ResolvedOptions } from '../../core/options';
 import type { Verifier } from '../../core/verifier';
+import { assertDelegation, type DelegationPolicy } from '../../core/delegation';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { A2A_AUTH_RESOLVED_OPTIONS, A2A_JWT_STRATEGY, A2A_VERIFIER } from '../constants';
 import { credentialsOf, verificationContextOf, type ContextOptions } from '../http/credentials';
@@ -64,6 +65,7 @@ type PassportSelf = { fail: (info?: unknown, status?: number) => void; error: (e
 export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY) {
   private readonly seen = new WeakMap<object, Seen>();
   private readonly context: ContextOptions;
+  private readonly delegation: DelegationPolicy;
 
   constructor(
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) opts: ResolvedOptions,
@@ -106,6 +108,7 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
     } as never);
     this.seen = seen;
     this.context = { mtls: opts.mtls?.requireBoundTokens === true, dpop: opts.dpop };
+    this.delegation = opts.delegation;
   }
 
   /**
@@ -141,6 +144,8 @@ export class A2AJwtStrategy extends PassportStrategy(Strategy, A2A_JWT_STRATEGY)
     try {
       const p = s?.presented;
       const caller = await this.verifier.accept(decoded, verificationContextOf(req, this.context, p?.scheme, s?.mode), p?.token);
+      // The strategy knows no route: it applies the module-wide delegation policy (fail closed).
+      assertDelegation(caller.actors, this.delegation);
       this.audit.success(req, caller, { decoded: s?.decoded }, {});
       return caller;
     } catch (e) {
