@@ -35,7 +35,7 @@ export class ChallengeBuilder {
    * - otherwise adds `error`, `error_description` and, for `insufficient_scope`, `scope` (RFC 6750 §3).
    */
   forError(err: AuthError): string | undefined {
-    if (err.status === 503) return undefined;
+    if (err.status === 503 || err.status === 429) return undefined;
     const scope = err.requiredScopes?.join(' ') ?? '';
     const key = `${err.reason}|${scope}`;
     let v = this.cache.get(key);
@@ -65,7 +65,7 @@ export interface AuthErrorBody {
 /** The JSON body for an {@link AuthError}; never contains the token. */
 export function errorBody(err: AuthError): AuthErrorBody {
   const body: AuthErrorBody = {
-    error: err.error ?? (err.status === 503 ? 'temporarily_unavailable' : 'invalid_request'),
+    error: err.error ?? (err.status === 503 ? 'temporarily_unavailable' : err.status === 429 ? 'rate_limited' : 'invalid_request'),
     error_description: err.description,
   };
   if (err.error === 'insufficient_scope' && err.requiredScopes?.length) body.scope = err.requiredScopes.join(' ');

@@ -25,15 +25,16 @@ export type AuthReason =
   | 'certificate_mismatch'
   | 'unsupported_token_binding'
   | 'insufficient_scope'
-  | 'jwks_unavailable';
+  | 'jwks_unavailable'
+  | 'rate_limited';
 
 /** RFC 6750 §3.1 error codes (`undefined` = challenge without an error code, RFC 6750 §3.1 ¶4). */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | undefined;
 
 /** Static facts for one reason code: HTTP status, RFC 6750 error and a generic, attacker-safe description. */
 export interface ReasonInfo {
-  /** HTTP status: 400, 401, 403 or 503. */
-  status: 400 | 401 | 403 | 503;
+  /** HTTP status: 400, 401, 403, 429 or 503. */
+  status: 400 | 401 | 403 | 429 | 503;
   /** RFC 6750 §3.1 error code sent in `WWW-Authenticate` and the JSON body. */
   error: BearerErrorCode;
   /** Generic text for `error_description`; never names the precise check that failed. */
@@ -72,6 +73,8 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
   },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'The access token lacks a required scope' },
   jwks_unavailable: { status: 503, error: undefined, description: 'The authorization server keys are temporarily unavailable; retry later' },
+  // RFC 6585 §4; not an RFC 6750 error, so no challenge: the token was fine.
+  rate_limited: { status: 429, error: undefined, description: 'Too many requests from this client; retry later' },
 });
 
 /**
@@ -85,7 +88,7 @@ export class AuthError extends Error {
   /** The fixed reason code. */
   readonly reason: AuthReason;
   /** HTTP status from {@link REASONS}. */
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 429 | 503;
   /** RFC 6750 error code, or `undefined` for a bare challenge. */
   readonly error: BearerErrorCode;
   /** For `insufficient_scope`: the scopes the resource requires (RFC 6750 §3 `scope`). */

@@ -20,7 +20,11 @@ export {
   type MtlsOptions,
   type TokenCacheOptions,
   type AuditOptions,
+  type StoreOptions,
+  type ClientRateLimitOptions,
+  resolveClientRateLimit,
 } from './options';
+export { InMemoryStore, StoreUnavailableError, withStoreTimeout, defaultKeyPrefix, type SharedStore } from './store';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './errors';
 export { extractBearerToken, DEFAULT_MAX_TOKEN_LENGTH, type BearerSource, type BearerOptions } from './bearer';
 export { ChallengeBuilder, errorBody, type ChallengeParams, type AuthErrorBody } from './challenge';
