@@ -190,15 +190,19 @@ describe.each(PLATFORMS)('several instances sharing one Redis (%s)', (platform) 
     }
     // ioredis reconnects on its own (backoff up to 2 s); the counters were lost with the server, so counting restarts.
     const deadline = Date.now() + 8000;
-    while (
-      Date.now() < deadline &&
-      !(await apps[0].app
-        .get<SharedStore>(A2A_SHARED_STORE)
-        .setIfAbsent('probe', 5)
-        .catch(() => false))
-    ) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const reconnected = async () => {
+      for (const t of apps) {
+        const ok = await t.app
+          .get<SharedStore>(A2A_SHARED_STORE)
+          .set('probe', '1', 5)
+          .then(() => true)
+          .catch(() => false);
+        if (!ok) return false;
+      }
+      return true;
+    };
+    // Every instance must be back, or one that still fails open would not count its requests.
+    while (Date.now() < deadline && !(await reconnected())) await new Promise((r) => setTimeout(r, 100));
     await admin.flushall().catch(() => undefined);
     for (let i = 0; i < 5; i++) expect((await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status).toBe(200);
     expectClientLimited(await at(5).get('/ops/read').set('Authorization', `Bearer ${a}`));

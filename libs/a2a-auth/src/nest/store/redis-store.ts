@@ -16,7 +16,6 @@ export interface RedisClientLike {
 /** The ioredis module, loaded only when a Redis store is configured (it is an optional peer dependency). */
 export function loadIoredis(): { Redis: new (url: string, options: object) => RedisClientLike; Cluster: new (...a: never[]) => unknown } {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('ioredis') as never;
   } catch (e) {
     throw new A2AAuthConfigError('store.redis', `needs the optional peer dependency ioredis (npm install ioredis): ${(e as Error).message}`);

@@ -28,7 +28,6 @@ export class A2AStoreLifecycle implements OnModuleDestroy {
 function redisThrottlerStorage(client: RedisClientLike): ThrottlerStorage {
   let mod: { ThrottlerStorageRedisService: new (redis: unknown) => ThrottlerStorage };
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require('@nest-lab/throttler-storage-redis') as never;
   } catch (e) {
     throw new A2AAuthConfigError(
