@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';
+import { RedisServer } from '../test/fixtures/redis-server';
 import { BENCH_SCOPE, SETUPS, type BenchPlatform, type ServerConfig, type SetupId } from './setups';
 
 // autocannon ships no types.
@@ -253,13 +254,21 @@ async function main(): Promise<void> {
 
   const targets: Array<{ platform: BenchPlatform; setup: (typeof SETUPS)[number]; url: string; child: ChildProcess }> = [];
   const children: ChildProcess[] = [];
+  const redis = !ONLY || ONLY.includes('ours-limit-redis') ? await RedisServer.start() : undefined;
   try {
     for (const platform of PLATFORMS) {
       for (const setup of SETUPS) {
         if (!setup.platforms.includes(platform) || (ONLY && !ONLY.includes(setup.id))) continue;
         // "public" is served by our app's @Public route (the global guard's fast exit); churn by the cached app.
         const serverSetup = setup.id === 'public' || setup.id === 'ours-churn' ? 'ours-cache' : setup.id;
-        const { child, url } = await startServer({ platform, setup: serverSetup, issuer: jwks.issuer, audience: AUDIENCE, jwksUri: jwks.jwksUri });
+        const { child, url } = await startServer({
+          platform,
+          setup: serverSetup,
+          issuer: jwks.issuer,
+          audience: AUDIENCE,
+          jwksUri: jwks.jwksUri,
+          redisUrl: redis?.url,
+        });
         children.push(child);
         if (setup.id === 'bare' || setup.id === 'floor') {
           await expectStatus(url + setup.route, token, 200, `${platform}/${setup.id}`);
@@ -355,6 +364,7 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await jwks.stop().catch(() => undefined);
+    await redis?.stop();
   }
 }
 

@@ -21,9 +21,22 @@ export interface SetupInfo {
  *   (`verifyOffThread`); `ours-churn`: cache on, 20,000 distinct tokens against a 10,000-entry cache (every request a
  *   miss and an eviction);
  * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
- * - `auth0`: express-oauth2-jwt-bearer in a guard (express only).
+ * - `auth0`: express-oauth2-jwt-bearer in a guard (express only);
+ * - `ours-limit-memory` / `ours-limit-redis`: cache hits plus a per-client limit (`clientRateLimit`, set high enough
+ *   never to refuse) counted in memory / in a local `redis-server` (started by the bench on 127.0.0.1).
  */
-export type SetupId = 'bare' | 'floor' | 'public' | 'ours-cache' | 'ours-nocache' | 'ours-offthread' | 'ours-churn' | 'stock-passport' | 'auth0';
+export type SetupId =
+  | 'bare'
+  | 'floor'
+  | 'public'
+  | 'ours-cache'
+  | 'ours-nocache'
+  | 'ours-offthread'
+  | 'ours-churn'
+  | 'stock-passport'
+  | 'auth0'
+  | 'ours-limit-memory'
+  | 'ours-limit-redis';
 
 /** The setups, in the order each run drives them, and the platforms each runs on. */
 export const SETUPS: readonly SetupInfo[] = [
@@ -33,6 +46,20 @@ export const SETUPS: readonly SetupInfo[] = [
   { id: 'ours-cache', label: 'nestjs-a2a-auth, cache hits', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-nocache', label: 'nestjs-a2a-auth, cache off', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-offthread', label: 'nestjs-a2a-auth, cache off, verifyOffThread', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  {
+    id: 'ours-limit-memory',
+    label: 'nestjs-a2a-auth, cache hits, per-client limit in memory',
+    route: '/protected',
+    token: true,
+    platforms: ['express', 'fastify'],
+  },
+  {
+    id: 'ours-limit-redis',
+    label: 'nestjs-a2a-auth, cache hits, per-client limit in Redis',
+    route: '/protected',
+    token: true,
+    platforms: ['express', 'fastify'],
+  },
   { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
   { id: 'stock-passport', label: '@nestjs/passport AuthGuard + passport-jwt + jwks-rsa', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'auth0', label: 'express-oauth2-jwt-bearer in a guard', route: '/protected', token: true, platforms: ['express'] },
@@ -48,6 +75,8 @@ export interface ServerConfig {
   audience: string;
   /** The local JWKS server's URL (127.0.0.1). */
   jwksUri: string;
+  /** The local redis-server's URL, for `ours-limit-redis`. */
+  redisUrl?: string;
 }
 
 /** The scope the protected route requires in our setups (the token grants it). */

@@ -99,6 +99,8 @@ export const {
     AuthAuditService,
     A2A_AUDIT_SINK,
     A2A_SHARED_STORE,
+    // A route-level @UseGuards(A2AAuthGuard) is instantiated in the app's module and needs it there.
+    ClientRateLimiter,
   ],
 })
 export class A2AAuthModule extends ConfigurableModuleClass {}
