@@ -151,7 +151,7 @@ function moduleFor(c: ServerConfig): Type {
         tokenCache: { enabled: c.setup !== 'ours-nocache' && c.setup !== 'ours-offthread' },
         verifyOffThread: c.setup === 'ours-offthread',
         // High enough never to refuse: what is measured is the cost of counting.
-        ...(c.setup === 'ours-limit-memory' || c.setup === 'ours-limit-redis' ? { clientRateLimit: { limit: 1_000_000_000, ttl: 3600 } } : {}),
+        ...(c.setup === 'ours-limit-memory' || c.setup === 'ours-limit-redis' ? { clientRateLimit: { limit: 1_000_000_000, ttl: 1 } } : {}),
         ...(c.setup === 'ours-limit-redis' ? { store: { redis: { url: c.redisUrl! } } } : {}),
       }),
     ],
