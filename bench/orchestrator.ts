@@ -24,6 +24,7 @@ import { join, resolve } from 'node:path';
 import { generateTestKey, type TestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';
+import { RedisServer } from '../test/fixtures/redis-server';
 import { BENCH_SCOPE, DPOP_PROOF_MICRO, SETUPS, mintDPoPProofs, type BenchPlatform, type ServerConfig, type SetupId } from './setups';
 
 // autocannon ships no types.
@@ -297,6 +298,7 @@ async function main(): Promise<void> {
 
   const targets: Array<{ platform: BenchPlatform; setup: (typeof SETUPS)[number]; url: string; child: ChildProcess }> = [];
   const children: ChildProcess[] = [];
+  const redis = !ONLY || ONLY.includes('ours-limit-redis') ? await RedisServer.start() : undefined;
   try {
     for (const platform of PLATFORMS) {
       for (const setup of SETUPS) {
@@ -310,6 +312,7 @@ async function main(): Promise<void> {
           audience: AUDIENCE,
           jwksUri: jwks.jwksUri,
           dpopProofs: DPOP_PROOFS,
+          redisUrl: redis?.url,
         });
         children.push(child);
         if (setup.token === 'dpop' && dpopCreds) {
@@ -419,6 +422,7 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await jwks.stop().catch(() => undefined);
+    await redis?.stop();
   }
 }
 

@@ -154,6 +154,9 @@ function moduleFor(c: ServerConfig): Type {
         ...(c.setup === 'ours-dpop'
           ? { dpop: { mode: 'allowed' as const, iatWindow: 86_400, maxReplayEntries: (c.dpopProofs ?? 0) + 10_000, publicOrigin: BENCH_DPOP_ORIGIN } }
           : {}),
+        // High enough never to refuse: what is measured is the cost of counting.
+        ...(c.setup === 'ours-limit-memory' || c.setup === 'ours-limit-redis' ? { clientRateLimit: { limit: 1_000_000_000, ttl: 1 } } : {}),
+        ...(c.setup === 'ours-limit-redis' ? { store: { redis: { url: c.redisUrl! } } } : {}),
       }),
     ],
     controllers: [OursController],

@@ -28,9 +28,23 @@ export interface SetupInfo {
  *   miss and an eviction); `ours-dpop`: cache on, a DPoP-bound token (RFC 9449) with a fresh proof on every request
  *   (cache hit + one proof check);
  * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
- * - `auth0`: express-oauth2-jwt-bearer in a guard (express only).
+ * - `auth0`: express-oauth2-jwt-bearer in a guard (express only);
+ * - `ours-limit-memory` / `ours-limit-redis`: cache hits plus a per-client limit (`clientRateLimit`, set high enough
+ *   never to refuse) counted in memory / in a local `redis-server` (started by the bench on 127.0.0.1).
  */
-export type SetupId = 'bare' | 'floor' | 'public' | 'ours-cache' | 'ours-nocache' | 'ours-offthread' | 'ours-churn' | 'ours-dpop' | 'stock-passport' | 'auth0';
+export type SetupId =
+  | 'bare'
+  | 'floor'
+  | 'public'
+  | 'ours-cache'
+  | 'ours-nocache'
+  | 'ours-offthread'
+  | 'ours-churn'
+  | 'ours-dpop'
+  | 'stock-passport'
+  | 'auth0'
+  | 'ours-limit-memory'
+  | 'ours-limit-redis';
 
 /** The setups, in the order each run drives them, and the platforms each runs on. */
 export const SETUPS: readonly SetupInfo[] = [
@@ -40,6 +54,20 @@ export const SETUPS: readonly SetupInfo[] = [
   { id: 'ours-cache', label: 'nestjs-a2a-auth, cache hits', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-nocache', label: 'nestjs-a2a-auth, cache off', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'ours-offthread', label: 'nestjs-a2a-auth, cache off, verifyOffThread', route: '/protected', token: true, platforms: ['express', 'fastify'] },
+  {
+    id: 'ours-limit-memory',
+    label: 'nestjs-a2a-auth, cache hits, per-client limit in memory',
+    route: '/protected',
+    token: true,
+    platforms: ['express', 'fastify'],
+  },
+  {
+    id: 'ours-limit-redis',
+    label: 'nestjs-a2a-auth, cache hits, per-client limit in Redis',
+    route: '/protected',
+    token: true,
+    platforms: ['express', 'fastify'],
+  },
   { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
   { id: 'ours-dpop', label: 'nestjs-a2a-auth, DPoP, cache hits + a fresh proof', route: '/protected', token: 'dpop', platforms: ['express', 'fastify'] },
   { id: 'stock-passport', label: '@nestjs/passport AuthGuard + passport-jwt + jwks-rsa', route: '/protected', token: true, platforms: ['express', 'fastify'] },
@@ -58,6 +86,8 @@ export interface ServerConfig {
   jwksUri: string;
   /** `ours-dpop`: how many distinct proofs the parent pre-minted (the server's replay cache must hold them all). */
   dpopProofs?: number;
+  /** The local redis-server's URL, for `ours-limit-redis`. */
+  redisUrl?: string;
 }
 
 /**

@@ -28,9 +28,15 @@ export {
   type DPoPOptions,
   type DPoPNonceOptions,
   DEFAULT_DPOP_ALGORITHMS,
+  type StoreOptions,
+  type ClientRateLimitOptions,
+  resolveClientRateLimit,
 } from './core/options';
 export type { IntrospectionOptions } from './core/introspection';
-export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER, A2A_AUTH_RUNTIME } from './nest/constants';
+export { InMemoryStore, StoreUnavailableError, withStoreTimeout, defaultKeyPrefix, type SharedStore } from './core/store';
+export { A2A_JWT_STRATEGY, A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER, A2A_AUTH_RUNTIME, A2A_SHARED_STORE } from './nest/constants';
+export { ClientRateLimit } from './nest/decorators/client-rate-limit.decorator';
+export { RedisStore, type RedisClientLike } from './nest/store/redis-store';
 
 // Decorators and the verified caller.
 export { Public } from './nest/decorators/public.decorator';

@@ -60,7 +60,7 @@ export class ChallengeBuilder {
    * mode `'off'`, the answer is the Bearer-only one above.
    */
   forError(err: AuthError, view?: ChallengeView): string | undefined {
-    if (err.status === 503) return undefined;
+    if (err.status === 503 || err.status === 429) return undefined;
     const mode = view?.mode ?? 'off';
     const onDPoP = mode === 'required' || (mode === 'allowed' && (view?.scheme === 'DPoP' || isDPoPReason(err.reason)));
     const scope = err.requiredScopes?.join(' ') ?? '';
@@ -95,7 +95,7 @@ export interface AuthErrorBody {
 /** The JSON body for an {@link AuthError}; never contains the token. */
 export function errorBody(err: AuthError): AuthErrorBody {
   const body: AuthErrorBody = {
-    error: err.error ?? (err.status === 503 ? 'temporarily_unavailable' : 'invalid_request'),
+    error: err.error ?? (err.status === 503 ? 'temporarily_unavailable' : err.status === 429 ? 'rate_limited' : 'invalid_request'),
     error_description: err.description,
   };
   if (err.error === 'insufficient_scope' && err.requiredScopes?.length) body.scope = err.requiredScopes.join(' ');

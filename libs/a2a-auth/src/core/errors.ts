@@ -51,7 +51,8 @@ export type AuthReason =
   | 'dpop_replay_store_unavailable'
   | 'delegation_not_allowed'
   | 'delegation_too_deep'
-  | 'untrusted_actor';
+  | 'untrusted_actor'
+  | 'rate_limited';
 
 /**
  * RFC 6750 §3.1 error codes, plus the RFC 9449 §7.1 / §9 DPoP ones (`invalid_dpop_proof`, `use_dpop_nonce`);
@@ -61,8 +62,8 @@ export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficien
 
 /** Static facts for one reason code: HTTP status, RFC 6750 error and a generic, attacker-safe description. */
 export interface ReasonInfo {
-  /** HTTP status: 400, 401, 403 or 503. */
-  status: 400 | 401 | 403 | 503;
+  /** HTTP status: 400, 401, 403, 429 or 503. */
+  status: 400 | 401 | 403 | 429 | 503;
   /** RFC 6750 §3.1 error code sent in `WWW-Authenticate` and the JSON body. */
   error: BearerErrorCode;
   /** Generic text for `error_description`; never names the precise check that failed. */
@@ -134,6 +135,8 @@ export const REASONS: Readonly<Record<AuthReason, ReasonInfo>> = Object.freeze({
   dpop_nonce_missing: { status: 401, error: 'use_dpop_nonce', description: 'Resource server requires nonce in DPoP proof' },
   dpop_nonce_invalid: { status: 401, error: 'use_dpop_nonce', description: 'Resource server requires nonce in DPoP proof' },
   dpop_replay_store_unavailable: { status: 503, error: undefined, description: 'The DPoP replay check is temporarily unavailable; retry later' },
+  // RFC 6585 §4; not an RFC 6750 error, so no challenge: the token was fine.
+  rate_limited: { status: 429, error: undefined, description: 'Too many requests from this client; retry later' },
 });
 
 /**
@@ -147,7 +150,7 @@ export class AuthError extends Error {
   /** The fixed reason code. */
   readonly reason: AuthReason;
   /** HTTP status from {@link REASONS}. */
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 429 | 503;
   /** RFC 6750 error code, or `undefined` for a bare challenge. */
   readonly error: BearerErrorCode;
   /** For `insufficient_scope`: the scopes the resource requires (RFC 6750 §3 `scope`). */

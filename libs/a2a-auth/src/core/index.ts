@@ -25,7 +25,11 @@ export {
   type DPoPNonceOptions,
   type ResolvedDPoPOptions,
   DEFAULT_DPOP_ALGORITHMS,
+  type StoreOptions,
+  type ClientRateLimitOptions,
+  resolveClientRateLimit,
 } from './options';
+export { InMemoryStore, StoreUnavailableError, withStoreTimeout, defaultKeyPrefix, type SharedStore } from './store';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './errors';
 export {
   extractBearerToken,

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
 import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './introspection';
 import type { DPoPReplayCache } from './replay-cache';
 import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
+import { defaultKeyPrefix } from './store';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -186,6 +187,30 @@ export interface AuditOptions {
 }
 
 /**
+ * Where shared state lives (rate-limit counters for the card and per client; later replay and introspection caches).
+ * Unset: in this process's memory, so several instances each count on their own.
+ */
+export interface StoreOptions {
+  /**
+   * Redis (through the optional peer `ioredis`, loaded only then): `{ url }` (e.g. `redis://127.0.0.1:6379/0`; the
+   * module opens and closes the connection) or `{ client }` (your ioredis `Redis` instance; you close it).
+   */
+  redis?: { url: string } | { client: unknown };
+  /** Prefix of every key, so that several agents can share one Redis. Default `a2a:<host><path>:` of `card.url`, else of `resource`, else `a2a:`. */
+  keyPrefix?: string;
+  /** Longest wait for one store operation, milliseconds. Default 200. Past it the operation counts as failed (rate limits then let the request through). */
+  timeoutMs?: number;
+}
+
+/** A per-client request limit (A2A v1.0 §13.4): at most `limit` requests per `ttl` seconds per verified client. */
+export interface ClientRateLimitOptions {
+  /** Requests allowed per window (a positive integer). */
+  limit: number;
+  /** Window length in seconds (positive). */
+  ttl: number;
+}
+
+/**
  * Options for {@link A2AAuthModule.forRoot} / `forRootAsync`.
  * Secrets (none are needed by the resource server itself) must come from the environment or config.
  */
@@ -259,6 +284,13 @@ export interface A2AAuthModuleOptions {
    * Default: refused (`accept: false`, `maxChainLength` 2, any actor).
    */
   delegation?: DelegationOptions;
+  /** Shared state: in memory (default) or Redis. */
+  store?: StoreOptions;
+  /**
+   * Per-client limit on every authenticated request (the client is the verified `client_id`, else `azp`, else `sub`),
+   * answered with 429 and `Retry-After` (RFC 6585 §4). Default: off. `@ClientRateLimit()` adds a limit per route.
+   */
+  clientRateLimit?: ClientRateLimitOptions;
 }
 
 /** {@link DPoPOptions} after defaults and validation. */
@@ -310,6 +342,8 @@ export interface ResolvedOptions {
   dpop: ResolvedDPoPOptions;
   /** The module-wide delegation policy, defaults applied. */
   delegation: DelegationPolicy;
+  store: { redis?: { url: string } | { client: unknown }; keyPrefix: string; timeoutMs: number };
+  clientRateLimit?: ClientRateLimitOptions;
 }
 
 /** Thrown at boot for invalid options; the message names the option. */
@@ -436,6 +470,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
 
   const firstIssuer = issuers[0].issuer.replace(/\/$/, '');
   const tc = o.tokenCache ?? {};
+  const resource = o.resource ?? o.card?.url ?? audience.find((a) => /^https?:\/\//.test(a));
   return {
     issuers,
     issuerNames: issuers.map((i) => i.issuer),
@@ -449,7 +484,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
     scopes: { ...scopes },
     tokenUrl: o.tokenUrl,
     oauth2MetadataUrl: o.oauth2MetadataUrl ?? `${firstIssuer}/.well-known/openid-configuration`,
-    resource: o.resource ?? o.card?.url ?? audience.find((a) => /^https?:\/\//.test(a)),
+    resource,
     realm: o.realm ?? o.card?.name ?? 'a2a',
     card,
     throttle,
@@ -480,6 +515,8 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
       : undefined,
     dpop,
     delegation: moduleDelegation(o.delegation),
+    store: resolveStore(o.store, o.card?.url ?? resource),
+    clientRateLimit: o.clientRateLimit === undefined ? undefined : resolveClientRateLimit('clientRateLimit', o.clientRateLimit),
   };
 }
 
@@ -558,4 +595,33 @@ function moduleDelegation(o: DelegationOptions | undefined): DelegationPolicy {
   } catch (e) {
     throw new A2AAuthConfigError('delegation', (e as Error).message);
   }
+}
+
+function resolveStore(s: StoreOptions | undefined, publicUrl: string | undefined): ResolvedOptions['store'] {
+  if (s !== undefined && (typeof s !== 'object' || s === null)) throw new A2AAuthConfigError('store', 'must be an object');
+  const redis = s?.redis;
+  if (redis !== undefined) {
+    const url = (redis as { url?: unknown }).url;
+    const client = (redis as { client?: unknown }).client;
+    if ((url === undefined) === (client === undefined)) throw new A2AAuthConfigError('store.redis', 'needs exactly one of `url` or `client`');
+    if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+      throw new A2AAuthConfigError('store.redis.url', 'must be a redis:// or rediss:// URL');
+    }
+    if (client !== undefined && (typeof client !== 'object' || client === null))
+      throw new A2AAuthConfigError('store.redis.client', 'must be an ioredis client');
+  }
+  if (s?.keyPrefix !== undefined && (typeof s.keyPrefix !== 'string' || s.keyPrefix === '')) {
+    throw new A2AAuthConfigError('store.keyPrefix', 'must be a non-empty string');
+  }
+  return { redis, keyPrefix: s?.keyPrefix ?? defaultKeyPrefix(publicUrl), timeoutMs: positive('store.timeoutMs', s?.timeoutMs, 200) };
+}
+
+/**
+ * Validates a per-client limit (module option or `@ClientRateLimit()`).
+ * @throws A2AAuthConfigError naming `option` unless `limit` is a positive integer and `ttl` a positive number of seconds.
+ */
+export function resolveClientRateLimit(option: string, l: ClientRateLimitOptions): ClientRateLimitOptions {
+  if (!l || typeof l !== 'object') throw new A2AAuthConfigError(option, 'must be { limit, ttl }');
+  if (!Number.isInteger(l.limit) || l.limit < 1) throw new A2AAuthConfigError(`${option}.limit`, `must be a positive integer, got ${String(l.limit)}`);
+  return { limit: l.limit, ttl: positive(`${option}.ttl`, l.ttl, 0) };
 }

@@ -20,3 +20,13 @@ export const A2A_AUTH_RUNTIME = Symbol('A2A_AUTH_RUNTIME');
 export const A2A_VERIFIER = Symbol('A2A_VERIFIER');
 /** Metadata key set by `@DPoP()`. */
 export const DPOP_MODE_KEY = 'a2a-auth:dpop';
+/** Metadata key set by `@ClientRateLimit()`. */
+export const CLIENT_RATE_LIMIT_KEY = 'a2a-auth:client-rate-limit';
+/**
+ * Injection token of the agent's {@link SharedStore} (in memory, or Redis with the `store` option), under the agent's
+ * key prefix. For shared state beyond rate limits: a replay check calls `setIfAbsent` and fails closed when it
+ * rejects; a cache calls `get`/`set` and treats a rejection as a miss.
+ */
+export const A2A_SHARED_STORE = Symbol('A2A_SHARED_STORE');
+/** @internal The Redis connection (or `undefined`) behind the store and the throttler storage. */
+export const A2A_REDIS_CONNECTION = Symbol('A2A_REDIS_CONNECTION');

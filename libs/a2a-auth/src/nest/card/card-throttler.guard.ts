@@ -37,7 +37,7 @@ export class CardThrottlerGuard extends ThrottlerGuard {
   }
 
   protected generateKey(_ctx: ExecutionContext, tracker: string, name: string): string {
-    return `a2a-card:${name}:${tracker}`;
+    return `${this.opts.store.keyPrefix}card:${name}:${tracker}`;
   }
 
   protected async throwThrottlingException(ctx: ExecutionContext): Promise<void> {

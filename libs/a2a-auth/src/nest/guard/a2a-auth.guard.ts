@@ -14,6 +14,7 @@ import { A2A_AUTH_RESOLVED_OPTIONS, A2A_VERIFIER } from '../constants';
 import { credentialsOf, verificationContextOf, type ContextOptions } from '../http/credentials';
 import type { HttpRequestLike } from '../http/request-info';
 import { routeAuth } from './route-auth';
+import { ClientRateLimiter } from './client-rate-limiter';
 
 // Callers this guard has put on `request.user`. A request whose `user` is one of them was already authenticated here
 // (global guard + a route-level @UseGuards). Kept beside the request rather than as a mark on it: adding a property
@@ -31,6 +32,8 @@ const CHALLENGE_VIEWS = new WeakMap<object, ChallengeView>();
  *    allows); the caller lands on `request.user`.
  * 3. Authorizes: the delegation chain (`act`, RFC 8693 §4.1) must fit the `delegation` option and `@Delegation()`,
  *    and every scope of `@RequireScopes` (class + method) must be granted.
+ * 4. Counts the request against the caller's limits (`clientRateLimit`, `@ClientRateLimit()`): 429 + `Retry-After`
+ *    past them (RFC 6585 §4), JSON `{ error: "rate_limited", error_description }`, audit reason `rate_limited`.
  *
  * Responses (DESIGN §2): 400 `invalid_request`, 401 (bare challenge or `invalid_token`),
  * 403 `insufficient_scope` with `scope`, 503 + `Retry-After` when the key server is down.
@@ -51,6 +54,7 @@ export class A2AAuthGuard implements CanActivate {
     private readonly audit: AuthAuditService,
     private readonly adapterHost: HttpAdapterHost,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
+    private readonly limiter: ClientRateLimiter,
   ) {
     this.challenges = new ChallengeBuilder({
       realm: opts.realm,
@@ -101,23 +105,47 @@ export class A2AAuthGuard implements CanActivate {
     } catch (e) {
       throw this.reject(req, res, e, attempt, route, undefined, view);
     }
+    const limits = this.limiter.limitsFor(ctx.getClass(), ctx.getHandler());
     if (result instanceof Promise) {
       return result.then(
-        (caller) => this.authorize(req, res, caller, attempt, route, view),
+        (caller) => this.authorize(req, res, caller, attempt, route, limits, view),
         (e) => {
           throw this.reject(req, res, e, attempt, route, undefined, view);
         },
       );
     }
-    return this.authorize(req, res, result, attempt, route, view);
+    return this.authorize(req, res, result, attempt, route, limits, view);
   }
 
-  private authorize(req: HttpRequestLike, res: unknown, caller: A2ACaller, attempt: VerifyAttempt, route: RoutePolicy, view?: ChallengeView): boolean {
+  private authorize(
+    req: HttpRequestLike,
+    res: unknown,
+    caller: A2ACaller,
+    attempt: VerifyAttempt,
+    route: RoutePolicy,
+    limits: ReturnType<ClientRateLimiter['limitsFor']>,
+    view?: ChallengeView,
+  ): boolean | Promise<boolean> {
     try {
       this.check(caller, route);
     } catch (e) {
       throw this.reject(req, res, e, attempt, route, caller, view);
     }
+    if (limits.length === 0) return this.admit(req, caller, attempt, route);
+    return this.limiter.consume(caller, limits).then((wait) => {
+      if (wait === undefined) return this.admit(req, caller, attempt, route);
+      const err = new AuthError('rate_limited', `client limit reached; retry after ${wait} s`);
+      this.audit.failure(req, err, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes }, caller);
+      const adapter = this.adapterHost.httpAdapter;
+      if (res && adapter) {
+        adapter.setHeader(res, 'Retry-After', String(wait));
+        adapter.setHeader(res, 'Cache-Control', 'no-store');
+      }
+      throw new HttpException(errorBody(err), 429);
+    });
+  }
+
+  private admit(req: HttpRequestLike, caller: A2ACaller, attempt: VerifyAttempt, route: RoutePolicy): true {
     req.user = caller;
     AUTHORIZED_CALLERS.add(caller);
     // On an A2A binding the transport records the call's one decision (the skill check); here it would be a second.

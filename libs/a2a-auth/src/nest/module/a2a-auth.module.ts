@@ -1,8 +1,8 @@
 import { ConfigurableModuleBuilder, Logger, Module } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
-import { getOptionsToken, getStorageToken, ThrottlerStorageService } from '@nestjs/throttler';
-import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_AUTH_RUNTIME, A2A_VERIFIER } from '../constants';
+import { getOptionsToken } from '@nestjs/throttler';
+import { A2A_AUDIT_SINK, A2A_AUTH_RESOLVED_OPTIONS, A2A_AUTH_RUNTIME, A2A_SHARED_STORE, A2A_VERIFIER } from '../constants';
 import { createAuthRuntime, type AuthRuntime } from '../../core/runtime';
 import { resolveOptions, type A2AAuthModuleOptions, type ResolvedOptions } from '../../core/options';
 import { KeyRegistry } from '../../core/key-registry';
@@ -17,6 +17,8 @@ import { CardThrottlerGuard } from '../card/card-throttler.guard';
 import { AgentCardController } from '../card/card.controller';
 import { ResourceMetadataController } from '../card/resource-metadata.controller';
 import { ExtendedCardController } from '../card/extended-card.controller';
+import { ClientRateLimiter } from '../guard/client-rate-limiter';
+import { STORE_PROVIDERS } from '../store/store.providers';
 
 /** Extra `forRoot`/`forRootAsync` settings that shape the module itself (not the options object). */
 export interface A2AAuthModuleExtras {
@@ -48,6 +50,7 @@ export const {
  * - Options are validated at boot ({@link resolveOptions}); a bad option stops the app with a message naming it.
  * - Provides the Passport strategy `'a2a-jwt'`, the global {@link A2AAuthGuard}, the audit trail, the Agent Card
  *   (`/.well-known/agent-card.json`), RFC 9728 metadata and the extended card.
+ * - Shared state (`store`): in memory, or Redis through ioredis; exported as {@link A2A_SHARED_STORE}.
  * - Extras: `globalGuard` (default true) and `isGlobal` (default true), e.g. `forRoot({ ...options, globalGuard: false })`.
  */
 @Module({
@@ -74,7 +77,8 @@ export const {
       useFactory: (o: ResolvedOptions) => ({ throttlers: [{ name: 'default', ttl: o.throttle.ttl * 1000, limit: o.throttle.limit }] }),
       inject: [A2A_AUTH_RESOLVED_OPTIONS],
     },
-    { provide: getStorageToken(), useClass: ThrottlerStorageService },
+    ...STORE_PROVIDERS,
+    ClientRateLimiter,
     A2AJwtStrategy,
     AuthAuditService,
     A2AAuthGuard,
@@ -94,6 +98,9 @@ export const {
     VerifiedTokenCache,
     AuthAuditService,
     A2A_AUDIT_SINK,
+    A2A_SHARED_STORE,
+    // A route-level @UseGuards(A2AAuthGuard) is instantiated in the app's module and needs it there.
+    ClientRateLimiter,
   ],
 })
 export class A2AAuthModule extends ConfigurableModuleClass {}

@@ -1,0 +1,237 @@
+import { Controller, Get, type INestApplication } from '@nestjs/common';
+import Redis from 'ioredis';
+import request from 'supertest';
+import {
+  A2A_SHARED_STORE,
+  A2ACaller,
+  ClientRateLimit,
+  Public,
+  StoreUnavailableError,
+  type A2AAuthModuleOptions,
+  type AuthAuditEvent,
+  type SharedStore,
+} from 'nestjs-a2a-auth';
+import { TestIssuer } from './fixtures/auth-harness';
+import { RedisServer } from './fixtures/redis-server';
+import { CapturingLogger, PLATFORMS, type TestApp } from './fixtures/test-app';
+
+@Controller('ops')
+class OpsController {
+  @Get('read')
+  read(@A2ACaller() caller: A2ACaller) {
+    return { clientId: caller.clientId };
+  }
+
+  @ClientRateLimit({ limit: 2, ttl: 60 })
+  @Get('costly')
+  costly() {
+    return { ok: true };
+  }
+
+  @Public()
+  @Get('health')
+  health() {
+    return { ok: true };
+  }
+}
+
+const AUDIENCE = 'https://agent.test/expenses';
+const CLIENT_LIMIT = { error: 'rate_limited', error_description: 'Too many requests from this client; retry later' };
+const CARD_LIMIT = { error: 'rate_limited', error_description: 'Too many requests for this document; retry later' };
+
+function options(idp: TestIssuer, extra: Partial<A2AAuthModuleOptions>): Partial<A2AAuthModuleOptions> {
+  return {
+    tokenUrl: `${idp.issuer}/token`,
+    card: { name: 'Ops Agent', description: 'Ops', url: AUDIENCE, interfaces: [], throttle: { limit: 4, ttl: 60 } },
+    clientRateLimit: { limit: 5, ttl: 60 },
+    ...extra,
+  };
+}
+
+function expectClientLimited(res: request.Response): void {
+  expect(res.status).toBe(429);
+  expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+  expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
+  expect(res.headers['www-authenticate']).toBeUndefined();
+  expect(res.headers['cache-control']).toBe('no-store');
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  expect(res.body).toStrictEqual(CLIENT_LIMIT);
+}
+
+describe.each(PLATFORMS)('several instances sharing one Redis (%s)', (platform) => {
+  let redis: RedisServer;
+  let idp: TestIssuer;
+  let admin: Redis;
+  const apps: TestApp[] = [];
+  const events: AuthAuditEvent[] = [];
+  const logger = new CapturingLogger();
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    idp = await TestIssuer.start({ audience: AUDIENCE });
+    for (let i = 0; i < 3; i++) {
+      apps.push(
+        await idp.startApp({
+          platform,
+          controllers: [OpsController],
+          logger,
+          auth: options(idp, { store: { redis: { url: redis.url } }, auditSink: { wantsSuccesses: false, emit: (e) => events.push(e) } }),
+        }),
+      );
+    }
+  });
+
+  afterAll(async () => {
+    await idp?.close();
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  beforeEach(async () => {
+    if (admin.status === 'ready') await admin.flushall();
+    events.length = 0;
+    logger.lines.length = 0;
+  });
+
+  /** The i-th request goes to instance i mod 3, as behind a round-robin load balancer. */
+  const at = (i: number) => request(apps[i % apps.length].url);
+
+  it('the card limit (4 a minute per address) holds in total across three instances', async () => {
+    const statuses: number[] = [];
+    let last!: request.Response;
+    for (let i = 0; i < 6; i++) statuses.push((last = await at(i).get('/.well-known/agent-card.json')).status);
+    expect(statuses).toStrictEqual([200, 200, 200, 200, 429, 429]);
+    expect(last.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    expect(last.body).toStrictEqual(CARD_LIMIT);
+    // Namespaced per agent: the key prefix comes from card.url.
+    expect((await admin.keys('*')).every((k) => k.startsWith('{a2a:agent.test/expenses:card:'))).toBe(true);
+  });
+
+  it('a per-client limit (5 a minute) holds in total across three instances, with 429, Retry-After and an audit event', async () => {
+    const a = await idp.mint({ claims: { client_id: 'client-a', sub: 'client-a' } });
+    const b = await idp.mint({ claims: { client_id: 'client-b', sub: 'client-b' } });
+    const statuses: number[] = [];
+    let last!: request.Response;
+    for (let i = 0; i < 7; i++) statuses.push((last = await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status);
+    expect(statuses).toStrictEqual([200, 200, 200, 200, 200, 429, 429]);
+    expectClientLimited(last);
+    const limited = events.filter((e) => e.reason === 'rate_limited');
+    expect(limited).toHaveLength(2);
+    expect(limited[0]).toMatchObject({ outcome: 'failure', status: 429, clientId: 'client-a', verified: true, route: '/ops/read' });
+    // Another client has its own budget; unauthenticated and public requests are not counted.
+    expect((await at(0).get('/ops/read').set('Authorization', `Bearer ${b}`)).body).toStrictEqual({ clientId: 'client-b' });
+    expect((await at(1).get('/ops/health')).status).toBe(200);
+    expect((await at(2).get('/ops/read')).status).toBe(401);
+    expect(logger.lines.join('\n')).not.toContain(a);
+  });
+
+  it('@ClientRateLimit({ limit: 2 }) limits one route per client in total, beside the module-wide limit', async () => {
+    const a = await idp.mint({ claims: { client_id: 'client-c', sub: 'client-c' } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await at(i).get('/ops/costly').set('Authorization', `Bearer ${a}`)).status);
+    expect(statuses).toStrictEqual([200, 200, 429]);
+    expectClientLimited(await at(0).get('/ops/costly').set('Authorization', `Bearer ${a}`));
+    expect((await at(1).get('/ops/read').set('Authorization', `Bearer ${a}`)).status).toBe(200); // 5th of 5 module-wide
+    expectClientLimited(await at(2).get('/ops/read').set('Authorization', `Bearer ${a}`));
+  });
+
+  it('the shared store: setIfAbsent is first-use-wins across instances, get/set are shared, keys carry the agent prefix', async () => {
+    const s0 = apps[0].app.get<SharedStore>(A2A_SHARED_STORE);
+    const s1 = apps[1].app.get<SharedStore>(A2A_SHARED_STORE);
+    expect(s0.kind).toBe('redis');
+    expect(await s0.setIfAbsent('jti:1', 60)).toBe(true);
+    expect(await s1.setIfAbsent('jti:1', 60)).toBe(false);
+    await s1.set('cache:x', 'v', 60);
+    expect(await s0.get('cache:x')).toBe('v');
+    expect(await s0.get('cache:absent')).toBeUndefined();
+    expect((await admin.keys('*')).sort()).toStrictEqual(['a2a:agent.test/expenses:cache:x', 'a2a:agent.test/expenses:jti:1']);
+    expect(await admin.pttl('a2a:agent.test/expenses:jti:1')).toBeGreaterThan(59_000);
+  });
+
+  it('a paused Redis is bounded by store.timeoutMs (200 ms): limits fail open with a warning, setIfAbsent rejects', async () => {
+    const a = await idp.mint({ claims: { client_id: 'client-d', sub: 'client-d' } });
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const store = apps[0].app.get<SharedStore>(A2A_SHARED_STORE);
+      let t = Date.now();
+      await expect(store.setIfAbsent('jti:slow', 60)).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - t).toBeLessThan(1000);
+      t = Date.now();
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) statuses.push((await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status);
+      expect(statuses).toStrictEqual([200, 200, 200, 200, 200, 200, 200]);
+      expect(Date.now() - t).toBeLessThan(7 * 1000);
+      expect((await at(0).get('/.well-known/agent-card.json')).status).toBe(200);
+      expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('a2a.store.rate_limit_unavailable') && l.includes('200 ms'))).toBe(true);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+  });
+
+  it('Redis stopped mid-run: limits fail open, the store rejects at once; once Redis is back, limits count again', async () => {
+    const a = await idp.mint({ claims: { client_id: 'client-e', sub: 'client-e' } });
+    for (let i = 0; i < 5; i++) expect((await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status).toBe(200);
+    expectClientLimited(await at(5).get('/ops/read').set('Authorization', `Bearer ${a}`));
+    await redis.stop();
+    try {
+      const store = apps[1].app.get<SharedStore>(A2A_SHARED_STORE);
+      const t = Date.now();
+      await expect(store.get('cache:x')).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.setIfAbsent('jti:down', 60)).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - t).toBeLessThan(1000);
+      for (let i = 0; i < 3; i++) expect((await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status).toBe(200);
+      expect(logger.lines.some((l) => l.startsWith('warn') && l.includes('a2a.store.rate_limit_unavailable'))).toBe(true);
+      expect(logger.lines.join('\n')).not.toContain(a);
+    } finally {
+      await redis.restart();
+    }
+    // ioredis reconnects on its own (backoff up to 2 s); the counters were lost with the server, so counting restarts.
+    const deadline = Date.now() + 8000;
+    const reconnected = async () => {
+      for (const t of apps) {
+        const ok = await t.app
+          .get<SharedStore>(A2A_SHARED_STORE)
+          .set('probe', '1', 5)
+          .then(() => true)
+          .catch(() => false);
+        if (!ok) return false;
+      }
+      return true;
+    };
+    // Every instance must be back, or one that still fails open would not count its requests.
+    while (Date.now() < deadline && !(await reconnected())) await new Promise((r) => setTimeout(r, 100));
+    await admin.flushall().catch(() => undefined);
+    for (let i = 0; i < 5; i++) expect((await at(i).get('/ops/read').set('Authorization', `Bearer ${a}`)).status).toBe(200);
+    expectClientLimited(await at(5).get('/ops/read').set('Authorization', `Bearer ${a}`));
+  }, 30_000);
+});
+
+describe.each(PLATFORMS)('per-client limits with the default in-memory store (%s)', (platform) => {
+  let idp: TestIssuer;
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    idp = await TestIssuer.start({ audience: AUDIENCE });
+    const t = await idp.startApp({ platform, controllers: [OpsController], auth: options(idp, { clientRateLimit: { limit: 2, ttl: 60 } }) });
+    app = t.app;
+    url = t.url;
+  });
+  afterAll(async () => {
+    await idp?.close();
+  });
+
+  it('counts per client in this process: the third request of a client is 429, another client still passes', async () => {
+    expect(app.get<SharedStore>(A2A_SHARED_STORE).kind).toBe('memory');
+    const a = await idp.mint({ claims: { client_id: 'client-m', sub: 'client-m' } });
+    const b = await idp.mint({ claims: { client_id: 'client-n', sub: 'client-n' } });
+    const statuses: number[] = [];
+    let last!: request.Response;
+    for (let i = 0; i < 3; i++) statuses.push((last = await request(url).get('/ops/read').set('Authorization', `Bearer ${a}`)).status);
+    expect(statuses).toStrictEqual([200, 200, 429]);
+    expectClientLimited(last);
+    expect((await request(url).get('/ops/read').set('Authorization', `Bearer ${b}`)).status).toBe(200);
+  });
+});
