@@ -202,16 +202,17 @@ describe.each(PLATFORMS)('verified-token cache on %s', (platform) => {
 
     it('an entry ends after maxTtl: the token is verified again (and still accepted)', async () => {
       const tok = await token({ ttl: 3600 });
-      const t0 = Date.now();
       expect((await me(a, tok)).status).toBe(200);
+      // The entry was stored before the first answer was sent: it ends at most maxTtl after this moment.
+      const stored = Date.now();
       expect((await me(a, tok)).status).toBe(200);
-      expect(Date.now() - t0).toBeLessThan(1000); // the second request was within maxTtl
-      expect(a.verifications).toHaveBeenCalledTimes(1);
-      await sleep(t0 + 1100 - Date.now());
+      if (Date.now() - stored < 1000) expect(a.verifications).toHaveBeenCalledTimes(1); // the second request was within maxTtl
+      await sleep(stored + 1100 - Date.now());
+      a.verifications.mockClear();
       const res = await me(a, tok);
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ ...ME, issuer: jwks.issuer });
-      expect(a.verifications).toHaveBeenCalledTimes(2);
+      expect(a.verifications).toHaveBeenCalledTimes(1);
     });
   });
 
