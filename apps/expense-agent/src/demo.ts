@@ -11,7 +11,9 @@ import { bootstrap, type RunningAgent } from './main';
  *   3. a call with no token                        → 401 with a bare Bearer challenge
  *   4. the approver approves it                    → 200
  * then the same over A2A, with the official `@a2a-js/sdk` client and the library's `connectA2AAgent` (card discovery,
- * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings.
+ * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings, and on each binding
+ * DPoP (RFC 9449): the `expense-dpop` client's DPoP-bound token with a fresh proof per request → 200, then that token
+ * "stolen": without a proof, as Bearer, and with a proof from another key → 401 each.
  * Env: `A2A_AGENT_URL` (default http://127.0.0.1:3000), the dev client overrides (`DEV_SUBMITTER_ID`, …).
  * If no agent answers there, one is started in-process on a free port (with the embedded dev authorization server).
  */
@@ -57,6 +59,8 @@ export interface DemoOptions {
   startIfMissing?: boolean;
   /** Also run the A2A part with the official SDK client. Default true. */
   a2a?: boolean;
+  /** Include the DPoP steps in the A2A part (needs an agent with `dpop` `'allowed'` or `'required'`). Default true. */
+  dpop?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
@@ -133,7 +137,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     log(`Agent Card   ${agentUrl}/.well-known/agent-card.json  (${(card as { name?: string }).name ?? 'unnamed agent'})`);
     log(`Token URL    ${tokenUrl}  (from securitySchemes.oauth2 clientCredentials)`);
 
-    const { submitter, approver } = devClientsFromEnv(env);
+    const { submitter, approver, dpop } = devClientsFromEnv(env);
     const outcomes: DemoOutcome[] = [];
     const record = (step: string, expected: number[], r: { status: number; wwwAuthenticate?: string; body: unknown }, check = true) => {
       const out: DemoOutcome = { step, expected, ...r, ok: expected.includes(r.status) && check };
@@ -192,6 +196,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         agentUrl,
         submitter: { id: submitter.clientId, secret: submitter.clientSecret },
         approver: { id: approver.clientId, secret: approver.clientSecret },
+        dpop: o.dpop === false ? undefined : { id: dpop.clientId, secret: dpop.clientSecret },
       });
       for (const x of a2a) {
         log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.status} (expected ${x.expected})`);
