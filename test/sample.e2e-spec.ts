@@ -279,14 +279,17 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
       [403, true],
       [401, true],
       [200, true],
+      [200, true],
     ]);
+    expect(r.outcomes[4].step).toBe('expense-opaque lists expenses with an opaque token, checked by introspection (GET /expenses)');
+    expect(r.outcomes[4].body).toEqual({ expenses: expect.arrayContaining([expect.objectContaining({ submittedBy: 'expense-submitter' })]) });
     expect(r.outcomes[1].wwwAuthenticate).toBe(
       `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
     );
     expect(r.outcomes[2].wwwAuthenticate).toBe(challenge);
     expect(r.ok).toBe(true);
     expect(lines.join('\n')).toContain('All outcomes as expected.');
-    expect(lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|dpop-secret/); // never prints tokens, proofs or secrets
+    expect(lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|dpop-secret|opaque-secret|introspection-secret/); // never prints tokens, proofs or secrets
   });
 
   it("the demo's DPoP steps on both A2A bindings: the DPoP client 200; its stolen token without a proof, as Bearer, or with another key's proof 401", async () => {
@@ -356,6 +359,8 @@ describe('sample Expense agent: start-up and configuration', () => {
       expect(printed).toMatch(/expense-submitter\s+submitter-secret\s+expense:submit expense:read/);
       expect(printed).toMatch(/expense-approver\s+\(from \$DEV_APPROVER_SECRET\)\s+expense:approve expense:read/);
       expect(printed).toMatch(/\n {2}expense-dpop\s+dpop-secret\s+expense:submit expense:read {2}\(DPoP-bound tokens only, RFC 9449\)\n/);
+      expect(printed).toMatch(/\n {2}expense-opaque\s+opaque-secret\s+expense:submit expense:read {2}\(opaque tokens, introspected, RFC 7662\)\n/);
+      expect(printed).not.toContain('introspection-secret');
       expect(printed).toContain('\n  DPoP           allowed  (RFC 9449 sender-constrained tokens; A2A_DPOP=off|allowed|required)\n');
       expect(printed).not.toContain('from-the-vault');
       expect(printed).toContain(
@@ -427,7 +432,9 @@ describe('sample Expense agent: start-up and configuration', () => {
     const audit = logger.lines.filter((l) => l.includes('"type":"a2a.auth"'));
     expect(audit.length).toBeGreaterThanOrEqual(4);
     // The audit may say "presented as a Bearer token"; what must never appear is a credential after a scheme.
-    expect(logger.lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|dpop-secret|(Bearer|DPoP) [\w.~+/-]{20,}/);
+    expect(logger.lines.join('\n')).not.toMatch(
+      /eyJ|submitter-secret|approver-secret|dpop-secret|opaque-secret|introspection-secret|(Bearer|DPoP) [\w.~+/-]{20,}/,
+    );
   });
 
   describe('with A2A_ISSUER set (a real issuer)', () => {
@@ -640,7 +647,7 @@ describe('sample Expense agent: start-up and configuration', () => {
     const lines: string[] = [];
     const r = await runDemo({ agentUrl: `http://127.0.0.1:${await closedPort()}`, env: ENV, log: (l) => lines.push(l) });
     expect(r.startedAgent).toBe(true);
-    expect(r.outcomes.map((o) => o.status)).toEqual([201, 403, 401, 200]);
+    expect(r.outcomes.map((o) => o.status)).toEqual([201, 403, 401, 200, 200]);
     expect(r.ok).toBe(true);
     expect(lines[0]).toMatch(/^No agent answers at http:\/\/127\.0\.0\.1:\d+; starting the Expense agent in-process/);
     // The in-process agent is gone afterwards.

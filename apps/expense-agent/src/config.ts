@@ -27,6 +27,12 @@ export const ENV = {
   host: 'HOST',
   /** DPoP (RFC 9449) mode of the resource server: `off`, `allowed` or `required`. Default `allowed`. */
   dpop: 'A2A_DPOP',
+  /** RFC 7662 introspection endpoint for opaque tokens. Default: discovered from the issuer (`introspection_endpoint`). */
+  introspectionUrl: 'A2A_INTROSPECTION_URL',
+  /** The agent's client id at the introspection endpoint. Unset: no introspection (JWT access tokens only). */
+  introspectionClientId: 'A2A_INTROSPECTION_CLIENT_ID',
+  /** Its secret (`client_secret_basic`); required with `A2A_INTROSPECTION_CLIENT_ID`. */
+  introspectionClientSecret: 'A2A_INTROSPECTION_CLIENT_SECRET',
 } as const;
 
 /** DPoP modes `A2A_DPOP` may name. */
@@ -184,6 +190,7 @@ export async function discoverTokenUrl(issuer: string, timeoutMs: number = DISCO
  *
  * - `A2A_ISSUER` is required here; `bootstrap()` in main.ts fills it with the embedded dev server's issuer when unset.
  * - `A2A_TOKEN_URL` falls back to discovery from the (first) issuer.
+ * - `A2A_INTROSPECTION_CLIENT_ID` (+ `_SECRET`, `A2A_INTROSPECTION_URL`) turns on `introspection` (opaque tokens, RFC 7662).
  * - `A2A_DPOP` sets `dpop` (default `'allowed'`: Bearer and DPoP-bound tokens, RFC 9449).
  * - The Agent Card: JSON-RPC at `${PUBLIC_URL}/a2a/jsonrpc`, HTTP+JSON at `${PUBLIC_URL}`, extended card on.
  * @throws Error naming the variable when one is missing or invalid (the app then refuses to boot).
@@ -205,6 +212,19 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     ? httpUrl(ENV.tokenUrl, tokenUrlVar, "the issuer's token endpoint, e.g. https://auth.example.com/oauth2/token")
     : await discoverTokenUrl(issuers[0]);
 
+  const introspectionClientId = get(ENV.introspectionClientId);
+  const introspectionClientSecret = get(ENV.introspectionClientSecret);
+  if (introspectionClientId && !introspectionClientSecret) throw new Error(`${ENV.introspectionClientSecret} is required with ${ENV.introspectionClientId}`);
+  const introspectionUrl = get(ENV.introspectionUrl);
+  const introspection =
+    introspectionClientId && introspectionClientSecret
+      ? {
+          clientId: introspectionClientId,
+          clientSecret: introspectionClientSecret,
+          endpoint: introspectionUrl && httpUrl(ENV.introspectionUrl, introspectionUrl, "the issuer's RFC 7662 introspection endpoint"),
+        }
+      : undefined;
+
   return {
     issuer: issuers,
     audience,
@@ -214,6 +234,7 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     scopes: { ...EXPENSE_SCOPES },
     tokenUrl,
     dpop: parseDpopMode(get(ENV.dpop)),
+    introspection,
     card: {
       name: 'Expense Reimbursement Agent',
       description: 'Submits, approves and lists expense claims. A sample A2A agent secured with OAuth 2.0 client credentials by nestjs-a2a-auth.',

@@ -121,13 +121,23 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
     const devPort = env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT, 'DEV_AUTH_PORT') : 0;
     devAuth = await startDevAuthServer({
       audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
-      clients: [clients.submitter, clients.approver, clients.dpop],
+      clients: [clients.submitter, clients.approver, clients.dpop, clients.opaque],
+      introspectors: [clients.introspector],
       port: devPort,
       nodeEnv: env.NODE_ENV,
     }).catch((err: unknown) => {
       throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
     });
-    Object.assign(values, { [ENV.issuer]: devAuth.issuer, [ENV.audience]: devAuth.audience, [ENV.jwksUri]: devAuth.jwksUri, [ENV.tokenUrl]: devAuth.tokenUrl });
+    Object.assign(values, {
+      [ENV.issuer]: devAuth.issuer,
+      [ENV.audience]: devAuth.audience,
+      [ENV.jwksUri]: devAuth.jwksUri,
+      [ENV.tokenUrl]: devAuth.tokenUrl,
+      // Opaque tokens of the dev server's `expense-opaque` client are checked there (RFC 7662) with the agent's own credentials.
+      [ENV.introspectionUrl]: devAuth.introspectionUrl,
+      [ENV.introspectionClientId]: clients.introspector.clientId,
+      [ENV.introspectionClientSecret]: clients.introspector.clientSecret,
+    });
   }
 
   let app: INestApplication | undefined;
@@ -218,7 +228,7 @@ export function startupBanner(i: {
     `  ${'client_id'.padEnd(w)}  ${'secret'.padEnd(ws)}  scopes`,
     ...d.clients.map(
       (c) =>
-        `  ${c.clientId.padEnd(w)}  ${secretCol(c).padEnd(ws)}  ${c.scopes.join(' ')}${c.dpopBoundAccessTokens ? '  (DPoP-bound tokens only, RFC 9449)' : ''}`,
+        `  ${c.clientId.padEnd(w)}  ${secretCol(c).padEnd(ws)}  ${c.scopes.join(' ')}${c.dpopBoundAccessTokens ? '  (DPoP-bound tokens only, RFC 9449)' : c.accessTokenFormat === 'opaque' ? '  (opaque tokens, introspected, RFC 7662)' : ''}`,
     ),
     '',
     'Try it (paste into a POSIX shell):',
