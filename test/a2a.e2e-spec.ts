@@ -33,6 +33,9 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
   const logger = new CapturingLogger();
   const tokens = new Set<string>();
   let challenge: string;
+  // dpop: 'allowed' in the sample: every challenge names both schemes (RFC 6750 §3 and RFC 9449 §7.1), the error on the one used.
+  let bearer: string;
+  let dpopChallenge: string;
   let submitterToken: string;
   let approverToken: string;
 
@@ -44,7 +47,9 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       logger,
       banner: false,
     });
-    challenge = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+    bearer = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+    dpopChallenge = `DPoP realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource", algs="ES256 PS256 RS256 EdDSA"`;
+    challenge = `${bearer}, ${dpopChallenge}`;
     const tokenUrl = agent.devAuth!.tokenUrl;
     submitterToken = await new ClientCredentialsTokenProvider({ tokenUrl, ...SUBMITTER, scopes: ['expense:submit', 'expense:read'] }).getAccessToken();
     approverToken = await new ClientCredentialsTokenProvider({ tokenUrl, ...APPROVER, scopes: ['expense:approve', 'expense:read'] }).getAccessToken();
@@ -132,7 +137,7 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
         const re = e as A2AError & { statusCode: number; headers: Record<string, string> };
         expect(re.statusCode).toBe(403);
         expect(re.headers['www-authenticate']).toBe(
-          `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+          `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
         );
       } else {
         expect((e as Error).message).toBe(
@@ -186,7 +191,7 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
     );
     expect(outcomes[1].wwwAuthenticate).toBe(undefined); // JSON-RPC errors do not expose headers through the SDK
     expect(outcomes[5].wwwAuthenticate).toBe(
-      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+      `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
     );
     expect(JSON.stringify(outcomes)).not.toContain(SUBMITTER.clientSecret);
   });
@@ -212,10 +217,10 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       }
       const bad = await rpc({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire('submit-expense') }, `${submitterToken.slice(0, -4)}AAAA`);
       expect(bad.status).toBe(401);
-      expect(bad.headers['www-authenticate']).toBe(`${challenge}, error="invalid_token", error_description="The access token is invalid"`);
+      expect(bad.headers['www-authenticate']).toBe(`${bearer}, error="invalid_token", error_description="The access token is invalid", ${dpopChallenge}`);
       const badRest = await rest('/message:send', wire('submit-expense'), 'not-a-jwt');
       expect(badRest.status).toBe(401);
-      expect(badRest.headers['www-authenticate']).toBe(`${challenge}, error="invalid_token", error_description="The access token is invalid"`);
+      expect(badRest.headers['www-authenticate']).toBe(`${bearer}, error="invalid_token", error_description="The access token is invalid", ${dpopChallenge}`);
     });
 
     it('403 insufficient_scope on both bindings, with the guard’s header and body', async () => {
@@ -230,7 +235,7 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       ]) {
         expect(r.status).toBe(403);
         expect(r.headers['www-authenticate']).toBe(
-          `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+          `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
         );
         expect(r.body).toEqual(want);
       }

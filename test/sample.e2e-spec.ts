@@ -35,10 +35,15 @@ async function closedPort(): Promise<number> {
 describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-provider', (platform) => {
   let agent: RunningAgent;
   let challenge: string;
+  // dpop: 'allowed' in the sample: every challenge names both schemes (RFC 6750 §3 and RFC 9449 §7.1), the error on the one used.
+  let bearer: string;
+  let dpopChallenge: string;
 
   beforeAll(async () => {
     agent = await bootstrap({ platform, port: 0, env: ENV, logger: false, banner: false });
-    challenge = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+    bearer = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+    dpopChallenge = `DPoP realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource", algs="ES256 PS256 RS256 EdDSA"`;
+    challenge = `${bearer}, ${dpopChallenge}`;
   });
   afterAll(async () => {
     await agent?.close();
@@ -141,14 +146,14 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
     const res = await request(agent.url).post(`/expenses/${id}/approve`).set('Authorization', `Bearer ${tok}`);
     expect(res.status).toBe(403);
     expect(res.headers['www-authenticate']).toBe(
-      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+      `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
     );
     expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:approve' });
     const after = await request(agent.url).get(`/expenses/${id}`).set('Authorization', `Bearer ${tok}`);
     expect(after.body.status).toBe('submitted');
   });
 
-  it('demo outcome 3: a call with no token → 401 with a bare Bearer challenge', async () => {
+  it('demo outcome 3: a call with no token → 401 with a Bearer and a DPoP challenge, no error', async () => {
     const res = await request(agent.url).get('/expenses');
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(challenge);
@@ -186,7 +191,7 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
       .send({ amount: 1, currency: 'EUR', description: 'x' });
     expect(res.status).toBe(403);
     expect(res.headers['www-authenticate']).toBe(
-      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:submit"`,
+      `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:submit", ${dpopChallenge}`,
     );
     expect(res.body).toEqual({ error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope: 'expense:submit' });
   });
@@ -274,14 +279,56 @@ describe.each(PLATFORMS)('sample Expense agent on %s with the embedded oidc-prov
       [403, true],
       [401, true],
       [200, true],
+      [200, true],
     ]);
+    expect(r.outcomes[4].step).toBe('expense-opaque lists expenses with an opaque token, checked by introspection (GET /expenses)');
+    expect(r.outcomes[4].body).toEqual({ expenses: expect.arrayContaining([expect.objectContaining({ submittedBy: 'expense-submitter' })]) });
     expect(r.outcomes[1].wwwAuthenticate).toBe(
-      `${challenge}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve"`,
+      `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
     );
     expect(r.outcomes[2].wwwAuthenticate).toBe(challenge);
     expect(r.ok).toBe(true);
     expect(lines.join('\n')).toContain('All outcomes as expected.');
-    expect(lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret/); // never prints tokens or secrets
+    expect(lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|dpop-secret|opaque-secret|introspection-secret/); // never prints tokens, proofs or secrets
+  });
+
+  it("the demo's DPoP steps on both A2A bindings: the DPoP client 200; its stolen token without a proof, as Bearer, or with another key's proof 401", async () => {
+    const lines: string[] = [];
+    const r = await runDemo({ agentUrl: agent.url, env: ENV, log: (l) => lines.push(l), startIfMissing: false });
+    const dpopSteps = r.a2a.filter((x) => /DPoP/.test(x.step));
+    const noProof = `${bearer}, ${dpopChallenge}, error="invalid_dpop_proof", error_description="The DPoP proof is missing"`;
+    const asBearer = `${bearer}, error="invalid_token", error_description="The access token is DPoP-bound: send it with the DPoP scheme and a proof", ${dpopChallenge}`;
+    const otherKey = `${bearer}, ${dpopChallenge}, error="invalid_token", error_description="The access token is not bound to the DPoP proof key"`;
+    expect(dpopSteps.map((x) => [x.binding, x.step, x.status, x.wwwAuthenticate, x.ok])).toEqual(
+      (['JSONRPC', 'HTTP+JSON'] as const).flatMap((b) => [
+        [b, 'submit-expense as expense-dpop (DPoP-bound token + proof)', 200, undefined, true],
+        [b, 'stolen DPoP-bound token, no proof', 401, noProof, true],
+        [b, 'stolen DPoP-bound token sent as Bearer', 401, asBearer, true],
+        [b, 'stolen DPoP-bound token, proof from another key', 401, otherKey, true],
+      ]),
+    );
+    for (const b of ['JSONRPC', 'HTTP+JSON']) {
+      const [ok, none, bearerUse, other] = dpopSteps.filter((x) => x.binding === b);
+      expect(ok.detail).toEqual({
+        expense: expect.objectContaining({
+          amount: 7,
+          currency: 'EUR',
+          status: 'submitted',
+          submittedBy: 'expense-dpop',
+          description: `Train ticket (A2A demo, DPoP, ${b})`,
+        }),
+      });
+      expect(none.detail).toEqual({ error: 'invalid_dpop_proof', error_description: 'The DPoP proof is missing' });
+      expect(bearerUse.detail).toEqual({
+        error: 'invalid_token',
+        error_description: 'The access token is DPoP-bound: send it with the DPoP scheme and a proof',
+      });
+      expect(other.detail).toEqual({ error: 'invalid_token', error_description: 'The access token is not bound to the DPoP proof key' });
+    }
+    expect(r.ok).toBe(true);
+    const printed = lines.join('\n');
+    expect(printed).toContain('OK   [HTTP+JSON] stolen DPoP-bound token, proof from another key: 401 (expected 401)');
+    expect(printed).not.toMatch(/eyJ|dpop-secret/);
   });
 });
 
@@ -311,6 +358,10 @@ describe('sample Expense agent: start-up and configuration', () => {
       expect(printed).toContain(`Expense Reimbursement Agent listening on ${agent.url} (express)`);
       expect(printed).toMatch(/expense-submitter\s+submitter-secret\s+expense:submit expense:read/);
       expect(printed).toMatch(/expense-approver\s+\(from \$DEV_APPROVER_SECRET\)\s+expense:approve expense:read/);
+      expect(printed).toMatch(/\n {2}expense-dpop\s+dpop-secret\s+expense:submit expense:read {2}\(DPoP-bound tokens only, RFC 9449\)\n/);
+      expect(printed).toMatch(/\n {2}expense-opaque\s+opaque-secret\s+expense:submit expense:read {2}\(opaque tokens, introspected, RFC 7662\)\n/);
+      expect(printed).not.toContain('introspection-secret');
+      expect(printed).toContain('\n  DPoP           allowed  (RFC 9449 sender-constrained tokens; A2A_DPOP=off|allowed|required)\n');
       expect(printed).not.toContain('from-the-vault');
       expect(printed).toContain(
         `curl -s -u 'expense-submitter:submitter-secret' -d grant_type=client_credentials --data-urlencode 'scope=expense:submit expense:read' ${agent.devAuth!.tokenUrl}`,
@@ -335,6 +386,40 @@ describe('sample Expense agent: start-up and configuration', () => {
     }
   });
 
+  it('A2A_DPOP other than off, allowed or required is refused before anything starts', async () => {
+    await expect(bootstrap({ port: 0, env: { ...ENV, A2A_DPOP: 'yes' }, logger: false, banner: false })).rejects.toThrow(
+      new Error('A2A_DPOP must be "off", "allowed" or "required", got "yes"'),
+    );
+  });
+
+  it.each(PLATFORMS)('A2A_DPOP=off on %s: Bearer only; the DPoP client is refused and the demo reports it (ok false)', async (platform) => {
+    let printed = '';
+    const agent = await bootstrap({ platform, port: 0, env: { ...ENV, A2A_DPOP: 'off' }, logger: false, banner: (t) => (printed = t) });
+    try {
+      expect(printed).toContain('\n  DPoP           off  (RFC 9449');
+      const bearerOnly = `Bearer realm="Expense Reimbursement Agent", resource_metadata="${agent.publicUrl}/.well-known/oauth-protected-resource"`;
+      const anon = await request(agent.url).get('/expenses');
+      expect(anon.status).toBe(401);
+      expect(anon.headers['www-authenticate']).toBe(bearerOnly);
+      const lines: string[] = [];
+      const r = await runDemo({ agentUrl: agent.url, env: ENV, log: (l) => lines.push(l), startIfMissing: false });
+      expect(r.outcomes.every((x) => x.ok)).toBe(true);
+      const dpopSteps = r.a2a.filter((x) => /DPoP/.test(x.step));
+      expect(dpopSteps.map((x) => [x.binding, x.status, x.ok])).toEqual(
+        (['JSONRPC', 'HTTP+JSON'] as const).flatMap((b) => [
+          [b, 401, false],
+          [b, 401, false], // refused, but not with the DPoP challenge the demo expects
+          [b, 401, true], // as Bearer: invalid_token either way
+          [b, 401, false],
+        ]),
+      );
+      expect(r.ok).toBe(false);
+      expect(lines).toContain('Some outcomes differ from what was expected.');
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('logs every decision but never a token or a secret', async () => {
     const logger = new CapturingLogger();
     const agent = await bootstrap({ port: 0, env: ENV, logger, banner: false });
@@ -346,7 +431,10 @@ describe('sample Expense agent: start-up and configuration', () => {
     }
     const audit = logger.lines.filter((l) => l.includes('"type":"a2a.auth"'));
     expect(audit.length).toBeGreaterThanOrEqual(4);
-    expect(logger.lines.join('\n')).not.toMatch(/eyJ|submitter-secret|approver-secret|Bearer /);
+    // The audit may say "presented as a Bearer token"; what must never appear is a credential after a scheme.
+    expect(logger.lines.join('\n')).not.toMatch(
+      /eyJ|submitter-secret|approver-secret|dpop-secret|opaque-secret|introspection-secret|(Bearer|DPoP) [\w.~+/-]{20,}/,
+    );
   });
 
   describe('with A2A_ISSUER set (a real issuer)', () => {
@@ -559,7 +647,7 @@ describe('sample Expense agent: start-up and configuration', () => {
     const lines: string[] = [];
     const r = await runDemo({ agentUrl: `http://127.0.0.1:${await closedPort()}`, env: ENV, log: (l) => lines.push(l) });
     expect(r.startedAgent).toBe(true);
-    expect(r.outcomes.map((o) => o.status)).toEqual([201, 403, 401, 200]);
+    expect(r.outcomes.map((o) => o.status)).toEqual([201, 403, 401, 200, 200]);
     expect(r.ok).toBe(true);
     expect(lines[0]).toMatch(/^No agent answers at http:\/\/127\.0\.0\.1:\d+; starting the Expense agent in-process/);
     // The in-process agent is gone afterwards.

@@ -25,7 +25,32 @@ export const ENV = {
   port: 'PORT',
   /** Listening address. Default 127.0.0.1. */
   host: 'HOST',
+  /** DPoP (RFC 9449) mode of the resource server: `off`, `allowed` or `required`. Default `allowed`. */
+  dpop: 'A2A_DPOP',
+  /** RFC 7662 introspection endpoint for opaque tokens. Default: discovered from the issuer (`introspection_endpoint`). */
+  introspectionUrl: 'A2A_INTROSPECTION_URL',
+  /** The agent's client id at the introspection endpoint. Unset: no introspection (JWT access tokens only). */
+  introspectionClientId: 'A2A_INTROSPECTION_CLIENT_ID',
+  /** Its secret (`client_secret_basic`); required with `A2A_INTROSPECTION_CLIENT_ID`. */
+  introspectionClientSecret: 'A2A_INTROSPECTION_CLIENT_SECRET',
 } as const;
+
+/** DPoP modes `A2A_DPOP` may name. */
+const DPOP_MODES = ['off', 'allowed', 'required'] as const;
+/** The sample's DPoP mode when `A2A_DPOP` is unset: Bearer and DPoP-bound tokens are both accepted. */
+export const DEFAULT_DPOP_MODE = 'allowed';
+
+/**
+ * Parses `A2A_DPOP` (RFC 9449): `off` (Bearer only), `allowed` (Bearer or DPoP) or `required` (DPoP only); default
+ * {@link DEFAULT_DPOP_MODE} when unset or empty.
+ * @throws Error naming `A2A_DPOP` on any other value.
+ */
+export function parseDpopMode(v: string | undefined): (typeof DPOP_MODES)[number] {
+  if (v === undefined || v === '') return DEFAULT_DPOP_MODE;
+  const m = v.trim().toLowerCase();
+  if (!(DPOP_MODES as readonly string[]).includes(m)) throw new Error(`${ENV.dpop} must be "off", "allowed" or "required", got ${JSON.stringify(v)}`);
+  return m as (typeof DPOP_MODES)[number];
+}
 
 /** Default listening port. */
 export const DEFAULT_PORT = 3000;
@@ -165,6 +190,8 @@ export async function discoverTokenUrl(issuer: string, timeoutMs: number = DISCO
  *
  * - `A2A_ISSUER` is required here; `bootstrap()` in main.ts fills it with the embedded dev server's issuer when unset.
  * - `A2A_TOKEN_URL` falls back to discovery from the (first) issuer.
+ * - `A2A_INTROSPECTION_CLIENT_ID` (+ `_SECRET`, `A2A_INTROSPECTION_URL`) turns on `introspection` (opaque tokens, RFC 7662).
+ * - `A2A_DPOP` sets `dpop` (default `'allowed'`: Bearer and DPoP-bound tokens, RFC 9449).
  * - The Agent Card: JSON-RPC at `${PUBLIC_URL}/a2a/jsonrpc`, HTTP+JSON at `${PUBLIC_URL}`, extended card on.
  * @throws Error naming the variable when one is missing or invalid (the app then refuses to boot).
  */
@@ -185,6 +212,19 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     ? httpUrl(ENV.tokenUrl, tokenUrlVar, "the issuer's token endpoint, e.g. https://auth.example.com/oauth2/token")
     : await discoverTokenUrl(issuers[0]);
 
+  const introspectionClientId = get(ENV.introspectionClientId);
+  const introspectionClientSecret = get(ENV.introspectionClientSecret);
+  if (introspectionClientId && !introspectionClientSecret) throw new Error(`${ENV.introspectionClientSecret} is required with ${ENV.introspectionClientId}`);
+  const introspectionUrl = get(ENV.introspectionUrl);
+  const introspection =
+    introspectionClientId && introspectionClientSecret
+      ? {
+          clientId: introspectionClientId,
+          clientSecret: introspectionClientSecret,
+          endpoint: introspectionUrl && httpUrl(ENV.introspectionUrl, introspectionUrl, "the issuer's RFC 7662 introspection endpoint"),
+        }
+      : undefined;
+
   return {
     issuer: issuers,
     audience,
@@ -193,6 +233,8 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     scopeClaims: csv(get(ENV.scopeClaims)),
     scopes: { ...EXPENSE_SCOPES },
     tokenUrl,
+    dpop: parseDpopMode(get(ENV.dpop)),
+    introspection,
     card: {
       name: 'Expense Reimbursement Agent',
       description: 'Submits, approves and lists expense claims. A sample A2A agent secured with OAuth 2.0 client credentials by nestjs-a2a-auth.',

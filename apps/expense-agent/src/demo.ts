@@ -10,8 +10,11 @@ import { bootstrap, type RunningAgent } from './main';
  *   2. the submitter tries to approve it           → 403 insufficient_scope, naming `expense:approve`
  *   3. a call with no token                        → 401 with a bare Bearer challenge
  *   4. the approver approves it                    → 200
+ *   5. `expense-opaque` lists expenses with an opaque token (introspected by the agent, RFC 7662) → 200
  * then the same over A2A, with the official `@a2a-js/sdk` client and the library's `connectA2AAgent` (card discovery,
- * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings.
+ * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings, and on each binding
+ * DPoP (RFC 9449): the `expense-dpop` client's DPoP-bound token with a fresh proof per request → 200, then that token
+ * "stolen": without a proof, as Bearer, and with a proof from another key → 401 each.
  * Env: `A2A_AGENT_URL` (default http://127.0.0.1:3000), the dev client overrides (`DEV_SUBMITTER_ID`, …).
  * If no agent answers there, one is started in-process on a free port (with the embedded dev authorization server).
  */
@@ -57,6 +60,10 @@ export interface DemoOptions {
   startIfMissing?: boolean;
   /** Also run the A2A part with the official SDK client. Default true. */
   a2a?: boolean;
+  /** Include the opaque-token step (needs an agent with `introspection`, as the sample has with its dev server). Default true. */
+  opaque?: boolean;
+  /** Include the DPoP steps in the A2A part (needs an agent with `dpop` `'allowed'` or `'required'`). Default true. */
+  dpop?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
@@ -133,7 +140,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     log(`Agent Card   ${agentUrl}/.well-known/agent-card.json  (${(card as { name?: string }).name ?? 'unnamed agent'})`);
     log(`Token URL    ${tokenUrl}  (from securitySchemes.oauth2 clientCredentials)`);
 
-    const { submitter, approver } = devClientsFromEnv(env);
+    const { submitter, approver, dpop, opaque } = devClientsFromEnv(env);
     const outcomes: DemoOutcome[] = [];
     const record = (step: string, expected: number[], r: { status: number; wwwAuthenticate?: string; body: unknown }, check = true) => {
       const out: DemoOutcome = { step, expected, ...r, ok: expected.includes(r.status) && check };
@@ -185,6 +192,17 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       await call(`${agentUrl}/expenses/${encodeURIComponent(expenseId)}/approve`, { method: 'POST', token: approverToken }),
     );
 
+    if (o.opaque !== false) {
+      // An opaque token says nothing by itself: the agent asks the authorization server about it (RFC 7662).
+      const opaqueToken = await tokenFor(opaque);
+      log(`Got an opaque token for ${opaque.clientId} (scope "${opaque.scopes.join(' ')}")`);
+      record(
+        `${opaque.clientId} lists expenses with an opaque token, checked by introspection (GET /expenses)`,
+        [200],
+        await call(`${agentUrl}/expenses`, { method: 'GET', token: opaqueToken }),
+      );
+    }
+
     let a2a: A2ADemoOutcome[] = [];
     if (o.a2a !== false) {
       log('A2A (official @a2a-js/sdk client + nestjs-a2a-auth connectA2AAgent):');
@@ -192,6 +210,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         agentUrl,
         submitter: { id: submitter.clientId, secret: submitter.clientSecret },
         approver: { id: approver.clientId, secret: approver.clientSecret },
+        dpop: o.dpop === false ? undefined : { id: dpop.clientId, secret: dpop.clientSecret },
       });
       for (const x of a2a) {
         log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.status} (expected ${x.expected})`);

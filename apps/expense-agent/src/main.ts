@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { csv, DEFAULT_HOST, ENV, parseIssuers, parsePort, publicUrlOf } from './config';
+import { csv, DEFAULT_HOST, ENV, parseDpopMode, parseIssuers, parsePort, publicUrlOf } from './config';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from './dev-auth-server';
 
@@ -109,6 +109,7 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
   let port = o.port ?? parsePort(env[ENV.port]);
   if (port === 0) port = await freePort(host);
   const issuers = parseIssuers(env[ENV.issuer]);
+  parseDpopMode(env[ENV.dpop]); // a wrong value is refused before the dev authorization server starts
   // Without an issuer the dev server would be needed; its refusal is the more useful message in production.
   if (!issuers && env.NODE_ENV === 'production') throw new DevAuthServerRefusedError();
   const publicUrl = publicUrlOf(env[ENV.publicUrl], port, env.NODE_ENV);
@@ -120,13 +121,23 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
     const devPort = env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT, 'DEV_AUTH_PORT') : 0;
     devAuth = await startDevAuthServer({
       audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
-      clients: [clients.submitter, clients.approver],
+      clients: [clients.submitter, clients.approver, clients.dpop, clients.opaque],
+      introspectors: [clients.introspector],
       port: devPort,
       nodeEnv: env.NODE_ENV,
     }).catch((err: unknown) => {
       throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
     });
-    Object.assign(values, { [ENV.issuer]: devAuth.issuer, [ENV.audience]: devAuth.audience, [ENV.jwksUri]: devAuth.jwksUri, [ENV.tokenUrl]: devAuth.tokenUrl });
+    Object.assign(values, {
+      [ENV.issuer]: devAuth.issuer,
+      [ENV.audience]: devAuth.audience,
+      [ENV.jwksUri]: devAuth.jwksUri,
+      [ENV.tokenUrl]: devAuth.tokenUrl,
+      // Opaque tokens of the dev server's `expense-opaque` client are checked there (RFC 7662) with the agent's own credentials.
+      [ENV.introspectionUrl]: devAuth.introspectionUrl,
+      [ENV.introspectionClientId]: clients.introspector.clientId,
+      [ENV.introspectionClientSecret]: clients.introspector.clientSecret,
+    });
   }
 
   let app: INestApplication | undefined;
@@ -190,8 +201,14 @@ export function startupBanner(i: {
 }): string {
   const { publicUrl: p, devAuth: d } = i;
   const lines = ['', `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`, `  Agent Card     ${p}/.well-known/agent-card.json`];
+  const dpop = `  DPoP           ${parseDpopMode(i.env[ENV.dpop])}  (RFC 9449 sender-constrained tokens; ${ENV.dpop}=off|allowed|required)`;
   if (!d) {
-    lines.push(`  Issuer         ${i.env[ENV.issuer]} (external authorization server)`, `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`, '');
+    lines.push(
+      `  Issuer         ${i.env[ENV.issuer]} (external authorization server)`,
+      `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`,
+      dpop,
+      '',
+    );
     return lines.join('\n');
   }
   const [sub, appr] = d.clients;
@@ -205,10 +222,14 @@ export function startupBanner(i: {
     `  Issuer         ${d.issuer}  (embedded DEVELOPMENT authorization server, oidc-provider; never use in production)`,
     `  Token URL      ${d.tokenUrl}  (client_credentials; JWT access tokens, RS256, ${d.tokenTtl} s)`,
     `  Audience       ${d.audience}`,
+    dpop,
     '',
     'Dev clients (client_secret_basic):',
     `  ${'client_id'.padEnd(w)}  ${'secret'.padEnd(ws)}  scopes`,
-    ...d.clients.map((c) => `  ${c.clientId.padEnd(w)}  ${secretCol(c).padEnd(ws)}  ${c.scopes.join(' ')}`),
+    ...d.clients.map(
+      (c) =>
+        `  ${c.clientId.padEnd(w)}  ${secretCol(c).padEnd(ws)}  ${c.scopes.join(' ')}${c.dpopBoundAccessTokens ? '  (DPoP-bound tokens only, RFC 9449)' : c.accessTokenFormat === 'opaque' ? '  (opaque tokens, introspected, RFC 7662)' : ''}`,
+    ),
     '',
     'Try it (paste into a POSIX shell):',
     `  SUBMITTER=${token(sub)}`,
