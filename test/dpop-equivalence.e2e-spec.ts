@@ -1,22 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Controller, Get, Req, UseGuards } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
-import { Role, type Message } from '@a2a-js/sdk';
-import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
-import {
-  A2A_JWT_STRATEGY,
-  A2AHttpTransport,
-  A2ASkillAuthorizer,
-  AgentCardService,
-  AgentSkill,
-  DPoP,
-  createA2ARequestHandler,
-  type AuditSink,
-  type AuthAuditEvent,
-  type DPoPMode,
-} from 'nestjs-a2a-auth';
+import { A2A_JWT_STRATEGY, A2ASkillAuthorizer, AgentSkill, DPoP, type AuditSink, type AuthAuditEvent, type DPoPMode } from 'nestjs-a2a-auth';
 import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
 import { TestIssuer } from './fixtures/auth-harness';
+import { replyingTransport } from './fixtures/a2a-reply';
 import { PLATFORMS, type TestApp } from './fixtures/test-app';
 import { mintProof, proofKey, send, type Answer, type ProofKey } from './dpop-helpers';
 
@@ -29,6 +17,8 @@ const AUD = 'http://127.0.0.1/dpop-eq';
 const RM = 'http://127.0.0.1/.well-known/oauth-protected-resource/dpop-eq';
 const BEARER = `Bearer realm="eq", resource_metadata="${RM}"`;
 const DPOP = `DPoP realm="eq", resource_metadata="${RM}", algs="ES256 PS256 RS256 EdDSA"`;
+
+const TRANSPORT = replyingTransport('done');
 
 @Controller('t')
 class SkillsController {
@@ -60,30 +50,6 @@ class PassportOnlyController {
     return { clientId: req.user.clientId };
   }
 }
-
-const replyExecutor: AgentExecutor = {
-  execute: async (ctx: RequestContext, bus: ExecutionEventBus) => {
-    const m: Message = {
-      messageId: randomUUID(),
-      contextId: ctx.contextId,
-      taskId: '',
-      role: Role.ROLE_AGENT,
-      parts: [{ content: { $case: 'text', value: 'done' }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-      metadata: undefined,
-      extensions: [],
-      referenceTaskIds: [],
-    };
-    bus.publish(AgentEvent.message(m));
-    bus.finished();
-  },
-  cancelTask: async () => undefined,
-};
-
-const transportProvider = {
-  provide: A2AHttpTransport,
-  useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) => new A2AHttpTransport(() => createA2ARequestHandler(cards, replyExecutor), authz),
-  inject: [AgentCardService, A2ASkillAuthorizer],
-};
 
 type EntryPoint = 'guard' | 'strategy' | 'jsonrpc' | 'rest';
 const ENTRY_POINTS: readonly EntryPoint[] = ['guard', 'strategy', 'jsonrpc', 'rest'];
@@ -248,7 +214,7 @@ describe.each(PLATFORMS)('one DPoP decision at every entry point on %s', (platfo
         platform,
         auth,
         controllers: [SkillsController, A2AJsonRpcController, A2ARestController],
-        providers: [A2ASkillAuthorizer, transportProvider],
+        providers: [A2ASkillAuthorizer, TRANSPORT],
       });
       // Booted last, so it owns 'a2a-jwt' in Passport's per-process registry while this block runs.
       strategy = await idp.startApp({ platform, auth, controllers: [PassportOnlyController], globalGuard: false });

@@ -4,23 +4,11 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Controller, Get, Req, UseGuards } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
-import { Role, type Message } from '@a2a-js/sdk';
-import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
-import {
-  A2A_JWT_STRATEGY,
-  A2AHttpTransport,
-  A2ASkillAuthorizer,
-  AgentCardService,
-  AgentSkill,
-  Public,
-  RequireScopes,
-  certificateThumbprint,
-  createA2ARequestHandler,
-  type A2AAuthModuleOptions,
-} from 'nestjs-a2a-auth';
+import { A2A_JWT_STRATEGY, A2ASkillAuthorizer, AgentSkill, Public, RequireScopes, certificateThumbprint, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { generateTestPki, type TestPki } from './fixtures/certs';
 import { mintToken } from './fixtures/tokens';
 import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
+import { replyingTransport } from './fixtures/a2a-reply';
 import { PLATFORMS, startTestApp, type Platform, type TestApp } from './fixtures/test-app';
 import { createZooWorld, expectedWire, ZOO_AUD, ZOO_CASES, zooAuthOptions, type ZooCase, type ZooRequest, type ZooWorld } from './fixtures/zoo';
 
@@ -31,6 +19,9 @@ import { createZooWorld, expectedWire, ZOO_AUD, ZOO_CASES, zooAuthOptions, type 
 // same status, WWW-Authenticate and body.
 
 /** The zoo's routes, declared as skills so that the same policy is reachable over A2A. */
+
+const TRANSPORT = replyingTransport('done');
+
 @Controller('t')
 class ZooSkillsController {
   @AgentSkill({ id: 'zoo-me', name: 'Who am I', description: 'Needs any valid token' })
@@ -63,30 +54,6 @@ class PassportOnlyController {
     return { clientId: req.user.clientId };
   }
 }
-
-const replyExecutor: AgentExecutor = {
-  execute: async (ctx: RequestContext, bus: ExecutionEventBus) => {
-    const m: Message = {
-      messageId: randomUUID(),
-      contextId: ctx.contextId,
-      taskId: '',
-      role: Role.ROLE_AGENT,
-      parts: [{ content: { $case: 'text', value: 'done' }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-      metadata: undefined,
-      extensions: [],
-      referenceTaskIds: [],
-    };
-    bus.publish(AgentEvent.message(m));
-    bus.finished();
-  },
-  cancelTask: async () => undefined,
-};
-
-const transportProvider = {
-  provide: A2AHttpTransport,
-  useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) => new A2AHttpTransport(() => createA2ARequestHandler(cards, replyExecutor), authz),
-  inject: [AgentCardService, A2ASkillAuthorizer],
-};
 
 const CERTIFICATE_MISMATCH = (() => {
   const d = 'The access token is not bound to this client certificate';
@@ -192,7 +159,7 @@ describe.each(PLATFORMS)('one decision at every entry point on %s', (platform: P
           platform,
           auth,
           controllers: [ZooSkillsController, A2AJsonRpcController, A2ARestController],
-          providers: [A2ASkillAuthorizer, transportProvider],
+          providers: [A2ASkillAuthorizer, TRANSPORT],
           logger: false,
         });
         auths[variant] = auth;
@@ -313,7 +280,7 @@ describe.each(PLATFORMS)('one mTLS decision at every entry point on %s (TLS with
       platform,
       auth,
       controllers: [ZooSkillsController, A2AJsonRpcController, A2ARestController],
-      providers: [A2ASkillAuthorizer, transportProvider],
+      providers: [A2ASkillAuthorizer, TRANSPORT],
       logger: false,
       httpsOptions,
     });

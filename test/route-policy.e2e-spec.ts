@@ -1,23 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Controller, Get, type Type } from '@nestjs/common';
 import request from 'supertest';
-import { Role, type Message } from '@a2a-js/sdk';
-import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
-import {
-  A2AHttpTransport,
-  A2ASkillAuthorizer,
-  AgentCardService,
-  AgentSkill,
-  Public,
-  RequireScopes,
-  createA2ARequestHandler,
-  type A2AAuthModuleOptions,
-} from 'nestjs-a2a-auth';
+import { A2ASkillAuthorizer, AgentSkill, Public, RequireScopes, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { combineRoutePolicy } from 'nestjs-a2a-auth/core';
 import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';
+import { replyingTransport } from './fixtures/a2a-reply';
 import { PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
 import { TEST_SCOPES } from './fixtures/test-controllers';
 
@@ -75,24 +65,6 @@ function controllerFor(r: Row): Type {
   return RowController;
 }
 
-const replyExecutor: AgentExecutor = {
-  execute: async (ctx: RequestContext, bus: ExecutionEventBus) => {
-    const m: Message = {
-      messageId: randomUUID(),
-      contextId: ctx.contextId,
-      taskId: '',
-      role: Role.ROLE_AGENT,
-      parts: [{ content: { $case: 'text', value: 'ran' }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-      metadata: undefined,
-      extensions: [],
-      referenceTaskIds: [],
-    };
-    bus.publish(AgentEvent.message(m));
-    bus.finished();
-  },
-  cancelTask: async () => undefined,
-};
-
 describe('combineRoutePolicy (the rule, without an app)', () => {
   it.each(TABLE.map((r) => [`${r.cls} / ${r.method}`, r] as const))('controller %s', (_n, r) => {
     const level = (l: Level, scope: string) => (l === 'public' ? { isPublic: true } : l === 'scopes' ? { scopes: [scope] } : {});
@@ -141,14 +113,7 @@ describe.each(PLATFORMS)('the route policy truth table on %s: guard, card and bo
       platform,
       auth,
       controllers: [...TABLE.map(controllerFor), A2AJsonRpcController, A2ARestController],
-      providers: [
-        A2ASkillAuthorizer,
-        {
-          provide: A2AHttpTransport,
-          useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer) => new A2AHttpTransport(() => createA2ARequestHandler(cards, replyExecutor), authz),
-          inject: [AgentCardService, A2ASkillAuthorizer],
-        },
-      ],
+      providers: [A2ASkillAuthorizer, replyingTransport('ran')],
       logger: false,
     });
   });
