@@ -43,7 +43,6 @@ export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger, s
   keys.onKeySetChanged((issuer) => cache.recheckKeys(issuer));
   const store = shared?.store.kind === 'redis' ? shared : undefined;
   const introspector = o.introspection ? new TokenIntrospector(o.introspection, Date.now, store) : undefined;
-  const policy: ResolvedOptions =
-    store && !o.dpop.replayCache ? { ...o, dpop: { ...o.dpop, replayCache: new SharedStoreReplayCache(store.store) } } : o;
+  const policy: ResolvedOptions = store && !o.dpop.replayCache ? { ...o, dpop: { ...o.dpop, replayCache: new SharedStoreReplayCache(store.store) } } : o;
   return { keys, cache, verifier: createVerifier(policy, keys, cache, introspector), introspector };
 }
