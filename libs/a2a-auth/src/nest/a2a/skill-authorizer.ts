@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { A2AAuthGuard } from '../guard/a2a-auth.guard';
+import { ClientRateLimiter } from '../guard/client-rate-limiter';
 import type { HttpRequestLike } from '../http/request-info';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { SkillRegistry, type RegisteredSkill } from '../card/skill-registry';
@@ -109,6 +110,7 @@ export class A2ASkillAuthorizer {
     private readonly guard: A2AAuthGuard,
     private readonly audit: AuthAuditService,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
+    private readonly limiter: ClientRateLimiter,
   ) {}
 
   /**
@@ -120,6 +122,31 @@ export class A2ASkillAuthorizer {
    *   `res`); A2ASkillResolutionError for a missing or unknown skill id.
    */
   authorize(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
+    const s = this.decide(req, res, params);
+    if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
+    return s;
+  }
+
+  /**
+   * {@link authorize}, then the skill handler's own `@ClientRateLimit()` (class or method; the module-wide
+   * `clientRateLimit` was already counted by the guard for the request), per verified client, in the shared store:
+   * past it HTTP 429 with `Retry-After` (seconds) and the guard's `rate_limited` body on both bindings (A2A v1.0 defines
+   * no rate-limit error of its own). Anonymous messages to a public skill are not counted. One audit event per call.
+   * @throws as {@link authorize}, and HttpException 429 (headers already set on `res`).
+   */
+  async authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): Promise<AuthorizedSkill> {
+    const s = this.decide(req, res, params);
+    const limits = s.caller ? this.limiter.ownLimitsFor(s.skill.cls, s.skill.cls.prototype[s.skill.methodName]) : [];
+    if (limits.length > 0) {
+      const wait = await this.limiter.consume(s.caller!, limits);
+      if (wait !== undefined) throw this.guard.rateLimited(req, res, wait, { skillId: s.skillId, requiredScopes: s.skill.scopes }, s.caller!);
+    }
+    if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
+    return s;
+  }
+
+  // The decision of authorize() without its audit event.
+  private decide(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
     const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
     const route = { skillId, requiredScopes: skill.scopes };
@@ -132,7 +159,6 @@ export class A2ASkillAuthorizer {
         this.refuse(req, res, e as AuthError, route, caller);
       }
     }
-    if (caller) this.audit.success(req, caller, {}, route);
     return { skillId, skill, caller };
   }
 
@@ -167,15 +193,15 @@ export class A2ASkillAuthorizer {
   }
 
   /**
-   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorize}; every other method
-   * through {@link authorizeCall}.
+   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorizeMessage} (scopes and
+   * the skill's own limit); every other method through {@link authorizeCall}.
    * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
    *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
    */
-  authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedCall {
+  async authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): Promise<AuthorizedCall> {
     if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
     if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return { caller: this.authorizeCall(req, res) };
-    const skill = this.authorize(req, res, body.params);
+    const skill = await this.authorizeMessage(req, res, body.params);
     return { skill, caller: skill.caller };
   }
 
