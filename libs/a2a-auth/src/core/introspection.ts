@@ -21,7 +21,7 @@ export interface IntrospectionOptions {
   cacheMaxTtl?: number;
   /** How long an `active: false` answer is reused, seconds (so a flood of one dead token is one call). Default 10. */
   inactiveCacheTtl?: number;
-  /** Most cached results (LRU). Default 10,000. */
+  /** Most results cached in memory (LRU). Default 10,000. With a Redis `store` the cache lives there instead. */
   cacheMaxEntries?: number;
 }
 
