@@ -170,6 +170,25 @@ describe.each(PLATFORMS)('per-skill @ClientRateLimit inside A2A messages, two in
     expect(logger.lines.join('\n')).not.toContain(a);
   });
 
+  it('a paused Redis: skill limits fail open (the message runs, within the 200 ms store timeout), and counting resumes once it is back', async () => {
+    const d = await token('quota-d');
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const t = Date.now();
+      for (let i = 0; i < 4; i++) expect((await rpc(i % 2, d, 'report')).status).toBe(200);
+      expect(Date.now() - t).toBeLessThan(4 * 1500);
+      expect(logger.lines.some((l) => l.includes('a2a.store.rate_limit_unavailable'))).toBe(true);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+    // The commands sent while it was paused still run when it resumes (they only timed out here), so quota-d may be
+    // over its budget now; a fresh client shows the counting is back.
+    const e = await token('quota-e');
+    expect((await rpc(0, e, 'report')).status).toBe(200);
+    expect((await rest(1, e, 'report')).status).toBe(200);
+    expectLimited(await rest(0, e, 'report'));
+  });
+
   it('a refusal for scopes comes first and is not counted: 403 for a token without quota:use, the budget is unchanged', async () => {
     const c = await token('quota-c');
     const noScope = await idp.mint({ claims: { client_id: 'quota-c', sub: 'quota-c', scope: 'other' } });

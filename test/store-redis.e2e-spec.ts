@@ -285,6 +285,19 @@ describe.each(PLATFORMS)('several instances sharing one Redis (%s)', (platform) 
     expect(logger.lines.join('\n')).not.toContain(token);
   });
 
+  it('an introspection entry in Redis that is not a result of ours is a miss: the endpoint is asked, nothing fails', async () => {
+    const token = await opaqueToken();
+    const key = `a2a:agent.test/expenses:introspection:${sha256(token)}`;
+    const before = as.introspectionRequests;
+    for (const junk of ['not json', '[1]', '{"active":"yes"}', '{"active":true,"claims":[]}']) {
+      await admin.set(key, junk, 'EX', 60);
+      const r = await at(0).get('/ops/read').set('Authorization', `Bearer ${token}`);
+      expect([r.status, r.body]).toStrictEqual([200, { clientId: OPAQUE.clientId }]);
+    }
+    expect(as.introspectionRequests - before).toBe(4);
+    expect(JSON.parse((await admin.get(key))!)).toMatchObject({ active: true }); // overwritten with the real answer
+  });
+
   it('a paused Redis is bounded by store.timeoutMs (200 ms): limits fail open with a warning, setIfAbsent rejects', async () => {
     const a = await idp.mint({ claims: { client_id: 'client-d', sub: 'client-d' } });
     process.kill(redis.pid, 'SIGSTOP');
