@@ -101,6 +101,8 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  * - Missing scopes: HTTP 403 with the guard's `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and
  *   body (RFC 6750 §3.1), and a failure audit event carrying the skill id.
  * - Unknown or missing skill id: {@link A2ASkillResolutionError} (an A2A invalid-params error, not an auth failure).
+ * - The skill handler's own `@ClientRateLimit()` ({@link authorizeMessage}): HTTP 429 with `Retry-After`, after the
+ *   scope check, counted per verified client in the `store`.
  * - No verified caller on the request (the guard did not run): HTTP 401 (fail closed).
  */
 @Injectable()
@@ -116,7 +118,8 @@ export class A2ASkillAuthorizer {
   /**
    * Resolves the skill of one message and applies its route policy: a `@Public()` skill runs without a token; any other
    * needs a verified caller holding every scope of its `@RequireScopes` (the library's one scope check). Records the
-   * decision in the audit trail (one event per call).
+   * decision in the audit trail (one event per call). Synchronous, so it does not count the skill's own
+   * `@ClientRateLimit()`: the A2A bindings use {@link authorizeMessage}, which does.
    * @param params the `SendMessageRequest` JSON (JSON-RPC `params`, or the HTTP+JSON body).
    * @throws HttpException 401 (no token for a protected skill) or 403 `insufficient_scope` (headers already set on
    *   `res`); A2ASkillResolutionError for a missing or unknown skill id.
