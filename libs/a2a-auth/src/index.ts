@@ -57,7 +57,7 @@ export type { RoutePolicy } from './core/route-policy';
 export { AuthError, isAuthError, REASONS, type AuthReason, type BearerErrorCode, type ReasonInfo } from './core/errors';
 export type { AuthErrorBody } from './core/challenge';
 export type { ClaimValidator } from './core/claims';
-export { InMemoryReplayCache, type DPoPReplayCache } from './core/replay-cache';
+export { InMemoryReplayCache, SharedStoreReplayCache, type DPoPReplayCache } from './core/replay-cache';
 export { jwkThumbprint, accessTokenHash } from './core/dpop';
 
 // The audit trail.

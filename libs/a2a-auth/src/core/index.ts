@@ -54,7 +54,7 @@ export {
   type DPoPProofPolicy,
   type DPoPRequest,
 } from './dpop';
-export { InMemoryReplayCache, type DPoPReplayCache } from './replay-cache';
+export { InMemoryReplayCache, SharedStoreReplayCache, type DPoPReplayCache } from './replay-cache';
 export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './claims';
 export { decodeForVerification, type DecodedToken } from './decode';

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors';
 import { fetchJson } from './fetch-json';
+import type { SharedStore } from './store';
 
 /** OAuth 2.0 Token Introspection (RFC 7662) for opaque access tokens: the `introspection` module option. */
 export interface IntrospectionOptions {
@@ -20,7 +21,7 @@ export interface IntrospectionOptions {
   cacheMaxTtl?: number;
   /** How long an `active: false` answer is reused, seconds (so a flood of one dead token is one call). Default 10. */
   inactiveCacheTtl?: number;
-  /** Most cached results (LRU). Default 10,000. */
+  /** Most results cached in memory (LRU). Default 10,000. With a Redis `store` the cache lives there instead. */
   cacheMaxEntries?: number;
 }
 
@@ -55,6 +56,20 @@ interface Entry {
   until: number;
 }
 
+/**
+ * Where introspection results are shared between instances (the Redis `store`): results go under
+ * `<prefix>introspection:<token SHA-256>` as JSON (`{"active":false}` or `{"active":true,"claims":{…}}`, the answer's
+ * members without `active`; never the token), for the same lifetimes as the in-process cache.
+ */
+export interface SharedIntrospectionCache {
+  readonly store: SharedStore;
+  /**
+   * Called with one JSON log line when the store fails (the request then goes on without the cache: the endpoint is
+   * called, the result is not shared). The caller rate-limits it.
+   */
+  readonly warn: (line: string) => void;
+}
+
 /** Whether a token has the shape of a JWS compact serialization (three dot-separated segments): those are verified locally, the rest introspected. */
 export function isJwtShaped(token: string): boolean {
   const a = token.indexOf('.');
@@ -71,7 +86,10 @@ export function isJwtShaped(token: string): boolean {
  *   redirects refused.
  * - Results are cached by the token's SHA-256 (never the token): an active one until the earliest of its `exp` and
  *   `cacheMaxTtl`, an inactive one for `inactiveCacheTtl`. Failures are never cached.
- * - Concurrent requests for one token share one call (single-flight).
+ * - With a {@link SharedIntrospectionCache} (Redis), that cache lives in the shared store instead of this process, so
+ *   one instance's answer serves them all; a store failure or timeout means no caching for that request (the endpoint
+ *   is called; a warning `a2a.store.cache_unavailable` is logged), never an error.
+ * - Concurrent requests for one token in this process share one call (single-flight), store lookup included.
  * - A timeout, a network error, a non-2xx status, or an answer that is not an RFC 7662 response (a JSON object with a
  *   boolean `active`) is `introspection_unavailable` (503): the token's fate is unknown, so it is neither accepted nor
  *   blamed.
@@ -84,19 +102,25 @@ export class TokenIntrospector {
   /** Introspection calls sent (for tests and metrics). */
   callCount = 0;
 
+  private readonly shared?: SharedIntrospectionCache;
+
   /**
    * @param options resolved options (durations in seconds).
    * @param now clock in milliseconds since the epoch. Default `Date.now`.
+   * @param shared the shared cache (Redis) that replaces the in-process one. Default: none (in-process LRU).
    */
   constructor(
     private readonly options: ResolvedIntrospectionOptions,
     private readonly now: () => number = Date.now,
+    shared?: SharedIntrospectionCache,
   ) {
     this.endpoint = options.endpoint;
-    if (options.cacheMaxTtl > 0 && options.cacheMaxEntries > 0) this.lru = new LRUCache<string, Entry>({ max: options.cacheMaxEntries });
+    const caching = options.cacheMaxTtl > 0 && options.cacheMaxEntries > 0;
+    if (caching && shared) this.shared = shared;
+    else if (caching) this.lru = new LRUCache<string, Entry>({ max: options.cacheMaxEntries });
   }
 
-  /** The cached result for a token hash, or `undefined` (miss or expired). */
+  /** The result cached in this process for a token hash, or `undefined` (miss or expired; always with a shared cache). */
   cached(hash: string): IntrospectionResult | undefined {
     const e = this.lru?.get(hash);
     if (e === undefined) return undefined;
@@ -117,10 +141,12 @@ export class TokenIntrospector {
     if (hit) return Promise.resolve(hit);
     let p = this.inflight.get(hash);
     if (!p) {
-      p = this.call(token).then((r) => {
-        this.store(hash, r);
-        return r;
-      });
+      p = this.shared
+        ? this.viaShared(this.shared, token, hash)
+        : this.call(token).then((r) => {
+            this.store(hash, r);
+            return r;
+          });
       const settled = p;
       this.inflight.set(hash, settled);
       settled.then(
@@ -131,17 +157,59 @@ export class TokenIntrospector {
     return p;
   }
 
-  /** Forgets every cached result. */
+  /** Forgets every result cached in this process (not those in a shared store: they expire on their own). */
   clear(): void {
     this.lru?.clear();
+  }
+
+  /** How long a result may be reused, milliseconds (≤ 0: not at all). */
+  private lifetimeMs(r: IntrospectionResult, t: number): number {
+    let until = t + (r.active ? this.options.cacheMaxTtl : this.options.inactiveCacheTtl) * 1000;
+    if (r.active && typeof r.claims.exp === 'number') until = Math.min(until, r.claims.exp * 1000);
+    return until - t;
   }
 
   private store(hash: string, r: IntrospectionResult): void {
     if (!this.lru) return;
     const t = this.now();
-    let until = t + (r.active ? this.options.cacheMaxTtl : this.options.inactiveCacheTtl) * 1000;
-    if (r.active && typeof r.claims.exp === 'number') until = Math.min(until, r.claims.exp * 1000);
-    if (until - t >= 1) this.lru.set(hash, { result: r, until });
+    const ms = this.lifetimeMs(r, t);
+    if (ms >= 1) this.lru.set(hash, { result: r, until: t + ms });
+  }
+
+  private async viaShared(shared: SharedIntrospectionCache, token: string, hash: string): Promise<IntrospectionResult> {
+    const key = `introspection:${hash}`;
+    let raw: string | undefined;
+    try {
+      raw = await shared.store.get(key);
+    } catch (e) {
+      this.storeFailed(shared, 'get', e);
+    }
+    const hit = raw === undefined ? undefined : parseShared(raw);
+    if (hit) return hit;
+    const r = await this.call(token);
+    const ms = this.lifetimeMs(r, this.now());
+    if (ms >= 1) {
+      // Awaited (bounded by store.timeoutMs) so that the next request, at any instance, finds it.
+      try {
+        await shared.store.set(key, JSON.stringify(r), ms / 1000);
+      } catch (e) {
+        this.storeFailed(shared, 'set', e);
+      }
+    }
+    return r;
+  }
+
+  private storeFailed(shared: SharedIntrospectionCache, op: string, e: unknown): void {
+    shared.warn(
+      JSON.stringify({
+        type: 'a2a.store.cache_unavailable',
+        cache: 'introspection',
+        operation: op,
+        outcome: 'uncached',
+        detail: e instanceof Error ? e.message : String(e),
+        time: new Date().toISOString(),
+      }),
+    );
   }
 
   private async call(token: string): Promise<IntrospectionResult> {
@@ -208,6 +276,21 @@ export class TokenIntrospector {
     }
     throw new AuthError('introspection_unavailable', `introspection endpoint discovery failed: ${errors.join('; ')}`);
   }
+}
+
+// What another instance stored; anything else (another version's format, a foreign key) is a miss, never trusted.
+function parseShared(raw: string): IntrospectionResult | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object') return undefined;
+  const { active, claims } = v as { active?: unknown; claims?: unknown };
+  if (active === false) return INACTIVE;
+  if (active !== true || !claims || typeof claims !== 'object' || Array.isArray(claims)) return undefined;
+  return Object.freeze({ active: true, claims: Object.freeze(claims as Record<string, unknown>) });
 }
 
 // RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined for Basic.

@@ -156,7 +156,10 @@ export interface DPoPOptions {
   iatWindow?: number;
   /** Most proofs the in-memory replay cache remembers (each for `iatWindow` + 2 × `clockTolerance` seconds). Default 100,000. */
   maxReplayEntries?: number;
-  /** A shared replay cache (e.g. one store for several instances). Default: in memory, per process. */
+  /**
+   * A replay cache of your own (e.g. one store for several instances). Default: the `store` when it is Redis
+   * (`SharedStoreReplayCache`), else in memory, per process.
+   */
   replayCache?: DPoPReplayCache;
   /** Require server-provided nonces (RFC 9449 §9). Default: none. */
   nonce?: DPoPNonceOptions;

@@ -1,3 +1,5 @@
+import type { SharedStore } from './store';
+
 /**
  * Where the DPoP proof check remembers the proofs it accepted (RFC 9449 §11.1), so a proof is used once. Implement it
  * over a shared store (Redis `SET key 1 NX EX ttl`, for example) when several instances serve one resource.
@@ -59,5 +61,20 @@ export class InMemoryReplayCache implements DPoPReplayCache {
   /** Removes everything. */
   clear(): void {
     this.entries.clear();
+  }
+}
+
+/**
+ * A {@link DPoPReplayCache} over the agent's {@link SharedStore} (`store.redis`): `SET <prefix>dpop:<thumbprint>:<jti>
+ * 1 NX PX <ttl>`, so a proof accepted by one instance is a replay at every other one. The store bounds each call by
+ * `store.timeoutMs` milliseconds and rejects with `StoreUnavailableError` on an outage; the proof check then fails
+ * closed (503 `dpop_replay_store_unavailable`, with `Retry-After`), never accepting an unchecked proof.
+ */
+export class SharedStoreReplayCache implements DPoPReplayCache {
+  constructor(private readonly store: SharedStore) {}
+
+  /** Resolves `true` for a first use, `false` for a replay; rejects when the store cannot answer. */
+  checkAndStore(key: string, ttlSeconds: number): Promise<boolean> {
+    return this.store.setIfAbsent(`dpop:${key}`, Math.max(1, ttlSeconds));
   }
 }

@@ -1,4 +1,6 @@
 import { TokenIntrospector } from './introspection';
+import { SharedStoreReplayCache } from './replay-cache';
+import type { SharedStore } from './store';
 import { KeyRegistry } from './key-registry';
 import type { KeyStoreLogger } from './key-store';
 import type { ResolvedOptions } from './options';
@@ -24,8 +26,12 @@ export interface AuthRuntime {
  * The Nest module and the benchmarks both build it here, so what is measured is what runs.
  *
  * @param logger receives one warning per refused JWKS key (the Nest module passes a Nest `Logger`). Default: none.
+ * @param shared the agent's shared store and a (rate-limited) warning sink for its failures. Used only when the store
+ *   is shared (`kind: 'redis'`): the DPoP replay cache becomes a {@link SharedStoreReplayCache} (unless
+ *   `dpop.replayCache` is set: the user's own wins) and the introspection cache moves into the store. Default: none
+ *   (everything in this process).
  */
-export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger): AuthRuntime {
+export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger, shared?: { store: SharedStore; warn: (line: string) => void }): AuthRuntime {
   const keys = new KeyRegistry(
     o.issuers,
     { timeout: o.jwksTimeout, cooldown: o.jwksCooldown, maxAge: o.jwksCacheMaxAge },
@@ -35,6 +41,8 @@ export function createAuthRuntime(o: ResolvedOptions, logger?: KeyStoreLogger): 
     keys.keyMaterial(iss, kid),
   );
   keys.onKeySetChanged((issuer) => cache.recheckKeys(issuer));
-  const introspector = o.introspection ? new TokenIntrospector(o.introspection) : undefined;
-  return { keys, cache, verifier: createVerifier(o, keys, cache, introspector), introspector };
+  const store = shared?.store.kind === 'redis' ? shared : undefined;
+  const introspector = o.introspection ? new TokenIntrospector(o.introspection, Date.now, store) : undefined;
+  const policy: ResolvedOptions = store && !o.dpop.replayCache ? { ...o, dpop: { ...o.dpop, replayCache: new SharedStoreReplayCache(store.store) } } : o;
+  return { keys, cache, verifier: createVerifier(policy, keys, cache, introspector), introspector };
 }

@@ -97,7 +97,8 @@ type Query = Record<string, unknown>;
  *    ({@link A2A_CALLER_STATE_KEY}, {@link A2A_SKILL_STATE_KEY}). No caller: HTTP 401 (fail closed).
  * 2. Messages (`SendMessage`, `SendStreamingMessage`, `POST /message:send|stream`) go through
  *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown or missing skill
- *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`).
+ *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`); past the
+ *    skill handler's own `@ClientRateLimit()`, HTTP 429 with `Retry-After` on both bindings.
  * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces`: JSON-RPC
  *    `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`. It is the header, else the `A2A-Version` query parameter
  *    (A2A v1.0 §3.6.1: "as a request parameter instead of a header"); the header wins when both are sent, and neither
@@ -141,10 +142,10 @@ export class A2AHttpTransport {
     if (!withinDepth(body, MAX_JSON_DEPTH)) return fail(new RequestMalformedError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
     let call: AuthorizedCall;
     try {
-      call = this.authorizer.authorizeJsonRpc(req, res, body);
+      call = await this.authorizer.authorizeJsonRpc(req, res, body);
     } catch (e) {
       if (e instanceof A2ASkillResolutionError) return fail(new RequestMalformedError(e.message));
-      throw e; // 401/403 HttpException: the guard's headers are already on `res`
+      throw e; // 401/403/429 HttpException: the guard's headers are already on `res`
     }
     const skill = call.skill;
     const ctx = this.context(req, call.caller, skill);
@@ -398,7 +399,7 @@ export class A2AHttpTransport {
     let caller: A2ACaller | undefined;
     if (isMessage) {
       try {
-        skill = this.authorizer.authorize(req, res, body);
+        skill = await this.authorizer.authorizeMessage(req, res, body);
       } catch (e) {
         if (!(e instanceof A2ASkillResolutionError)) throw e;
         sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(e.message), 400));

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { A2AAuthGuard } from '../guard/a2a-auth.guard';
+import { ClientRateLimiter } from '../guard/client-rate-limiter';
 import type { HttpRequestLike } from '../http/request-info';
 import { AuthAuditService } from '../audit/auth-audit.service';
 import { SkillRegistry, type RegisteredSkill } from '../card/skill-registry';
@@ -100,6 +101,8 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  * - Missing scopes: HTTP 403 with the guard's `WWW-Authenticate: Bearer …, error="insufficient_scope", scope="…"` and
  *   body (RFC 6750 §3.1), and a failure audit event carrying the skill id.
  * - Unknown or missing skill id: {@link A2ASkillResolutionError} (an A2A invalid-params error, not an auth failure).
+ * - The skill handler's own `@ClientRateLimit()` ({@link authorizeMessage}): HTTP 429 with `Retry-After`, after the
+ *   scope check, counted per verified client in the `store`.
  * - No verified caller on the request (the guard did not run): HTTP 401 (fail closed).
  */
 @Injectable()
@@ -109,17 +112,44 @@ export class A2ASkillAuthorizer {
     private readonly guard: A2AAuthGuard,
     private readonly audit: AuthAuditService,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
+    private readonly limiter: ClientRateLimiter,
   ) {}
 
   /**
    * Resolves the skill of one message and applies its route policy: a `@Public()` skill runs without a token; any other
    * needs a verified caller holding every scope of its `@RequireScopes` (the library's one scope check). Records the
-   * decision in the audit trail (one event per call).
+   * decision in the audit trail (one event per call). Synchronous, so it does not count the skill's own
+   * `@ClientRateLimit()`: the A2A bindings use {@link authorizeMessage}, which does.
    * @param params the `SendMessageRequest` JSON (JSON-RPC `params`, or the HTTP+JSON body).
    * @throws HttpException 401 (no token for a protected skill) or 403 `insufficient_scope` (headers already set on
    *   `res`); A2ASkillResolutionError for a missing or unknown skill id.
    */
   authorize(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
+    const s = this.decide(req, res, params);
+    if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
+    return s;
+  }
+
+  /**
+   * {@link authorize}, then the skill handler's own `@ClientRateLimit()` (class or method; the module-wide
+   * `clientRateLimit` was already counted by the guard for the request), per verified client, in the shared store:
+   * past it HTTP 429 with `Retry-After` (seconds) and the guard's `rate_limited` body on both bindings (A2A v1.0 defines
+   * no rate-limit error of its own). Anonymous messages to a public skill are not counted. One audit event per call.
+   * @throws as {@link authorize}, and HttpException 429 (headers already set on `res`).
+   */
+  async authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): Promise<AuthorizedSkill> {
+    const s = this.decide(req, res, params);
+    const limits = s.caller ? this.limiter.ownLimitsFor(s.skill.cls, s.skill.cls.prototype[s.skill.methodName]) : [];
+    if (limits.length > 0) {
+      const wait = await this.limiter.consume(s.caller!, limits);
+      if (wait !== undefined) throw this.guard.rateLimited(req, res, wait, { skillId: s.skillId, requiredScopes: s.skill.scopes }, s.caller!);
+    }
+    if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
+    return s;
+  }
+
+  // The decision of authorize() without its audit event.
+  private decide(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedSkill {
     const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
     const route = { skillId, requiredScopes: skill.scopes };
@@ -132,7 +162,6 @@ export class A2ASkillAuthorizer {
         this.refuse(req, res, e as AuthError, route, caller);
       }
     }
-    if (caller) this.audit.success(req, caller, {}, route);
     return { skillId, skill, caller };
   }
 
@@ -167,15 +196,15 @@ export class A2ASkillAuthorizer {
   }
 
   /**
-   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorize}; every other method
-   * through {@link authorizeCall}.
+   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorizeMessage} (scopes and
+   * the skill's own limit); every other method through {@link authorizeCall}.
    * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
    *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
    */
-  authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedCall {
+  async authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): Promise<AuthorizedCall> {
     if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
     if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return { caller: this.authorizeCall(req, res) };
-    const skill = this.authorize(req, res, body.params);
+    const skill = await this.authorizeMessage(req, res, body.params);
     return { skill, caller: skill.caller };
   }
 

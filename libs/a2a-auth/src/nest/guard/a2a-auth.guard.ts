@@ -134,15 +134,32 @@ export class A2AAuthGuard implements CanActivate {
     if (limits.length === 0) return this.admit(req, caller, attempt, route);
     return this.limiter.consume(caller, limits).then((wait) => {
       if (wait === undefined) return this.admit(req, caller, attempt, route);
-      const err = new AuthError('rate_limited', `client limit reached; retry after ${wait} s`);
-      this.audit.failure(req, err, attempt, { skillId: route.skill?.id, requiredScopes: route.scopes }, caller);
-      const adapter = this.adapterHost.httpAdapter;
-      if (res && adapter) {
-        adapter.setHeader(res, 'Retry-After', String(wait));
-        adapter.setHeader(res, 'Cache-Control', 'no-store');
-      }
-      throw new HttpException(errorBody(err), 429);
+      throw this.rateLimited(req, res, wait, { skillId: route.skill?.id, requiredScopes: route.scopes }, caller, attempt);
     });
+  }
+
+  /**
+   * The answer for a verified client past one of its limits (RFC 6585 §4): sets `Retry-After` (`wait`, seconds) and
+   * `Cache-Control: no-store` on `res`, records the audit event `rate_limited`, and returns the 429 to throw (body
+   * `{ error: "rate_limited", error_description }`, no `WWW-Authenticate`: the token was valid). Used for route limits
+   * here and for skill limits inside A2A messages.
+   */
+  rateLimited(
+    req: HttpRequestLike,
+    res: unknown,
+    wait: number,
+    route: { skillId?: string; requiredScopes?: readonly string[] },
+    caller: A2ACaller,
+    attempt: VerifyAttempt = {},
+  ): HttpException {
+    const err = new AuthError('rate_limited', `client limit reached; retry after ${wait} s`);
+    this.audit.failure(req, err, attempt, route, caller);
+    const adapter = this.adapterHost.httpAdapter;
+    if (res && adapter) {
+      adapter.setHeader(res, 'Retry-After', String(wait));
+      adapter.setHeader(res, 'Cache-Control', 'no-store');
+    }
+    return new HttpException(errorBody(err), 429);
   }
 
   private admit(req: HttpRequestLike, caller: A2ACaller, attempt: VerifyAttempt, route: RoutePolicy): true {

@@ -46,6 +46,11 @@ export class ClientRateLimiter {
     return r;
   }
 
+  /** The handler's own `@ClientRateLimit()` (class or method), without the module-wide limit. Empty when it has none. */
+  ownLimitsFor(cls: object, handler: object): readonly AppliedLimit[] {
+    return this.limitsFor(cls, handler).filter((l) => l !== this.moduleWide);
+  }
+
   /**
    * Counts one request of `caller` against every limit. Resolves `undefined` when all allow it, else the seconds to
    * wait (for `Retry-After`, at least 1). A store failure never rejects: the storage fails open.

@@ -19,6 +19,8 @@ import { ResourceMetadataController } from '../card/resource-metadata.controller
 import { ExtendedCardController } from '../card/extended-card.controller';
 import { ClientRateLimiter } from '../guard/client-rate-limiter';
 import { STORE_PROVIDERS } from '../store/store.providers';
+import { RateLimitedLog } from '../audit/rate-limited-log';
+import type { SharedStore } from '../../core/store';
 
 /** Extra `forRoot`/`forRootAsync` settings that shape the module itself (not the options object). */
 export interface A2AAuthModuleExtras {
@@ -50,7 +52,8 @@ export const {
  * - Options are validated at boot ({@link resolveOptions}); a bad option stops the app with a message naming it.
  * - Provides the Passport strategy `'a2a-jwt'`, the global {@link A2AAuthGuard}, the audit trail, the Agent Card
  *   (`/.well-known/agent-card.json`), RFC 9728 metadata and the extended card.
- * - Shared state (`store`): in memory, or Redis through ioredis; exported as {@link A2A_SHARED_STORE}.
+ * - Shared state (`store`): in memory, or Redis through ioredis; exported as {@link A2A_SHARED_STORE}. With Redis the
+ *   DPoP replay cache and the introspection cache live there too (see {@link createAuthRuntime}).
  * - Extras: `globalGuard` (default true) and `isGlobal` (default true), e.g. `forRoot({ ...options, globalGuard: false })`.
  */
 @Module({
@@ -62,7 +65,14 @@ export const {
       useFactory: (o: A2AAuthModuleOptions) => resolveOptions(o),
       inject: [A2A_AUTH_MODULE_OPTIONS],
     },
-    { provide: A2A_AUTH_RUNTIME, useFactory: (o: ResolvedOptions) => createAuthRuntime(o, new Logger('A2AAuthKeys')), inject: [A2A_AUTH_RESOLVED_OPTIONS] },
+    {
+      provide: A2A_AUTH_RUNTIME,
+      useFactory: (o: ResolvedOptions, store: SharedStore) => {
+        const log = new RateLimitedLog(new Logger('A2AStore'), 5, 'a2a.store.cache_unavailable.suppressed');
+        return createAuthRuntime(o, new Logger('A2AAuthKeys'), { store, warn: (line) => log.write('warn', () => line) });
+      },
+      inject: [A2A_AUTH_RESOLVED_OPTIONS, A2A_SHARED_STORE],
+    },
     { provide: A2A_VERIFIER, useFactory: (r: AuthRuntime) => r.verifier, inject: [A2A_AUTH_RUNTIME] },
     { provide: KeyRegistry, useFactory: (r: AuthRuntime) => r.keys, inject: [A2A_AUTH_RUNTIME] },
     { provide: VerifiedTokenCache, useFactory: (r: AuthRuntime) => r.cache, inject: [A2A_AUTH_RUNTIME] },
