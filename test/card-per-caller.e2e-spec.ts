@@ -310,7 +310,10 @@ describe.each(PLATFORMS)('signed per-caller cards on %s', (platform) => {
     expect(signatures.size).toBe(3);
     // An unchanged variant is signed once: the same bytes and ETag on every fetch.
     const tok = await token('auditor-co', 'expense:audit');
-    const [a, b] = [await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`), await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`)];
+    const [a, b] = [
+      await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`),
+      await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`),
+    ];
     expect(b.text).toBe(a.text);
     expect(b.headers.etag).toBe(a.headers.etag);
   });

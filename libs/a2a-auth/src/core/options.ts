@@ -8,7 +8,7 @@ import type { DPoPReplayCache } from './replay-cache';
 import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
 import { defaultKeyPrefix } from './store';
 import type { A2ACaller } from './caller';
-import type { AgentCardJson } from './card/agent-card.types';
+import type { AgentCardJson } from './agent-card.types';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);

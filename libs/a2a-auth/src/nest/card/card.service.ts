@@ -164,7 +164,8 @@ export class AgentCardService implements OnModuleInit {
         timer = setTimeout(() => reject(new Error(`no answer within ${EXTENDED_CARD_CALLBACK_TIMEOUT_MS} ms`)), EXTENDED_CARD_CALLBACK_TIMEOUT_MS);
       });
       const out: unknown = await Promise.race([Promise.resolve().then(() => fn(caller, structuredClone(base))), timeout]);
-      if (typeof out !== 'object' || out === null || Array.isArray(out)) throw new Error(`returned ${out === null ? 'null' : Array.isArray(out) ? 'an array' : typeof out}, not an Agent Card`);
+      if (typeof out !== 'object' || out === null || Array.isArray(out))
+        throw new Error(`returned ${out === null ? 'null' : Array.isArray(out) ? 'an array' : typeof out}, not an Agent Card`);
       // A JSON copy: what is checked, signed and served cannot change afterwards, and nothing but JSON gets through.
       const card = JSON.parse(JSON.stringify(out)) as AgentCardJson;
       if (isDeepStrictEqual(card, base)) return variant; // unchanged: the built (and signed) variant, stable ETag and signature
