@@ -31,6 +31,15 @@ export interface ServedDocument {
   lastModified: string;
 }
 
+/** What a failed callback threw, for the log: its message, at most 500 characters; never throws itself. */
+function describe(e: unknown): string {
+  try {
+    return String(e instanceof Error ? e.message : e).slice(0, 500);
+  } catch {
+    return 'threw a value that cannot be printed';
+  }
+}
+
 /** The card views the service holds. */
 export type CardView = 'v1' | 'v03' | 'v1-extended' | 'v03-extended';
 
@@ -173,7 +182,7 @@ export class AgentCardService implements OnModuleInit {
       if (problems.length) throw new Error(`returned an invalid Agent Card: ${problems.join('; ')}`);
       return await this.views(card);
     } catch (e) {
-      const reason = String((e as Error)?.message ?? e).slice(0, 500);
+      const reason = describe(e);
       this.failureLog.write('warn', () =>
         JSON.stringify({
           type: 'a2a.card.extended.failed',

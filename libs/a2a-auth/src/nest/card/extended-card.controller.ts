@@ -3,7 +3,7 @@ import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import type { ResolvedOptions } from '../../core/options';
 import type { A2ACaller } from '../../core/caller';
 import { A2AAuthGuard } from '../guard/a2a-auth.guard';
-import { AgentCardService, ExtendedCardError } from './card.service';
+import { AgentCardService, ExtendedCardError, type ExtendedCardDocuments } from './card.service';
 import { documentHeaders } from './card.controller';
 import { sendRaw } from '../http/http-response';
 import { sendExtendedCardFailure, sendUnsupportedOperation } from '../http/a2a-rest-error';
@@ -34,7 +34,7 @@ export class ExtendedCardController {
     if (!caller || !Array.isArray(caller.scopes)) throw new UnauthorizedException(); // the guard always sets one: fail closed
     const version = requestedA2AVersion(req);
     const v03 = version !== undefined && /^0\.3(\.|$)/.test(version.trim());
-    let docs;
+    let docs: ExtendedCardDocuments;
     try {
       docs = await this.cards.extendedDocumentsFor(caller);
     } catch (e) {
