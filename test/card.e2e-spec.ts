@@ -280,30 +280,28 @@ describe.each(PLATFORMS)('Agent Card on %s', (platform) => {
       expect(res.text).not.toContain('audit-report');
     });
 
-    it('serves the exact extended card (with the extendedOnly skill) to any authenticated caller', async () => {
+    it('serves the exact extended card to any authenticated caller, the extendedOnly skill only with its scope', async () => {
       const res = await request(base)
         .get('/extendedAgentCard')
-        .set('Authorization', `Bearer ${await token('expense:submit')}`);
+        .set('Authorization', `Bearer ${await token('expense:submit expense:audit')}`);
       expect(res.status).toBe(200);
       expect(res.body).toStrictEqual(expectedCard(base, true));
+      const without = await request(base)
+        .get('/extendedAgentCard')
+        .set('Authorization', `Bearer ${await token('expense:submit')}`);
+      expect(without.status).toBe(200);
+      expect(without.body).toStrictEqual(expectedCard(base));
       expect(res.headers['content-type']).toBe('application/json');
       expect(res.headers['cache-control']).toBe('private, no-store');
       expect(res.headers.vary).toBe('A2A-Version');
-      const v03 = await request(base)
-        .get('/extendedAgentCard')
-        .set('A2A-Version', '0.3')
-        .set('Authorization', `Bearer ${await token()}`);
+      const auditor = await token('expense:audit');
+      const v03 = await request(base).get('/extendedAgentCard').set('A2A-Version', '0.3').set('Authorization', `Bearer ${auditor}`);
       expect(v03.status).toBe(200);
       expect(v03.body).toStrictEqual(expectedV03Card(base, true));
       // A2A v1.0 §3.6.1: the version may come as a request parameter instead of the header; the header wins.
-      const q03 = await request(base)
-        .get('/extendedAgentCard?A2A-Version=0.3')
-        .set('Authorization', `Bearer ${await token()}`);
+      const q03 = await request(base).get('/extendedAgentCard?A2A-Version=0.3').set('Authorization', `Bearer ${auditor}`);
       expect(q03.body).toStrictEqual(expectedV03Card(base, true));
-      const header = await request(base)
-        .get('/extendedAgentCard?A2A-Version=0.3')
-        .set('A2A-Version', '1.0')
-        .set('Authorization', `Bearer ${await token()}`);
+      const header = await request(base).get('/extendedAgentCard?A2A-Version=0.3').set('A2A-Version', '1.0').set('Authorization', `Bearer ${auditor}`);
       expect(header.body).toStrictEqual(expectedCard(base, true));
     });
   });

@@ -66,7 +66,15 @@ export { LoggerAuditSink } from './nest/audit/logger-audit-sink';
 export type { AuditSink, AuthAuditEvent } from './core/audit-event';
 
 // The Agent Card and RFC 9728 metadata.
-export { AgentCardService, type ServedDocument, type CardView } from './nest/card/card.service';
+export {
+  AgentCardService,
+  ExtendedCardError,
+  EXTENDED_CARD_VARIANTS_MAX,
+  EXTENDED_CARD_CALLBACK_TIMEOUT_MS,
+  type ServedDocument,
+  type CardView,
+  type ExtendedCardDocuments,
+} from './nest/card/card.service';
 export { SkillRegistry, type RegisteredSkill } from './nest/card/skill-registry';
 export { inspectAgentCards, runCardCli, type CardReport, type CardCliIo } from './nest/card/card-report';
 export { checkAgentCard, checkV03Card } from './core/card/card-checker';

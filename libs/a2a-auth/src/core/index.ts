@@ -55,7 +55,7 @@ export {
   type DPoPRequest,
 } from './dpop';
 export { InMemoryReplayCache, SharedStoreReplayCache, type DPoPReplayCache } from './replay-cache';
-export { extractScopes, assertScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
+export { extractScopes, assertScopes, grantsScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './claims';
 export { decodeForVerification, type DecodedToken } from './decode';
 export { keyFitsAlgorithm, verifyJwsSignature } from './jws';
@@ -109,6 +109,7 @@ export {
 } from './push-policy';
 export type { AuditSink, AuthAuditEvent } from './audit-event';
 export { buildAgentCard, toV03Card, type DiscoveredSkill, type CardBuildOptions, type AgentCardV03Json } from './card/card-builder';
+export { extendedCardVariant, type ExtendedCardVariant } from './card/extended-card';
 export { checkAgentCard, checkV03Card, firstDifference, V1_ONLY_KEYS, V03_ONLY_KEYS } from './card/card-checker';
 export type {
   AgentCardJson,

@@ -7,6 +7,8 @@ import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './intro
 import type { DPoPReplayCache } from './replay-cache';
 import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
 import { defaultKeyPrefix } from './store';
+import type { A2ACaller } from './caller';
+import type { AgentCardJson } from './agent-card.types';
 
 /** JWS algorithms this library can verify with a JWKS (RFC 7518 §3.1, RFC 8037). HMAC and `none` are never allowed. */
 export const SUPPORTED_ALGORITHMS = Object.freeze(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const);
@@ -96,8 +98,21 @@ export interface CardOptions {
   defaultInputModes?: string[];
   /** Default `['text/plain', 'application/json']`. */
   defaultOutputModes?: string[];
-  /** Serve an authenticated extended card (`capabilities.extendedAgentCard`). Default false. */
+  /**
+   * Serve an authenticated extended card (`capabilities.extendedAgentCard`, A2A v1.0 §13.3). Default false. Each caller
+   * sees the skills that are not `extendedOnly` plus the `extendedOnly` skills whose scopes its token grants.
+   */
   extendedCard?: boolean;
+  /**
+   * Changes one caller's extended card further (A2A v1.0 §13.3: content "based on the authenticated client's identity
+   * or authorization level"), on `GET /extendedAgentCard` and A2A `GetExtendedAgentCard` alike. Called on every fetch
+   * with the verified caller and a copy of its v1.0 card (wire JSON, unsigned, already filtered by scopes); return the
+   * card to serve (a new object or the mutated copy). The result must pass {@link checkAgentCard} (the `--check` rules);
+   * it is then signed when `signing` is set and its v0.3 view derived. A callback that throws, or returns an invalid
+   * card, answers HTTP 500 A2A `INTERNAL` (JSON-RPC `-32603`) with a fixed message, and is logged (reason only, no token).
+   * Requires `extendedCard: true`. Default: none (the scope-filtered card as built).
+   */
+  extendedCardFor?: (caller: A2ACaller, card: AgentCardJson) => AgentCardJson | Promise<AgentCardJson>;
   /** `Cache-Control: public, max-age=` in seconds. Default 300. */
   cacheMaxAge?: number;
   /** Which view `GET /.well-known/agent-card.json` serves without an `A2A-Version` header. Default `'1.0'`. */
@@ -457,6 +472,9 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
       securitySchemeName: o.card.securitySchemeName ?? 'oauth2',
     };
     if (card.defaultVersion !== '1.0' && card.defaultVersion !== '0.3') throw new A2AAuthConfigError('card.defaultVersion', "must be '1.0' or '0.3'");
+    if (card.extendedCardFor !== undefined && typeof card.extendedCardFor !== 'function')
+      throw new A2AAuthConfigError('card.extendedCardFor', 'must be a function (caller, card) => card');
+    if (card.extendedCardFor && !card.extendedCard) throw new A2AAuthConfigError('card.extendedCardFor', 'needs `card.extendedCard: true`');
   }
   const th = o.card?.throttle ?? {};
   const throttle = {

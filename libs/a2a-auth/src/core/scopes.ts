@@ -34,11 +34,22 @@ export function extractScopes(claims: Record<string, unknown>, claimNames: reado
  * @throws AuthError `insufficient_scope` (403), naming all required scopes for the `scope` challenge parameter (RFC 6750 §3.1).
  */
 export function assertScopes(granted: ReadonlySet<string> | readonly string[], required: readonly string[]): void {
+  if (!grantsScopes(granted, required)) refuse(granted instanceof Set ? (granted as ReadonlySet<string>) : new Set(granted), required);
+}
+
+/**
+ * The same rule as {@link assertScopes} as a predicate, for places that decide what to show rather than refuse (the
+ * per-caller extended Agent Card): `true` when every required scope is granted (AND semantics, RFC 6749 §3.3).
+ * @param granted the caller's scopes.
+ * @param required the scopes a route or skill requires; empty: always `true`.
+ */
+export function grantsScopes(granted: ReadonlySet<string> | readonly string[], required: readonly string[]): boolean {
   const set = granted instanceof Set ? (granted as ReadonlySet<string>) : undefined;
   const list = granted as readonly string[];
   for (let i = 0; i < required.length; i++) {
-    if (set ? !set.has(required[i]) : !list.includes(required[i])) refuse(set ?? new Set(list), required);
+    if (set ? !set.has(required[i]) : !list.includes(required[i])) return false;
   }
+  return true;
 }
 
 function refuse(granted: ReadonlySet<string>, required: readonly string[]): never {

@@ -46,10 +46,12 @@ function loadSdkAgentCard(): SdkCard | undefined {
  * - every skill has `securityRequirements`, and a skill that is not public (`[{}]`) lists at least one scope;
  * - skill ids are unique; no v0.3-only key is present.
  * @param label names the card in messages, e.g. `"v1.0 card"`.
+ * @param o.sdkOptional do not report a missing SDK as a problem (the round-trip check is then skipped). Default false.
  * @returns problems (empty when consistent).
  */
-export function checkAgentCard(card: AgentCardJson, label = 'card'): string[] {
+export function checkAgentCard(card: AgentCardJson, label = 'card', o: { sdkOptional?: boolean } = {}): string[] {
   const problems: string[] = [];
+  if (typeof card !== 'object' || card === null || Array.isArray(card)) return [`${label}: not a JSON object`];
   const sdk = loadSdkAgentCard();
   if (sdk) {
     let back: unknown;
@@ -62,7 +64,7 @@ export function checkAgentCard(card: AgentCardJson, label = 'card'): string[] {
       const d = firstDifference(back, card);
       if (d !== undefined) problems.push(`${label}: SDK round-trip (AgentCard.fromJSON → toJSON) changes ${d}`);
     }
-  } else {
+  } else if (!o.sdkOptional) {
     problems.push(`${label}: @a2a-js/sdk is not installed; the SDK round-trip check could not run`);
   }
   for (const k of V03_ONLY_KEYS) if (k in card) problems.push(`${label}: v0.3 field ${JSON.stringify(k)} in a v1.0 card`);

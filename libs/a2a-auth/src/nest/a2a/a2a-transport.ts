@@ -32,8 +32,10 @@ export interface A2ARequestHandlerOptions {
 /**
  * Builds the SDK's `DefaultRequestHandler` from the library's cards, so the A2A bindings serve exactly the card the
  * library built (one source of truth). The cards are converted to the SDK's internal form with `AgentCard.fromJSON`.
- * `GetExtendedAgentCard` returns {@link AgentCardService.extendedCard} to authenticated callers (the base card
- * otherwise); it fails with the SDK's "unsupported operation" when `card.extendedCard` is off.
+ * `GetExtendedAgentCard` returns the caller's own extended card ({@link AgentCardService.extendedCardFor}: the same
+ * document as `GET /extendedAgentCard`) to authenticated callers (the base card otherwise); it fails with the SDK's
+ * "unsupported operation" when `card.extendedCard` is off, and with JSON-RPC `-32603` (fixed message) when
+ * `card.extendedCardFor` fails.
  * With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
  * ({@link createPushNotifications}: the webhook policy of `o.pushNotifications`) instead of the SDK's defaults.
  * Call it after the app has initialised (cards are built in `onModuleInit`); {@link A2AHttpTransport} does so lazily.
@@ -43,7 +45,6 @@ export function createA2ARequestHandler(cards: AgentCardService, executor: Agent
   const { AgentCard } = sdkRoot();
   const { DefaultRequestHandler, InMemoryTaskStore } = sdkServer();
   const base: AgentCard = AgentCard.fromJSON(cards.card());
-  const extended: AgentCard = AgentCard.fromJSON(cards.extendedCard());
   const push = base.capabilities?.pushNotifications ? createPushNotifications(o.pushNotifications) : undefined;
   return new DefaultRequestHandler(
     base,
@@ -52,7 +53,11 @@ export function createA2ARequestHandler(cards: AgentCardService, executor: Agent
     undefined,
     push?.store,
     push?.sender,
-    async (ctx: ServerCallContext) => (ctx.user?.isAuthenticated ? extended : base),
+    async (ctx: ServerCallContext) => {
+      const caller = ctx.state.get(A2A_CALLER_STATE_KEY) as A2ACaller | undefined;
+      if (!ctx.user?.isAuthenticated || !caller) return base;
+      return AgentCard.fromJSON(await cards.extendedCardFor(caller)); // an ExtendedCardError becomes -32603 with its fixed message
+    },
   );
 }
 

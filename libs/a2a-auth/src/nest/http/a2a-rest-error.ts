@@ -53,3 +53,12 @@ export function unsupportedOperationBody(message: string): unknown {
     },
   };
 }
+
+/**
+ * Answers a failed per-caller extended card (`card.extendedCardFor` threw or returned an invalid card) on the
+ * HTTP+JSON binding as A2A `InternalError`: HTTP 500, `{ error: { code: 500, status: "INTERNAL", message, details: [] } }`
+ * (the SDK's `toRestErrorBody` shape for a generic error; written here so the route needs no SDK), `application/a2a+json`.
+ */
+export function sendExtendedCardFailure(res: unknown, message: string): void {
+  sendA2AJson(res, 500, A2A_JSON_CONTENT_TYPE, { error: { code: 500, status: 'INTERNAL', message, details: [] } });
+}
