@@ -215,3 +215,14 @@ export function handleDevCibaRequest(control: DevCibaControl, req: IncomingMessa
   );
   return true;
 }
+
+/**
+ * The sample's CIBA defaults (public; development only): the Expense agent's own client for the CIBA grant, and the
+ * users a `login_hint` may name.
+ */
+export const DEV_CIBA_DEFAULTS = Object.freeze({
+  client: Object.freeze({ clientId: 'expense-agent-ciba', clientSecret: 'ciba-secret', scopes: ['expense:submit'] }),
+  users: Object.freeze(['alice', 'bob']),
+  /** The `login_hint` asked when a message names none. */
+  loginHint: 'alice',
+});
