@@ -4,6 +4,7 @@ import { connectA2AAgent, type ConnectedA2AAgent } from '../libs/a2a-auth/src/cl
 import { A2A_HUMAN_APPROVAL_EXTENSION } from '../libs/a2a-auth/src/nest/a2a/approval';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
+import { runApprovalDemo } from '../apps/expense-agent/src/a2a/demo-approval';
 import { EXPENSE_APPROVAL, type ExpenseApproval } from '../apps/expense-agent/src/a2a/expense-approval';
 import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
 
@@ -16,7 +17,7 @@ const APPROVAL_TIMEOUT_MS = 6000;
 /** Access tokens the CIBA grant returned (observed on the wire, passed through unchanged), to prove they are never logged. */
 const cibaTokens: string[] = [];
 const realFetch = globalThis.fetch;
-globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
   const res = await realFetch(input, init);
   if (typeof init?.body === 'string' && init.body.includes('grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba') && res.ok) {
     const text = await res.clone().text();
@@ -238,6 +239,22 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       data: endData(5000, 'failed', 'unknown_user_id', 'mallory'),
       extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
     });
+  });
+
+  it("npm run demo's approval steps: approved and denied on both bindings, streaming, through the dev endpoint", async () => {
+    const r = await runApprovalDemo({
+      agentUrl: agent.url,
+      devAuthUrl: agent.devAuth!.issuer,
+      submitter: { id: DEV_CLIENT_DEFAULTS.submitter.clientId, secret: DEV_CLIENT_DEFAULTS.submitter.clientSecret },
+    });
+    const approved = ['TASK_STATE_AUTH_REQUIRED', 'TASK_STATE_WORKING', 'TASK_STATE_COMPLETED'];
+    expect(r.map((x) => [x.binding, x.step, x.states, x.ok])).toEqual(
+      BINDINGS.flatMap((b) => [
+        [b, "submit-expense 1500 EUR needing alice's approval (streaming); alice approves", approved, true],
+        [b, "submit-expense 2500 EUR needing alice's approval (streaming); alice denies", ['TASK_STATE_AUTH_REQUIRED', 'TASK_STATE_REJECTED'], true],
+      ]),
+    );
+    expect(r[1].texts).toEqual(['Waiting for alice to approve: Submit expense 2500 EUR', 'alice denied the approval (access_denied)']);
   });
 
   it('logs name the steps and never an approval token', () => {
