@@ -8,16 +8,6 @@ const AUDIENCE = 'http://127.0.0.1:9/agent';
 const CIBA_CLIENT = { clientId: 'agent-ciba', clientSecret: 'ciba-secret-3e9d10', scopes: ['expense:submit'] };
 const jwtPayload = (t: string) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString('utf8'));
 
-/** Waits until the dev server lists a pending request (bounded: 5 s). */
-async function pendingId(dev: DevAuthServer): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const p = dev.ciba!.pending();
-    if (p.length) return p[p.length - 1].authReqId;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('no pending CIBA request within 5 s');
-}
-
 describe('CibaClient against the dev authorization server (oidc-provider, poll mode)', () => {
   let dev: DevAuthServer;
   let client: CibaClient;
@@ -158,7 +148,10 @@ describe('CibaClient against a failing or rate-limiting token endpoint', () => {
     new CibaClient({ backchannelAuthenticationEndpoint: `${base}/bc`, tokenUrl, clientId: 'c', clientSecret: 'secret-value-1', requestTimeoutMs: 2000 });
 
   it('slow_down adds 5 s to the interval for the following polls', async () => {
-    answers = [{ status: 400, body: { error: 'slow_down' } }, { status: 200, body: { access_token: 'tok', token_type: 'Bearer', expires_in: 60 } }];
+    answers = [
+      { status: 400, body: { error: 'slow_down' } },
+      { status: 200, body: { access_token: 'tok', token_type: 'Bearer', expires_in: 60 } },
+    ];
     const out = await clientFor(`${base}/token`).poll(pending(0.1), { timeoutMs: 10_000 });
     expect(out.status).toBe('approved');
     expect(polls).toHaveLength(2);
@@ -177,9 +170,17 @@ describe('CibaClient against a failing or rate-limiting token endpoint', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const t0 = Date.now();
-    expect(await clientFor(`http://127.0.0.1:${port}/token`).poll(pending(0.05), { timeoutMs: 5000 })).toMatchObject({ status: 'failed', error: 'unavailable' });
+    expect(await clientFor(`http://127.0.0.1:${port}/token`).poll(pending(0.05), { timeoutMs: 5000 })).toMatchObject({
+      status: 'failed',
+      error: 'unavailable',
+    });
     expect(Date.now() - t0).toBeLessThan(4000);
-    const down = new CibaClient({ backchannelAuthenticationEndpoint: `http://127.0.0.1:${port}/bc`, tokenUrl: `http://127.0.0.1:${port}/token`, clientId: 'c', clientSecret: 's' });
+    const down = new CibaClient({
+      backchannelAuthenticationEndpoint: `http://127.0.0.1:${port}/bc`,
+      tokenUrl: `http://127.0.0.1:${port}/token`,
+      clientId: 'c',
+      clientSecret: 's',
+    });
     await expect(down.authorize({ loginHint: 'a', scopes: [] })).resolves.toMatchObject({ status: 'failed', error: 'unavailable' });
   });
 });

@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { CancelTaskRequest, GetTaskRequest, SendMessageRequest, taskStateToJSON, type Message, type StreamResponse, type Task, type TaskStatus } from '@a2a-js/sdk';
+import {
+  CancelTaskRequest,
+  GetTaskRequest,
+  SendMessageRequest,
+  taskStateToJSON,
+  type Message,
+  type StreamResponse,
+  type Task,
+  type TaskStatus,
+} from '@a2a-js/sdk';
 import { connectA2AAgent, type ConnectedA2AAgent } from '../libs/a2a-auth/src/client/a2a-client-auth';
 import { A2A_HUMAN_APPROVAL_EXTENSION } from '../libs/a2a-auth/src/nest/a2a/approval';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
@@ -41,7 +50,12 @@ function seen(s: TaskStatus | undefined): SeenStatus {
   const m: Message | undefined = s?.message;
   const text = m?.parts.find((p) => p.content?.$case === 'text')?.content?.value as string | undefined;
   const data = m?.parts.find((p) => p.content?.$case === 'data')?.content?.value as unknown;
-  return { state: taskStateToJSON(s!.state), ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), extensions: m?.extensions ?? [] };
+  return {
+    state: taskStateToJSON(s!.state),
+    ...(text !== undefined ? { text } : {}),
+    ...(data !== undefined ? { data } : {}),
+    extensions: m?.extensions ?? [],
+  };
 }
 
 function submit(amount: number, metadata: Record<string, unknown> = {}): SendMessageRequest {
@@ -153,7 +167,12 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       expect(taskStateToJSON(task.status!.state)).toBe('TASK_STATE_WORKING');
       const statuses = events.slice(1).map((e) => seen((e.payload!.value as { status?: TaskStatus }).status));
       expect(statuses.slice(0, 2)).toEqual([
-        { state: 'TASK_STATE_AUTH_REQUIRED', text: 'Waiting for alice to approve: Submit expense 1500 EUR', data: pendingData(1500), extensions: [A2A_HUMAN_APPROVAL_EXTENSION] },
+        {
+          state: 'TASK_STATE_AUTH_REQUIRED',
+          text: 'Waiting for alice to approve: Submit expense 1500 EUR',
+          data: pendingData(1500),
+          extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+        },
         { state: 'TASK_STATE_WORKING', text: 'Approved by alice', data: endData(1500, 'approved'), extensions: [A2A_HUMAN_APPROVAL_EXTENSION] },
       ]);
       expect(statuses[2]).toMatchObject({

@@ -230,7 +230,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     if (o.approval !== false) {
       // The dev authorization server issues the card's token URL; its /dev/ciba endpoint plays alice's device.
       log('Human approval (OpenID Connect CIBA; the demo answers for alice at the dev server):');
-      approval = await runApprovalDemo({ agentUrl, devAuthUrl: new URL(tokenUrl).origin, submitter: { id: submitter.clientId, secret: submitter.clientSecret } });
+      approval = await runApprovalDemo({
+        agentUrl,
+        devAuthUrl: new URL(tokenUrl).origin,
+        submitter: { id: submitter.clientId, secret: submitter.clientSecret },
+      });
       for (const x of approval) {
         log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.states.join(' → ')} (expected … → ${x.expected})`);
         for (const t of x.texts) if (t) log(`       ${t}`);

@@ -114,7 +114,11 @@ export class ExpenseA2AExecutor implements AgentExecutor {
               AgentEvent.statusUpdate({
                 taskId: ctx.taskId,
                 contextId: ctx.contextId,
-                status: { state: TaskState.TASK_STATE_COMPLETED, message: agentMessage(ctx, { expense, approvedBy: loginHint }), timestamp: new Date().toISOString() },
+                status: {
+                  state: TaskState.TASK_STATE_COMPLETED,
+                  message: agentMessage(ctx, { expense, approvedBy: loginHint }),
+                  timestamp: new Date().toISOString(),
+                },
                 metadata: undefined,
               }),
             );

@@ -231,7 +231,11 @@ export class CibaClient {
     const { status, body } = r;
     if (status < 200 || status >= 300) {
       const { error, description } = oauthError(body, this.#secret);
-      throw new CibaError(error, `backchannel authentication endpoint refused the request: ${error}${description ? ` (${description})` : ''} [HTTP ${status}]`, description);
+      throw new CibaError(
+        error,
+        `backchannel authentication endpoint refused the request: ${error}${description ? ` (${description})` : ''} [HTTP ${status}]`,
+        description,
+      );
     }
     const id = body?.auth_req_id;
     const expiresIn = positive(body?.expires_in);
@@ -341,11 +345,13 @@ export class CibaClient {
     } catch (e) {
       throw new CibaError('unavailable', `OpenID Connect discovery at ${url} failed: ${clean((e as Error)?.message ?? 'fetch failed', this.#secret)}`);
     }
-    if (!body || String(body.issuer ?? '').replace(/\/+$/, '') !== issuer) throw new CibaError('invalid_response', `${url} is not the discovery document of ${issuer}`);
+    if (!body || String(body.issuer ?? '').replace(/\/+$/, '') !== issuer)
+      throw new CibaError('invalid_response', `${url} is not the discovery document of ${issuer}`);
     const allow = this.o.allowInsecureHttp === true;
     const bc = this.o.backchannelAuthenticationEndpoint ?? body.backchannel_authentication_endpoint;
     const token = this.o.tokenUrl ?? body.token_endpoint;
-    if (typeof bc !== 'string' || typeof token !== 'string') throw new CibaError('invalid_response', `${issuer} advertises no backchannel_authentication_endpoint (CIBA)`);
+    if (typeof bc !== 'string' || typeof token !== 'string')
+      throw new CibaError('invalid_response', `${issuer} advertises no backchannel_authentication_endpoint (CIBA)`);
     try {
       return { backchannel: parseTokenUrl(bc, allow), token: parseTokenUrl(token, allow) };
     } catch (e) {

@@ -248,13 +248,23 @@ export class HumanApprovalService {
     this.logger.log(`approval of ${r.operation} on task ${taskId} asked from ${r.loginHint} (expires in ${started.expiresIn} s)`);
     publish('TASK_STATE_AUTH_REQUIRED', pendingText(r.loginHint, r.bindingMessage), { ...base, status: 'pending', expiresIn: started.expiresIn });
 
-    const outcome = await this.ciba.poll(started, { timeoutMs: r.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS, signal: record.abort.signal });
+    const outcome = await this.ciba.poll(started, {
+      timeoutMs: r.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+      signal: record.abort.signal,
+    });
     if (outcome.status !== 'approved') return end(outcome);
     this.pending.delete(taskId);
     if (record.canceled) return end({ status: 'aborted' });
-    const approval = new TaskApproval(taskId, r.operation, r.loginHint, outcome.token.scopes.length ? outcome.token.scopes : [...r.scopes], outcome.token, () => {
-      if (this.granted.get(taskId) === approval) this.granted.delete(taskId);
-    });
+    const approval = new TaskApproval(
+      taskId,
+      r.operation,
+      r.loginHint,
+      outcome.token.scopes.length ? outcome.token.scopes : [...r.scopes],
+      outcome.token,
+      () => {
+        if (this.granted.get(taskId) === approval) this.granted.delete(taskId);
+      },
+    );
     this.granted.set(taskId, approval);
     this.logger.log(`approval of ${r.operation} on task ${taskId}: approved by ${r.loginHint}`);
     publish('TASK_STATE_WORKING', `Approved by ${r.loginHint}`, { ...base, status: 'approved' });
