@@ -66,7 +66,7 @@ describe('CibaClient against the dev authorization server (oidc-provider, poll m
     expect(await client.poll(pending, { timeoutMs: 10_000 })).toMatchObject({ status: 'denied', error: 'access_denied' });
   });
 
-  it('expires: requested_expiry passes without an answer (expired_token or timeout)', async () => {
+  it('expires: requested_expiry passes without an answer (timeout at expires_in)', async () => {
     const pending = await client.start({ loginHint: 'alice', scopes: ['expense:submit'], requestedExpirySeconds: 2 });
     expect(pending.expiresIn).toBe(2);
     const out = await client.poll(pending);
@@ -157,6 +157,22 @@ describe('CibaClient against a failing or rate-limiting token endpoint', () => {
     expect(polls).toHaveLength(2);
     expect(polls[1] - polls[0]).toBeGreaterThanOrEqual(5000);
   }, 15_000);
+
+  it('expired_token from the server ends as expired; other errors as failed with their code', async () => {
+    answers = [
+      { status: 400, body: { error: 'authorization_pending' } },
+      { status: 400, body: { error: 'expired_token', error_description: 'gone' } },
+    ];
+    expect(await clientFor(`${base}/token`).poll(pending(0.05), { timeoutMs: 5000 })).toEqual({
+      status: 'expired',
+      error: 'expired_token',
+      description: 'gone',
+    });
+    answers = [{ status: 401, body: { error: 'invalid_client' } }];
+    expect(await clientFor(`${base}/token`).poll(pending(0.05), { timeoutMs: 5000 })).toEqual({ status: 'failed', error: 'invalid_client' });
+    answers = [{ status: 400, body: 'not an object' }];
+    expect(await clientFor(`${base}/token`).poll(pending(0.05), { timeoutMs: 5000 })).toEqual({ status: 'failed', error: 'invalid_response' });
+  });
 
   it('a 5xx three times in a row fails as unavailable; a closed port likewise, without hanging', async () => {
     answers = [0, 1, 2].map(() => ({ status: 503, body: {} }));

@@ -10,7 +10,8 @@ import {
   type TaskStatus,
 } from '@a2a-js/sdk';
 import { connectA2AAgent, type ConnectedA2AAgent } from '../libs/a2a-auth/src/client/a2a-client-auth';
-import { A2A_HUMAN_APPROVAL_EXTENSION } from '../libs/a2a-auth/src/nest/a2a/approval';
+import { Test } from '@nestjs/testing';
+import { A2A_HUMAN_APPROVAL_EXTENSION, A2A_HUMAN_APPROVAL_OPTIONS, HumanApprovalService } from '../libs/a2a-auth/src/nest/a2a/approval';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
 import { runApprovalDemo } from '../apps/expense-agent/src/a2a/demo-approval';
@@ -218,7 +219,12 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       expect(approval.service!.approvalFor(second.id, 'submit-expense')).toBeUndefined();
       expect(approval.service!.approvalFor(first.id, 'submit-expense')).toBeUndefined();
       const canceled = await c.client.cancelTask(CancelTaskRequest.fromJSON({ id: second.id }));
-      expect(seen(canceled.status)).toMatchObject({ state: 'TASK_STATE_CANCELED', text: "Canceled while waiting for alice's approval" });
+      expect(seen(canceled.status)).toEqual({
+        state: 'TASK_STATE_CANCELED',
+        text: "Canceled while waiting for alice's approval",
+        data: endData(1200, 'canceled'),
+        extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+      });
       expect(approval.service!.pendingCount).toBe(0);
       // Approving the abandoned request afterwards changes nothing.
       await answer(p2.authReqId, 'approve');
@@ -281,6 +287,22 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
     const all = logs.lines.join('\n');
     expect(all).toMatch(/approval of submit-expense on task [0-9a-f-]+: approved by alice/);
     for (const t of cibaTokens) expect(all).not.toContain(t);
+  });
+});
+
+describe('HumanApprovalService in a Nest module', () => {
+  it('is injectable with A2A_HUMAN_APPROVAL_OPTIONS, and refuses to start without them', async () => {
+    const mod = await Test.createTestingModule({
+      providers: [
+        { provide: A2A_HUMAN_APPROVAL_OPTIONS, useValue: { ciba: { issuer: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's' } } },
+        HumanApprovalService,
+      ],
+    }).compile();
+    expect(mod.get(HumanApprovalService).pendingCount).toBe(0);
+    await mod.close();
+    await expect(Test.createTestingModule({ providers: [HumanApprovalService] }).compile()).rejects.toThrow(
+      'HumanApprovalService needs options with a ciba client (A2A_HUMAN_APPROVAL_OPTIONS)',
+    );
   });
 });
 

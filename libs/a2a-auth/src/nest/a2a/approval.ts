@@ -150,6 +150,8 @@ export type ApprovalResult =
 
 interface PendingRecord {
   operation: string;
+  /** What every status message of this approval says about it. */
+  base: Omit<HumanApprovalData, 'status'>;
   abort: AbortController;
   eventBus: ExecutionEventBus;
   contextId: string;
@@ -214,7 +216,7 @@ export class HumanApprovalService {
     const publish = (state: keyof typeof TaskState, text: string, data: HumanApprovalData) => this.publish(r.eventBus, taskId, contextId, state, text, data);
     if (!r.taskPublished) this.publishTask(r);
 
-    const record: PendingRecord = { operation: r.operation, abort: new AbortController(), eventBus: r.eventBus, contextId, loginHint: r.loginHint };
+    const record: PendingRecord = { operation: r.operation, base, abort: new AbortController(), eventBus: r.eventBus, contextId, loginHint: r.loginHint };
     const end = (outcome: Exclude<CibaOutcome, { status: 'approved' }>): ApprovalResult => {
       this.pending.delete(taskId);
       if (outcome.status === 'aborted' || record.canceled) {
@@ -293,13 +295,7 @@ export class HumanApprovalService {
     p.abort.abort();
     this.pending.delete(taskId);
     this.logger.log(`approval of ${p.operation} on task ${taskId}: canceled`);
-    this.publish(eventBus ?? p.eventBus, taskId, p.contextId, 'TASK_STATE_CANCELED', canceledText(p.loginHint), {
-      method: 'openid-ciba',
-      loginHint: p.loginHint,
-      operation: p.operation,
-      scopes: [],
-      status: 'canceled',
-    });
+    this.publish(eventBus ?? p.eventBus, taskId, p.contextId, 'TASK_STATE_CANCELED', canceledText(p.loginHint), { ...p.base, status: 'canceled' });
     return true;
   }
 
