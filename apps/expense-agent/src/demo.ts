@@ -1,5 +1,6 @@
 import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
 import { runA2ADemo, type A2ADemoOutcome } from './a2a/demo-a2a';
+import { runApprovalDemo, type ApprovalDemoOutcome } from './a2a/demo-approval';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { bootstrap, type RunningAgent } from './main';
 
@@ -15,6 +16,9 @@ import { bootstrap, type RunningAgent } from './main';
  * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings, and on each binding
  * DPoP (RFC 9449): the `expense-dpop` client's DPoP-bound token with a fresh proof per request → 200, then that token
  * "stolen": without a proof, as Bearer, and with a proof from another key → 401 each.
+ * Then human approval (OpenID Connect CIBA) on each binding, streaming: a submission that needs alice's approval waits
+ * in TASK_STATE_AUTH_REQUIRED; the demo approves it (→ COMPLETED), then denies another (→ REJECTED), through the dev
+ * authorization server's `/dev/ciba/*` endpoint (see `a2a/demo-approval.ts`).
  * Env: `A2A_AGENT_URL` (default http://127.0.0.1:3000), the dev client overrides (`DEV_SUBMITTER_ID`, …).
  * If no agent answers there, one is started in-process on a free port (with the embedded dev authorization server).
  */
@@ -44,6 +48,8 @@ export interface DemoResult {
   outcomes: DemoOutcome[];
   /** The A2A part (official SDK client), one entry per binding and step; empty with `a2a: false`. */
   a2a: A2ADemoOutcome[];
+  /** The human-approval part (CIBA), one entry per binding and step; empty with `approval: false`. */
+  approval: ApprovalDemoOutcome[];
   /** Every outcome is ok. */
   ok: boolean;
 }
@@ -64,6 +70,8 @@ export interface DemoOptions {
   opaque?: boolean;
   /** Include the DPoP steps in the A2A part (needs an agent with `dpop` `'allowed'` or `'required'`). Default true. */
   dpop?: boolean;
+  /** Include the human-approval steps (needs the embedded dev authorization server, whose `/dev/ciba/*` endpoint answers). Default true. */
+  approval?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
@@ -218,9 +226,24 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       }
     }
 
-    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok);
+    let approval: ApprovalDemoOutcome[] = [];
+    if (o.approval !== false) {
+      // The dev authorization server issues the card's token URL; its /dev/ciba endpoint plays alice's device.
+      log('Human approval (OpenID Connect CIBA; the demo answers for alice at the dev server):');
+      approval = await runApprovalDemo({
+        agentUrl,
+        devAuthUrl: new URL(tokenUrl).origin,
+        submitter: { id: submitter.clientId, secret: submitter.clientSecret },
+      });
+      for (const x of approval) {
+        log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.states.join(' → ')} (expected … → ${x.expected})`);
+        for (const t of x.texts) if (t) log(`       ${t}`);
+      }
+    }
+
+    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok) && approval.every((x) => x.ok);
     log(ok ? 'All outcomes as expected.' : 'Some outcomes differ from what was expected.');
-    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, ok };
+    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, approval, ok };
   } finally {
     await started?.close();
   }

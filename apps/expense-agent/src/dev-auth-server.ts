@@ -4,6 +4,7 @@ import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { DevClient, DevIntrospector } from './dev-clients';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from './dev-token-exchange';
+import { devCiba, handleDevCibaRequest, type DevCibaControl, type DevCibaOptions } from './dev-ciba';
 
 /**
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
@@ -17,6 +18,8 @@ import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from './dev-token-exchang
  *   client with `dpopBoundAccessTokens` must send one. Nonces are supported (and required with `dpopRequireNonce`).
  * - Introspection (RFC 7662) at `/token/introspection`, for the `introspectors` only; revocation (RFC 7009) at
  *   `/token/revocation`, each client for its own tokens.
+ * - OpenID Connect CIBA (poll mode), with `ciba`: see {@link devCiba}; the developer approves or denies pending
+ *   requests at `GET /dev/ciba/pending`, `POST /dev/ciba/<auth_req_id>/approve|deny` (127.0.0.1 only).
  * - Keys are generated at start-up and live only in memory.
  *
  * It is not a production authorization server and refuses to start when `NODE_ENV=production`.
@@ -38,6 +41,8 @@ export interface DevAuthServerOptions {
   introspectors?: DevIntrospector[];
   /** Require a server nonce in every DPoP proof (RFC 9449 §8): the first proof is answered `400 use_dpop_nonce`. Default false. */
   dpopRequireNonce?: boolean;
+  /** OpenID Connect CIBA (poll mode): its clients and users. Default off (no backchannel authentication endpoint). */
+  ciba?: DevCibaOptions;
 }
 
 /** A running dev authorization server. */
@@ -58,6 +63,8 @@ export interface DevAuthServer {
   tokenTtl: number;
   /** The registered clients. */
   clients: DevClient[];
+  /** CIBA, when enabled: the backchannel authentication endpoint and the developer's approve / deny. */
+  ciba?: DevCibaControl;
   /** Stops listening and drops open connections. */
   close(): Promise<void>;
 }
@@ -139,7 +146,7 @@ function memoryAdapter() {
       store.delete(this.key(id));
     }
     async revokeByGrantId() {
-      /* client credentials create no grants */
+      /* grants (CIBA approvals) simply expire */
     }
   };
 }
@@ -183,6 +190,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     const opaque = new Set(o.clients.filter((c) => c.accessTokenFormat === 'opaque').map((c) => c.clientId));
     const introspectors = o.introspectors ?? [];
     const mayIntrospect = new Set(introspectors.map((i) => i.clientId));
+    const ciba = o.ciba ? devCiba(o.ciba, errors) : undefined;
     const provider = new Provider(issuer, {
       clients: [
         ...o.clients.map((c) => ({
@@ -205,13 +213,16 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           redirect_uris: [],
           token_endpoint_auth_method: 'client_secret_basic' as const,
         })),
+        ...((ciba?.clients ?? []) as never[]),
       ],
-      scopes: allScopes, // custom scopes must be known to the provider, or client metadata fails validation
+      scopes: ciba ? [...new Set(['openid', ...allScopes, ...o.ciba!.clients.flatMap((c) => c.scopes)])] : allScopes, // custom scopes must be known to the provider, or client metadata fails validation
       responseTypes: [],
       clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
       jwks: { keys: [signingKey as never] },
       adapter: memoryAdapter() as never,
+      ...(ciba ? { findAccount: ciba.findAccount as never } : {}),
       features: {
+        ...(ciba ? { ciba: ciba.feature as never } : {}),
         clientCredentials: { enabled: true },
         devInteractions: { enabled: false },
         // The proof's key is bound into the token as cnf.jkt; nonces come from a per-start secret.
@@ -238,6 +249,14 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       },
       ttl: {
         ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? ttl,
+        ...(ciba
+          ? {
+              BackchannelAuthenticationRequest: ciba.ttl,
+              AccessToken: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? ttl,
+              IdToken: ttl,
+              Grant: ttl,
+            }
+          : {}),
       } as never,
       cookies: { keys: [randomBytes(32).toString('base64url')] },
       clientBasedCORS: () => true,
@@ -245,8 +264,13 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     await registerTokenExchange(provider as never, errors, { issuer, audience: o.audience, privateKey, kid: signingKey.kid, ttl });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
-    for (const c of [...o.clients, ...introspectors]) await provider.Client.find(c.clientId);
-    server.on('request', provider.callback());
+    for (const c of [...o.clients, ...introspectors, ...(o.ciba?.clients ?? [])]) await provider.Client.find(c.clientId);
+    const control = ciba?.attach(provider, { issuer, audience: o.audience });
+    const callback = provider.callback();
+    server.on('request', (req, res) => {
+      if (control && handleDevCibaRequest(control, req, res)) return;
+      callback(req, res);
+    });
     return {
       issuer,
       tokenUrl: `${issuer}/token`,
@@ -256,6 +280,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       audience: o.audience,
       tokenTtl: ttl,
       clients: o.clients,
+      ...(control ? { ciba: control } : {}),
       close,
     };
   } catch (err) {

@@ -9,6 +9,8 @@ import { AppModule } from './app.module';
 import { csv, DEFAULT_HOST, ENV, parseDpopMode, parseIssuers, parsePort, publicUrlOf } from './config';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from './dev-auth-server';
+import { DEV_CIBA_DEFAULTS } from './dev-ciba';
+import { APPROVAL_ENV } from './a2a/expense-approval';
 
 /** HTTP platforms the sample runs on. */
 export type Platform = 'express' | 'fastify';
@@ -125,6 +127,8 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
       introspectors: [clients.introspector],
       port: devPort,
       nodeEnv: env.NODE_ENV,
+      // Human approval of submissions (OpenID Connect CIBA, poll mode): the agent's own client and the dev users.
+      ciba: { clients: [{ ...DEV_CIBA_DEFAULTS.client, scopes: [...DEV_CIBA_DEFAULTS.client.scopes] }], users: [...DEV_CIBA_DEFAULTS.users] },
     }).catch((err: unknown) => {
       throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
     });
@@ -137,6 +141,9 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
       [ENV.introspectionUrl]: devAuth.introspectionUrl,
       [ENV.introspectionClientId]: clients.introspector.clientId,
       [ENV.introspectionClientSecret]: clients.introspector.clientSecret,
+      [APPROVAL_ENV.clientId]: DEV_CIBA_DEFAULTS.client.clientId,
+      [APPROVAL_ENV.clientSecret]: DEV_CIBA_DEFAULTS.client.clientSecret,
+      [APPROVAL_ENV.loginHint]: env[APPROVAL_ENV.loginHint] || DEV_CIBA_DEFAULTS.loginHint,
     });
   }
 
@@ -240,6 +247,13 @@ export function startupBanner(i: {
     `  APPROVER=${token(appr)}`,
     `  curl -i -X POST ${p}/expenses/$ID/approve -H "Authorization: Bearer $APPROVER"   # 200`,
     '',
+    ...(d.ciba
+      ? [
+          `Human approval (CIBA, users ${DEV_CIBA_DEFAULTS.users.join(', ')}): pending requests at GET ${d.issuer}/dev/ciba/pending,`,
+          `  answer with curl -X POST ${d.issuer}/dev/ciba/<auth_req_id>/approve (or /deny)`,
+          '',
+        ]
+      : []),
     'Or run the calling agent: npm run demo',
     '',
   );

@@ -103,6 +103,19 @@ export {
 export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './nest/a2a/a2a-user';
 export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';
 export {
+  HumanApprovalService,
+  TaskApproval,
+  A2A_HUMAN_APPROVAL_EXTENSION,
+  A2A_HUMAN_APPROVAL_OPTIONS,
+  HUMAN_APPROVAL_FIELD,
+  DEFAULT_APPROVAL_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_APPROVALS,
+  type HumanApprovalOptions,
+  type ApprovalRequest,
+  type ApprovalResult,
+  type HumanApprovalData,
+} from './nest/a2a/approval';
+export {
   A2APushNotificationSender,
   createPushNotifications,
   DEFAULT_PUSH_TIMEOUT_MS,

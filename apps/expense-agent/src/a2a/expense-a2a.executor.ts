@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { HttpException, Injectable } from '@nestjs/common';
+import { HttpException, Inject, Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { Role, type Message, type Part } from '@a2a-js/sdk';
+import { Role, TaskState, type Message, type Part } from '@a2a-js/sdk';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
 import { a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
 import { parseSubmitExpense } from '../expenses/expense';
 import { ExpenseStore } from '../expenses/expense.store';
+import { EXPENSE_APPROVAL, type ExpenseApproval } from './expense-approval';
 
 /** JSON input of a message: the first `data` part, else a text part holding a JSON object. */
 function jsonInput(msg: Message): Record<string, unknown> | undefined {
@@ -45,6 +46,11 @@ function textInput(msg: Message): string | undefined {
  * - `list-expenses`: optional `{ id }` → `{ expense }`, else `{ expenses: [...] }`.
  * - Business errors → `{ error: { status, message } }` with the HTTP status the REST route would give
  *   (400 bad input, 404 unknown id, 409 already approved).
+ * - `submit-expense` that needs the submitting user's approval (`metadata.requireApproval: true`, or an amount above
+ *   `A2A_APPROVAL_THRESHOLD`): a task instead. The library's {@link HumanApprovalService} asks `metadata.loginHint`
+ *   (else `A2A_APPROVAL_LOGIN_HINT`) through OpenID Connect CIBA, the task waits in `TASK_STATE_AUTH_REQUIRED`, and on
+ *   approval the expense is stored and the task is `TASK_STATE_COMPLETED` with `{ expense, approvedBy }` as its status
+ *   message; denial, expiry or an outage end it as the library says (`REJECTED` / `FAILED`).
  * - No authorized skill in the context (the call did not come through the library's transport): `{ error: { status: 403 } }`,
  *   nothing runs.
  */
@@ -52,7 +58,10 @@ function textInput(msg: Message): string | undefined {
 export class ExpenseA2AExecutor implements AgentExecutor {
   private store?: ExpenseStore;
 
-  constructor(private readonly moduleRef: ModuleRef) {}
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    @Optional() @Inject(EXPENSE_APPROVAL) private readonly approval: ExpenseApproval = {},
+  ) {}
 
   /** The sample's store, shared with the REST controller (provided by the app module). */
   private expenses(): ExpenseStore {
@@ -82,8 +91,42 @@ export class ExpenseA2AExecutor implements AgentExecutor {
     const msg = ctx.userMessage;
     try {
       switch (authorized.skillId) {
-        case 'submit-expense':
-          return reply({ expense: this.expenses().submit(parseSubmitExpense(jsonInput(msg) ?? null), who) });
+        case 'submit-expense': {
+          const input = parseSubmitExpense(jsonInput(msg) ?? null);
+          const meta = (msg.metadata ?? {}) as Record<string, unknown>;
+          const needsApproval = meta.requireApproval === true || (this.approval.threshold !== undefined && input.amount > this.approval.threshold);
+          if (!needsApproval) return reply({ expense: this.expenses().submit(input, who) });
+          const service = this.approval.service;
+          const loginHint = typeof meta.loginHint === 'string' && meta.loginHint ? meta.loginHint.slice(0, 100) : this.approval.loginHint;
+          if (!service || !loginHint) return reply({ error: { status: 503, message: 'this expense needs an approval, and human approval is not configured' } });
+          const r = await service.requestApproval({
+            context: ctx,
+            eventBus: bus,
+            loginHint,
+            bindingMessage: `Submit expense ${input.amount} ${input.currency}`,
+            scopes: ['expense:submit'],
+            operation: 'submit-expense',
+          });
+          if (!r.approved) return; // the library has ended the task (rejected, failed or canceled) with the reason
+          try {
+            const expense = this.expenses().submit(input, who);
+            bus.publish(
+              AgentEvent.statusUpdate({
+                taskId: ctx.taskId,
+                contextId: ctx.contextId,
+                status: {
+                  state: TaskState.TASK_STATE_COMPLETED,
+                  message: agentMessage(ctx, { expense, approvedBy: loginHint }),
+                  timestamp: new Date().toISOString(),
+                },
+                metadata: undefined,
+              }),
+            );
+          } finally {
+            r.approval.release(); // the approval covered this submission only
+          }
+          return;
+        }
         case 'approve-expense': {
           const id = idOf(msg);
           if (!id) return reply({ error: { status: 400, message: 'send the expense id as {"id": "..."} or as text' } });
@@ -107,8 +150,23 @@ export class ExpenseA2AExecutor implements AgentExecutor {
     }
   };
 
-  cancelTask = async (): Promise<void> => {
-    /* every skill answers at once with a message; there is no running task to cancel */
+  /** Only a submission waiting for its approval is a running task: the wait stops and the task is `TASK_STATE_CANCELED`. */
+  cancelTask = async (taskId: string, bus: ExecutionEventBus): Promise<void> => {
+    this.approval.service?.cancel(taskId, bus);
+  };
+}
+
+/** An agent message of the task with one JSON data part. */
+function agentMessage(ctx: RequestContext, data: Record<string, unknown>): Message {
+  return {
+    messageId: randomUUID(),
+    contextId: ctx.contextId,
+    taskId: ctx.taskId,
+    role: Role.ROLE_AGENT,
+    parts: [{ content: { $case: 'data', value: data }, metadata: undefined, filename: '', mediaType: 'application/json' }],
+    metadata: undefined,
+    extensions: [],
+    referenceTaskIds: [],
   };
 }
 

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { A2AHttpTransport, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
 import { A2AJsonRpcController, A2ARestController } from './a2a.controllers';
 import { ExpenseA2AExecutor } from './expense-a2a.executor';
+import { EXPENSE_APPROVAL, expenseApprovalFromConfig } from './expense-approval';
 
 /**
  * The Expense agent's A2A bindings (official `@a2a-js/sdk`, protocol v1.0) served from Nest controllers:
@@ -13,6 +15,8 @@ import { ExpenseA2AExecutor } from './expense-a2a.executor';
   providers: [
     A2ASkillAuthorizer,
     ExpenseA2AExecutor,
+    // Human approval through OpenID Connect CIBA (off unless A2A_APPROVAL_CLIENT_ID is set; bootstrap() sets it for the dev server).
+    { provide: EXPENSE_APPROVAL, useFactory: expenseApprovalFromConfig, inject: [ConfigService] },
     {
       provide: A2AHttpTransport,
       // The SDK handler is built on first use: the cards exist only after AgentCardService.onModuleInit.

@@ -52,3 +52,16 @@ export {
   type ConnectA2AAgentOptions,
   type ConnectedA2AAgent,
 } from './a2a-client-auth';
+export {
+  CibaClient,
+  CibaApprovalToken,
+  CibaError,
+  CIBA_GRANT_TYPE,
+  CIBA_DEFAULT_INTERVAL_SECONDS,
+  CIBA_SLOW_DOWN_SECONDS,
+  type CibaClientOptions,
+  type CibaAuthenticationRequest,
+  type CibaPendingRequest,
+  type CibaPollOptions,
+  type CibaOutcome,
+} from './ciba';
