@@ -1,5 +1,6 @@
 import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
 import { runA2ADemo, type A2ADemoOutcome } from './a2a/demo-a2a';
+import { runDelegationDemo, type DelegationDemoOutcome } from '../../assistant-agent/src/demo-delegation';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { bootstrap, type RunningAgent } from './main';
 
@@ -44,6 +45,8 @@ export interface DemoResult {
   outcomes: DemoOutcome[];
   /** The A2A part (official SDK client), one entry per binding and step; empty with `a2a: false`. */
   a2a: A2ADemoOutcome[];
+  /** The delegation part (a second agent calling this one on behalf of its caller); empty with `delegation: false`. */
+  delegation: DelegationDemoOutcome[];
   /** Every outcome is ok. */
   ok: boolean;
 }
@@ -64,6 +67,8 @@ export interface DemoOptions {
   opaque?: boolean;
   /** Include the DPoP steps in the A2A part (needs an agent with `dpop` `'allowed'` or `'required'`). Default true. */
   dpop?: boolean;
+  /** Run the delegation part (apps/assistant-agent/src/demo-delegation.ts, its own in-process agents). Default true. */
+  delegation?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
@@ -218,9 +223,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       }
     }
 
-    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok);
+    const delegation = o.delegation === false ? [] : await runDelegationDemo({ log });
+
+    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok) && delegation.every((x) => x.ok);
     log(ok ? 'All outcomes as expected.' : 'Some outcomes differ from what was expected.');
-    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, ok };
+    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, delegation, ok };
   } finally {
     await started?.close();
   }
