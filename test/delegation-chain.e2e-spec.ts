@@ -1,11 +1,13 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { SendMessageRequest, type Message, type Task } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
 import { decodeJwt } from 'jose';
 import { ClientCredentialsTokenProvider, TokenExchangeProvider, a2aAuthFetch, connectA2AAgent, type AuthAuditEvent } from 'nestjs-a2a-auth';
 import { parseMaxChain } from '../apps/assistant-agent/src/config';
 import { AuditCapture, delegationRefusalChallenge, runDelegationDemo } from '../apps/assistant-agent/src/demo-delegation';
-import { startDelegationSample, type DelegationSample } from '../apps/assistant-agent/src/main';
+import { delegationBanner, startDelegationSample, type DelegationSample } from '../apps/assistant-agent/src/main';
 import { parseDelegation } from '../apps/expense-agent/src/config';
 import { PLATFORMS } from './fixtures/test-app';
 
@@ -157,6 +159,20 @@ describe.each(PLATFORMS)('delegation chain on %s: user app → Assistant agent �
     expect(ev[0].actors).toEqual([{ clientId: 'rogue-agent', subject: 'rogue-agent' }]);
   });
 
+  it("the start-up banner's curl sequence works as printed (the user app's token, then SendMessage to the assistant)", async () => {
+    const script = delegationBanner(sample)
+      .split('\n')
+      .filter((l) => /^ {2}(USER_TOKEN=|curl )/.test(l))
+      .join('\n');
+    expect(script.split('\n')).toHaveLength(2);
+    const { stdout } = await promisify(execFile)('sh', ['-c', script], { timeout: 20_000 });
+    const reply = JSON.parse(stdout) as { result: { message: { parts: Array<{ data: unknown }> } } };
+    expect(reply.result.message.parts[0].data).toEqual({
+      expense: expect.objectContaining({ amount: 12.9, currency: 'EUR', status: 'submitted' }),
+      onBehalfOf: 'assistant-user-app',
+    });
+  });
+
   it('the assistant refuses a token without its scope (403 insufficient_scope) and a missing one (401), and never calls the Expense agent', async () => {
     const since = audit.events.length;
     const rogueToken = await new ClientCredentialsTokenProvider({
@@ -202,6 +218,34 @@ describe('the delegation demo (npm run demo, delegation part)', () => {
     const url = /→ Expense agent \((http:\/\/127\.0\.0\.1:\d+)\)/.exec(text)?.[1];
     expect(url).toBeDefined();
     await expect(fetch(`${url}/.well-known/agent-card.json`)).rejects.toThrow();
+  });
+});
+
+describe('the delegation sample with A2A_DELEGATION=off', () => {
+  it("the Expense agent refuses the assistant's exchanged token: 403 delegation_not_allowed, relayed by the assistant", async () => {
+    const audit = new AuditCapture();
+    const sample = await startDelegationSample({ env: { NODE_ENV: 'test', ASSISTANT_PORT: '0', A2A_DELEGATION: 'off' }, logger: audit });
+    try {
+      const card = (await (await fetch(`${sample.expense.url}/.well-known/agent-card.json`)).json()) as { name: string };
+      const user = await connectA2AAgent({
+        agentUrl: sample.assistant.url,
+        credentials: { clientId: sample.clients.user.clientId, clientSecret: sample.clients.user.clientSecret, resource: sample.assistant.settings.publicUrl },
+        scopes: ['assistant:file-expense', 'expense:submit'],
+      });
+      const res = await user.client.sendMessage(message('file-expense-for-me', { amount: 3, currency: 'EUR', description: 'off' }));
+      expect(dataOf(res)).toEqual({
+        error: {
+          status: 403,
+          message: 'the Expense agent refused the call',
+          downstream: { status: 403, wwwAuthenticate: delegationRefusalChallenge(sample, card.name) },
+        },
+      });
+      expect(audit.events.filter((e) => e.skillId === 'submit-expense').map((e) => [e.reason, e.status, e.actors])).toEqual([
+        ['delegation_not_allowed', 403, [{ clientId: 'assistant-agent', subject: 'assistant-agent' }]],
+      ]);
+    } finally {
+      await sample.close();
+    }
   });
 });
 

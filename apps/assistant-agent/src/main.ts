@@ -220,22 +220,43 @@ export function settingsFromEnv(env: Record<string, string | undefined>): { sett
   };
 }
 
-/** The start-up summary of the dev setup: where everything listens, the clients, and how to try it. No secret of an overridden client is printed. */
+/** Single-quotes a value for a POSIX shell. */
+function sh(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The start-up summary of the dev setup: where everything listens, the clients, and a ready-to-paste curl sequence
+ * (the user app's token for the assistant, then a JSON-RPC `SendMessage`). The secret of a client overridden through
+ * the environment is never printed (it is referenced as `$VAR`).
+ */
 export function delegationBanner(s: DelegationSample): string {
   const { user, assistant, rogue } = s.clients;
+  const a = s.assistant.settings.publicUrl;
   const secret = (c: { clientSecret: string; secretFrom?: string }) => (c.secretFrom ? `(from $${c.secretFrom})` : c.clientSecret);
+  const basic = user.secretFrom ? `"${user.clientId.replace(/["$`\\]/g, '\\$&')}:$${user.secretFrom}"` : sh(`${user.clientId}:${user.clientSecret}`);
+  const send = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'SendMessage',
+    params: { message: { messageId: 'm1', role: 'ROLE_USER', parts: [{ data: { amount: 12.9, currency: 'EUR', description: 'Lunch with a customer' } }] } },
+  });
   return [
     '',
-    `Expense Assistant Agent listening on ${s.assistant.url}  (card ${s.assistant.settings.publicUrl}/.well-known/agent-card.json)`,
+    `Expense Assistant Agent listening on ${s.assistant.url}  (card ${a}/.well-known/agent-card.json)`,
     `Expense Reimbursement Agent on ${s.expense.url}  (delegated tokens accepted from ${assistant.clientId})`,
     `Dev authorization server ${s.devAuth.issuer}  (token URL ${s.devAuth.tokenUrl}; DEVELOPMENT ONLY)`,
     '',
     'Dev clients (client_secret_basic):',
-    `  ${user.clientId}  ${secret(user)}  ${user.scopes.join(' ')}  (calls the assistant: resource=${s.assistant.settings.publicUrl})`,
+    `  ${user.clientId}  ${secret(user)}  ${user.scopes.join(' ')}  (calls the assistant: resource=${a})`,
     `  ${assistant.clientId}  ${secret(assistant)}  ${assistant.scopes.join(' ')}  (the assistant: token exchange, RFC 8693)`,
     `  ${rogue.clientId}  ${secret(rogue)}  ${rogue.scopes.join(' ')}  (untrusted by the Expense agent)`,
     '',
-    'Try it: npm run demo (the "Delegation" steps), or with the official SDK client and connectA2AAgent as the user app.',
+    'Try it (paste into a POSIX shell): the assistant files the expense with the Expense agent on your behalf',
+    `  USER_TOKEN=$(curl -s -u ${basic} -d grant_type=client_credentials --data-urlencode ${sh(`scope=${user.scopes.join(' ')}`)} --data-urlencode ${sh(`resource=${a}`)} ${s.devAuth.tokenUrl} | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).access_token')`,
+    `  curl -s -X POST ${a}/a2a/jsonrpc -H "Authorization: Bearer $USER_TOKEN" -H 'Content-Type: application/json' -H 'A2A-Version: 1.0' -d ${sh(send)}`,
+    '',
+    'Or: npm run demo (its "Delegation" steps start their own copy of this setup).',
     '',
   ].join('\n');
 }
