@@ -5,9 +5,9 @@ import { SendMessageRequest, type Message, type Task } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
 import { decodeJwt } from 'jose';
 import { ClientCredentialsTokenProvider, TokenExchangeProvider, a2aAuthFetch, connectA2AAgent, type AuthAuditEvent } from 'nestjs-a2a-auth';
-import { parseMaxChain } from '../apps/assistant-agent/src/config';
+import { assistantPublicUrl, parseMaxChain } from '../apps/assistant-agent/src/config';
 import { AuditCapture, delegationRefusalChallenge, runDelegationDemo } from '../apps/assistant-agent/src/demo-delegation';
-import { delegationBanner, startDelegationSample, type DelegationSample } from '../apps/assistant-agent/src/main';
+import { bootstrapAssistant, delegationBanner, settingsFromEnv, startDelegationSample, type DelegationSample } from '../apps/assistant-agent/src/main';
 import { parseDelegation } from '../apps/expense-agent/src/config';
 import { PLATFORMS } from './fixtures/test-app';
 
@@ -159,6 +159,41 @@ describe.each(PLATFORMS)('delegation chain on %s: user app â†’ Assistant agent â
     expect(ev[0].actors).toEqual([{ clientId: 'rogue-agent', subject: 'rogue-agent' }]);
   });
 
+  it('with A2A_ISSUER the Assistant agent runs alone (settingsFromEnv) against a running Expense agent and issuer', async () => {
+    const { settings, port } = await settingsFromEnv({
+      A2A_ISSUER: sample.devAuth.issuer,
+      A2A_JWKS_URI: sample.devAuth.jwksUri,
+      A2A_TOKEN_URL: sample.devAuth.tokenUrl,
+      EXPENSE_AGENT_URL: sample.expense.url,
+      ASSISTANT_CLIENT_ID: sample.clients.assistant.clientId,
+      ASSISTANT_CLIENT_SECRET: sample.clients.assistant.clientSecret,
+      ASSISTANT_PORT: '0',
+      // The same public URL (audience) as the dev setup's assistant: a second instance behind the same name.
+      ASSISTANT_PUBLIC_URL: sample.assistant.settings.publicUrl,
+    });
+    expect(settings).toMatchObject({ expenseAudience: sample.expense.url, maxChainLength: 2 });
+    const alone = await bootstrapAssistant({ settings, port, platform, logger: audit });
+    try {
+      const since = audit.events.length;
+      const r = await fetch(`${alone.url}/message:send`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json', 'a2a-version': '1.0' },
+        body: JSON.stringify(SendMessageRequest.toJSON(message('file-expense-for-me', { amount: 5, currency: 'EUR', description: 'alone' }))),
+      });
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { message: { parts: Array<{ data: unknown }> } }).message.parts[0].data).toEqual({
+        expense: expect.objectContaining({ amount: 5, description: 'alone' }),
+        onBehalfOf: 'assistant-user-app',
+      });
+      expect(expenseEvents(since).map((e) => [e.outcome, e.actors])).toEqual([['success', [{ clientId: 'assistant-agent', subject: 'assistant-agent' }]]]);
+    } finally {
+      await alone.close();
+    }
+    await expect(settingsFromEnv({ A2A_ISSUER: sample.devAuth.issuer })).rejects.toThrow(
+      "EXPENSE_AGENT_URL is required with A2A_ISSUER (the Expense agent's base URL)",
+    );
+  });
+
   it("the start-up banner's curl sequence works as printed (the user app's token, then SendMessage to the assistant)", async () => {
     const script = delegationBanner(sample)
       .split('\n')
@@ -264,6 +299,12 @@ describe('configuration of the delegation sample', () => {
     for (const v of ['0', '17', '2.5', 'two']) {
       expect(() => parseDelegation(from({ A2A_DELEGATION_MAX_CHAIN: v }))).toThrow(`A2A_DELEGATION_MAX_CHAIN must be an integer from 1 to 16, got "${v}"`);
     }
+  });
+  it('NODE_ENV=production: the dev setup refuses to start; the Assistant agent alone needs ASSISTANT_PUBLIC_URL', async () => {
+    await expect(startDelegationSample({ env: { NODE_ENV: 'production' }, logger: false })).rejects.toThrow(/refuses to start with NODE_ENV=production/);
+    expect(() => assistantPublicUrl(undefined, 3100, 'production')).toThrow('ASSISTANT_PUBLIC_URL is required with NODE_ENV=production');
+    expect(() => assistantPublicUrl('localhost:3100', 3100)).toThrow(/^ASSISTANT_PUBLIC_URL must be an absolute URL/);
+    expect(assistantPublicUrl('https://assistant.example.com/', 3100, 'production')).toBe('https://assistant.example.com');
   });
   it('ASSISTANT_DELEGATION_MAX_CHAIN', () => {
     expect(parseMaxChain(undefined)).toBe(2);

@@ -50,7 +50,8 @@ function jsonInput(msg: Message): Record<string, unknown> | undefined {
  *    agent message whose `data` part is `{ expense, onBehalfOf }`.
  *
  * Failures answer `{ error: { status, message, downstream? } }`: the Expense agent's refusal (`downstream`: its HTTP
- * status and `WWW-Authenticate`, e.g. 403 for a delegation chain it does not accept), 502 when the token exchange is
+ * status and `WWW-Authenticate`, e.g. 403 for a delegation chain it does not accept), its business error (its status,
+ * `downstream`: its answer, e.g. 400 for a bad amount), 502 when the token exchange is
  * refused (`message` names the RFC 6749 §5.2 error code) or the Expense agent cannot be reached, 400 for a message
  * without a JSON object.
  */
@@ -122,7 +123,11 @@ export class AssistantExecutor implements AgentExecutor {
       const data = 'messageId' in answer && answer.parts[0]?.content?.$case === 'data' ? answer.parts[0].content.value : undefined;
       const onBehalfOf = caller.subject ?? caller.clientId;
       if (data && typeof data === 'object' && 'expense' in data) return reply({ expense: (data as { expense: unknown }).expense, onBehalfOf });
-      return reply({ error: { status: 502, message: 'the Expense agent did not file the expense', downstream: data ?? null } });
+      // A business error of the Expense agent (e.g. 400 for a bad amount) keeps its status.
+      const status = (data as { error?: { status?: unknown } } | undefined)?.error?.status;
+      return reply({
+        error: { status: typeof status === 'number' ? status : 502, message: 'the Expense agent did not file the expense', downstream: data ?? null },
+      });
     } catch (e) {
       if (refusal) return reply({ error: { status: refusal.status, message: 'the Expense agent refused the call', downstream: refusal } });
       if (e instanceof TokenEndpointError) return reply({ error: { status: 502, message: `the token exchange was refused: ${e.error}` } });

@@ -1,4 +1,5 @@
 import type { A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { httpUrl } from '../../expense-agent/src/config';
 
 /** The skill of the Assistant agent. */
 export const FILE_EXPENSE_SKILL = 'file-expense-for-me';
@@ -96,4 +97,16 @@ export function parseMaxChain(v: string | undefined): number {
   const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`${ASSISTANT_ENV.maxChain} must be an integer from 1 to 16, got ${JSON.stringify(v)}`);
   return n;
+}
+
+/**
+ * `ASSISTANT_PUBLIC_URL` without a trailing slash, defaulting to `http://127.0.0.1:<port>`.
+ * @throws Error naming `ASSISTANT_PUBLIC_URL` when it is not an absolute http(s) URL, or when it is unset and
+ *   `nodeEnv` is `production` (a deployed agent's card must not advertise a loopback address).
+ */
+export function assistantPublicUrl(v: string | undefined, port: number, nodeEnv?: string): string {
+  if (v) return httpUrl(ASSISTANT_ENV.publicUrl, v, "the Assistant agent's public base URL").replace(/\/+$/, '');
+  if (nodeEnv === 'production')
+    throw new Error(`${ASSISTANT_ENV.publicUrl} is required with NODE_ENV=production (the card would advertise http://127.0.0.1:${port})`);
+  return `http://127.0.0.1:${port}`;
 }

@@ -6,11 +6,11 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { enableA2AMediaType } from 'nestjs-a2a-auth';
 import { bootstrap, type Platform, type RunningAgent } from '../../expense-agent/src/main';
-import { httpUrl, parsePort, publicUrlOf } from '../../expense-agent/src/config';
-import { startDevAuthServer, type DevAuthServer } from '../../expense-agent/src/dev-auth-server';
+import { httpUrl, parsePort } from '../../expense-agent/src/config';
+import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from '../../expense-agent/src/dev-auth-server';
 import { delegationDevClientsFromEnv, devClientsFromEnv, type DelegationDevClients } from '../../expense-agent/src/dev-clients';
 import { AssistantAppModule } from './app.module';
-import { ASSISTANT_ENV, DEFAULT_ASSISTANT_PORT, parseMaxChain, type AssistantSettings } from './config';
+import { ASSISTANT_ENV, DEFAULT_ASSISTANT_PORT, assistantPublicUrl, parseMaxChain, type AssistantSettings } from './config';
 
 /** Listening address of everything the delegation sample starts (loopback only). */
 const HOST = '127.0.0.1';
@@ -112,10 +112,11 @@ export interface DelegationSampleOptions {
  */
 export async function startDelegationSample(o: DelegationSampleOptions = {}): Promise<DelegationSample> {
   const env = o.env ?? process.env;
+  if (env.NODE_ENV === 'production') throw new DevAuthServerRefusedError();
   const platform = o.platform ?? ((env.PLATFORM as Platform | undefined) || 'express');
   const assistantPort = env[ASSISTANT_ENV.port] ? parsePort(env[ASSISTANT_ENV.port], ASSISTANT_ENV.port) || (await freePort()) : DEFAULT_ASSISTANT_PORT;
   const expensePort = (env[ASSISTANT_ENV.expensePort] ? parsePort(env[ASSISTANT_ENV.expensePort], ASSISTANT_ENV.expensePort) : 0) || (await freePort());
-  const assistantUrl = publicUrlOf(env[ASSISTANT_ENV.publicUrl], assistantPort, env.NODE_ENV);
+  const assistantUrl = assistantPublicUrl(env[ASSISTANT_ENV.publicUrl], assistantPort, env.NODE_ENV);
   const expenseUrl = `http://${HOST}:${expensePort}`;
   const maxChainLength = parseMaxChain(env[ASSISTANT_ENV.maxChain]);
   const { submitter, approver } = devClientsFromEnv(env);
@@ -189,16 +190,16 @@ export async function startDelegationSample(o: DelegationSampleOptions = {}): Pr
  * The Assistant agent alone, against an Expense agent and authorization server that already run (`A2A_ISSUER` set):
  * `A2A_ISSUER`, `A2A_JWKS_URI`, `A2A_TOKEN_URL`, `EXPENSE_AGENT_URL`, `ASSISTANT_CLIENT_ID` and
  * `ASSISTANT_CLIENT_SECRET` are required; `EXPENSE_AUDIENCE`, `ASSISTANT_PORT`, `ASSISTANT_PUBLIC_URL`,
- * `ASSISTANT_DELEGATION_MAX_CHAIN` are optional.
+ * `ASSISTANT_DELEGATION_MAX_CHAIN` are optional (`ASSISTANT_PORT=0` picks a free port).
  * @throws Error naming the first missing or invalid variable.
  */
-export function settingsFromEnv(env: Record<string, string | undefined>): { settings: AssistantSettings; port: number } {
+export async function settingsFromEnv(env: Record<string, string | undefined>): Promise<{ settings: AssistantSettings; port: number }> {
   const need = (name: string, what: string) => {
     const v = env[name];
     if (!v) throw new Error(`${name} is required with A2A_ISSUER (${what})`);
     return v;
   };
-  const port = env[ASSISTANT_ENV.port] ? parsePort(env[ASSISTANT_ENV.port], ASSISTANT_ENV.port) : DEFAULT_ASSISTANT_PORT;
+  const port = env[ASSISTANT_ENV.port] ? parsePort(env[ASSISTANT_ENV.port], ASSISTANT_ENV.port) || (await freePort()) : DEFAULT_ASSISTANT_PORT;
   const expenseAgentUrl = httpUrl(
     ASSISTANT_ENV.expenseAgentUrl,
     need(ASSISTANT_ENV.expenseAgentUrl, "the Expense agent's base URL"),
@@ -207,7 +208,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): { sett
   return {
     port,
     settings: {
-      publicUrl: publicUrlOf(env[ASSISTANT_ENV.publicUrl], port, env.NODE_ENV),
+      publicUrl: assistantPublicUrl(env[ASSISTANT_ENV.publicUrl], port, env.NODE_ENV),
       issuer: httpUrl('A2A_ISSUER', need('A2A_ISSUER', 'the issuer'), 'the exact iss of the tokens'),
       jwksUri: httpUrl('A2A_JWKS_URI', need('A2A_JWKS_URI', "the issuer's JWKS URL"), "the issuer's JWKS URL"),
       tokenUrl: httpUrl('A2A_TOKEN_URL', need('A2A_TOKEN_URL', "the issuer's token endpoint"), "the issuer's token endpoint"),
@@ -270,7 +271,7 @@ export function main(): void {
   const env = process.env;
   const started: Promise<{ close(): Promise<void> }> = env.A2A_ISSUER
     ? (async () => {
-        const { settings, port } = settingsFromEnv(env);
+        const { settings, port } = await settingsFromEnv(env);
         const a = await bootstrapAssistant({ settings, port, platform: (env.PLATFORM as Platform | undefined) || 'express' });
         console.log(`\nExpense Assistant Agent listening on ${a.url} (Expense agent ${settings.expenseAgentUrl}, issuer ${settings.issuer})\n`);
         return a;
