@@ -9,7 +9,10 @@ import { incomingCall } from './incoming-call';
 /** Nest injection token of the {@link AssistantSettings}. */
 export const ASSISTANT_SETTINGS = Symbol('ASSISTANT_SETTINGS');
 
-/** Deadline of the whole downstream call (discovery, token exchange, the Expense agent's answer), milliseconds. */
+/**
+ * Deadline of each downstream step, milliseconds: reading the Expense agent's card, and its answer to the message
+ * (the token requests have the providers' own 10 s deadline).
+ */
 export const DOWNSTREAM_TIMEOUT_MS = 15_000;
 
 /** The Expense agent's refusal as the Assistant agent saw it on the wire (no token in it: a status and a challenge). */
@@ -99,8 +102,8 @@ export class AssistantExecutor implements AgentExecutor {
 
     let refusal: DownstreamRefusal | undefined;
     // Sees the Expense agent's answers (not the token endpoint's: the exchange has its own fetch) to report a refusal.
-    const observing: typeof fetch = async (input, init) => {
-      const res = await fetch(input, init);
+    const observing: typeof fetch = async (url, init) => {
+      const res = await fetch(url, init);
       if (res.status >= 400) refusal = { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') ?? undefined };
       return res;
     };
