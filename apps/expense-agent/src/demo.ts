@@ -1,6 +1,7 @@
 import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
 import { runA2ADemo, type A2ADemoOutcome } from './a2a/demo-a2a';
 import { runApprovalDemo, type ApprovalDemoOutcome } from './a2a/demo-approval';
+import { runDelegationDemo, type DelegationDemoOutcome } from '../../assistant-agent/src/demo-delegation';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { bootstrap, type RunningAgent } from './main';
 
@@ -50,6 +51,8 @@ export interface DemoResult {
   a2a: A2ADemoOutcome[];
   /** The human-approval part (CIBA), one entry per binding and step; empty with `approval: false`. */
   approval: ApprovalDemoOutcome[];
+  /** The delegation part (a second agent calling this one on behalf of its caller); empty with `delegation: false`. */
+  delegation: DelegationDemoOutcome[];
   /** Every outcome is ok. */
   ok: boolean;
 }
@@ -72,6 +75,8 @@ export interface DemoOptions {
   dpop?: boolean;
   /** Include the human-approval steps (needs the embedded dev authorization server, whose `/dev/ciba/*` endpoint answers). Default true. */
   approval?: boolean;
+  /** Run the delegation part (apps/assistant-agent/src/demo-delegation.ts, its own in-process agents). Default true. */
+  delegation?: boolean;
 }
 
 /** Timeout of every HTTP call of the demo, milliseconds. */
@@ -241,9 +246,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       }
     }
 
-    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok) && approval.every((x) => x.ok);
+    const delegation = o.delegation === false ? [] : await runDelegationDemo({ log });
+
+    const ok = outcomes.every((x) => x.ok) && a2a.every((x) => x.ok) && approval.every((x) => x.ok) && delegation.every((x) => x.ok);
     log(ok ? 'All outcomes as expected.' : 'Some outcomes differ from what was expected.');
-    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, approval, ok };
+    return { agentUrl, tokenUrl, startedAgent: started !== undefined, outcomes, a2a, approval, delegation, ok };
   } finally {
     await started?.close();
   }

@@ -10,7 +10,8 @@ import { devCiba, handleDevCibaRequest, type DevCibaControl, type DevCibaOptions
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
  *
  * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client authentication `client_secret_basic` or `client_secret_post`.
- * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience. The
+ * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience (or one of
+ *   `extraAudiences`, when the request's `resource` names it). The
  *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
  *   `resource` parameter gets a token the agent accepts. A client with `accessTokenFormat: 'opaque'` gets opaque
  *   tokens instead (random strings, stored in memory), which a resource server checks at the introspection endpoint.
@@ -27,8 +28,13 @@ import { devCiba, handleDevCibaRequest, type DevCibaControl, type DevCibaOptions
 
 /** Options of {@link startDevAuthServer}. */
 export interface DevAuthServerOptions {
-  /** The agent's audience: the `aud` of every token (and the only accepted `resource`). */
+  /** The agent's audience: the `aud` of every token that names no `resource` (RFC 8707). */
   audience: string;
+  /**
+   * Further audiences (RFC 8707 `resource`) it issues tokens for, for the other sample agents (the assistant agent of
+   * the delegation sample). Default none: `audience` is the only one.
+   */
+  extraAudiences?: string[];
   /** The clients (ids, secrets, allowed scopes). */
   clients: DevClient[];
   /** TCP port on 127.0.0.1. Default 0 (ephemeral). */
@@ -191,6 +197,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     const introspectors = o.introspectors ?? [];
     const mayIntrospect = new Set(introspectors.map((i) => i.clientId));
     const ciba = o.ciba ? devCiba(o.ciba, errors) : undefined;
+    const audiences = new Set([o.audience, ...(o.extraAudiences ?? [])]);
     const provider = new Provider(issuer, {
       clients: [
         ...o.clients.map((c) => ({
@@ -240,8 +247,8 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string | string[]) => oneOf ?? o.audience,
           useGrantedResource: () => true,
           getResourceServerInfo: (_ctx: unknown, resourceIndicator: string, client: { clientId: string }) => {
-            if (resourceIndicator !== o.audience) throw new errors.InvalidTarget();
-            const base = { scope: allScopes.join(' '), audience: o.audience, accessTokenTTL: ttl };
+            if (!audiences.has(resourceIndicator)) throw new errors.InvalidTarget();
+            const base = { scope: allScopes.join(' '), audience: resourceIndicator, accessTokenTTL: ttl };
             if (opaque.has(client.clientId)) return { ...base, accessTokenFormat: 'opaque' };
             return { ...base, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
           },
@@ -261,7 +268,14 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       cookies: { keys: [randomBytes(32).toString('base64url')] },
       clientBasedCORS: () => true,
     });
-    await registerTokenExchange(provider as never, errors, { issuer, audience: o.audience, privateKey, kid: signingKey.kid, ttl });
+    await registerTokenExchange(provider as never, errors, {
+      issuer,
+      audience: o.audience,
+      extraAudiences: o.extraAudiences,
+      privateKey,
+      kid: signingKey.kid,
+      ttl,
+    });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
     for (const c of [...o.clients, ...introspectors, ...(o.ciba?.clients ?? [])]) await provider.Client.find(c.clientId);

@@ -103,3 +103,55 @@ export function devClientsFromEnv(env: Record<string, string | undefined> = proc
   }
   return clients;
 }
+
+/**
+ * Built-in defaults of the delegation sample's clients (public; for development only):
+ * - `assistant`: the Assistant agent itself. It exchanges its callers' tokens (RFC 8693) for Expense-agent tokens,
+ *   with its own client-credentials token as `actor_token`, so it may request the Expense scope it forwards.
+ * - `user`: the user-facing app that calls the Assistant agent (`assistant:file-expense`). Its token carries `expense:submit` as well, because
+ *   the dev server's exchange only narrows scopes: it never grants one the subject token does not hold.
+ * - `rogue`: an agent the Expense agent does not trust (not in `A2A_DELEGATION_TRUSTED_ACTORS`).
+ */
+export const DELEGATION_DEV_CLIENT_DEFAULTS = Object.freeze({
+  assistant: { clientId: 'assistant-agent', clientSecret: 'assistant-secret', scopes: ['expense:submit'] },
+  user: { clientId: 'assistant-user-app', clientSecret: 'user-app-secret', scopes: ['assistant:file-expense', 'expense:submit'] },
+  rogue: { clientId: 'rogue-agent', clientSecret: 'rogue-secret', scopes: ['expense:submit'] },
+});
+
+/** The delegation sample's dev clients. */
+export interface DelegationDevClients {
+  /** The Assistant agent (the actor of the exchanged tokens). */
+  assistant: DevClient;
+  /** The user-facing app allowed to call the Assistant agent. */
+  user: DevClient;
+  /** An untrusted agent. */
+  rogue: DevClient;
+}
+
+/**
+ * Reads the delegation sample's dev clients from the environment: `DEV_ASSISTANT_ID`, `DEV_ASSISTANT_SECRET`,
+ * `DEV_USER_APP_ID`, `DEV_USER_APP_SECRET`, `DEV_ROGUE_ID`, `DEV_ROGUE_SECRET`; each falls back to
+ * {@link DELEGATION_DEV_CLIENT_DEFAULTS}. Empty values count as unset.
+ * @throws Error when two of them share a client id.
+ */
+export function delegationDevClientsFromEnv(env: Record<string, string | undefined> = process.env): DelegationDevClients {
+  const prefix = { assistant: 'DEV_ASSISTANT', user: 'DEV_USER_APP', rogue: 'DEV_ROGUE' } as const;
+  const pick = (role: keyof typeof prefix): DevClient => {
+    const d = DELEGATION_DEV_CLIENT_DEFAULTS[role];
+    const secret = env[`${prefix[role]}_SECRET`];
+    return {
+      clientId: env[`${prefix[role]}_ID`] || d.clientId,
+      clientSecret: secret || d.clientSecret,
+      scopes: [...d.scopes],
+      secretFrom: secret ? `${prefix[role]}_SECRET` : undefined,
+    };
+  };
+  const clients: DelegationDevClients = { assistant: pick('assistant'), user: pick('user'), rogue: pick('rogue') };
+  const seen = new Map<string, string>();
+  for (const role of Object.keys(prefix) as Array<keyof typeof prefix>) {
+    const other = seen.get(clients[role].clientId);
+    if (other) throw new Error(`${other}_ID and ${prefix[role]}_ID must differ (both are ${JSON.stringify(clients[role].clientId)})`);
+    seen.set(clients[role].clientId, prefix[role]);
+  }
+  return clients;
+}

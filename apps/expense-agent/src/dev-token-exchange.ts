@@ -12,8 +12,10 @@ const PARAMETERS = ['subject_token', 'subject_token_type', 'actor_token', 'actor
 export interface DevTokenExchangeOptions {
   /** `iss` of the server's tokens; subject and actor tokens must carry it. */
   issuer: string;
-  /** The only audience it issues tokens for (and accepts as `resource` / `audience`). */
+  /** The default audience of the tokens it issues (when the request names no `resource` / `audience`). */
   audience: string;
+  /** Further audiences it issues tokens for when `resource` / `audience` names one (other sample agents). Default none. */
+  extraAudiences?: readonly string[];
   /** The RS256 signing key (the one the server publishes in its JWKS). */
   privateKey: KeyObject;
   /** Its `kid`. */
@@ -37,7 +39,7 @@ type GrantContext = {
  *   without one, the authenticated client is the actor.
  * - The issued JWT access token (`typ: at+jwt`, RS256) keeps the subject's `sub`, names the actor in `act`
  *   (RFC 8693 §4.1: `{ sub, client_id }`, with the subject token's own `act` nested inside, for chains), is for the
- *   server's audience (`resource` or `audience` must name it when given), carries the requested scopes (default: all
+ *   `resource` or `audience` requested (the server's audience or one of `extraAudiences`; default the server's), carries the requested scopes (default: all
  *   the subject's) limited to those the subject token and the client both hold, and ends at the earlier of
  *   `now + ttl` and the subject token's `exp`.
  * - Refusals are RFC 6749 §5.2 errors: `invalid_request` (wrong token types), `invalid_grant` (a subject or actor
@@ -50,6 +52,7 @@ export async function registerTokenExchange(
 ): Promise<void> {
   const { SignJWT, jwtVerify } = await import('jose');
   const publicKey = createPublicKey(o.privateKey);
+  const audiences = new Set([o.audience, ...(o.extraAudiences ?? [])]);
 
   const verifyOwn = async (token: string | undefined, what: string) => {
     if (!token) throw new errors.InvalidRequest(`${what} is required`);
@@ -78,7 +81,7 @@ export async function registerTokenExchange(
       throw new errors.InvalidRequest('actor_token_type without actor_token');
     }
     const target = p.resource ?? p.audience ?? o.audience;
-    if (target !== o.audience) throw new errors.InvalidTarget('this server issues tokens for one audience only');
+    if (!audiences.has(target)) throw new errors.InvalidTarget('this server issues no tokens for that audience');
 
     const held = new Set(typeof subject.scope === 'string' ? subject.scope.split(' ').filter(Boolean) : []);
     const allowed = new Set((client.scope ?? '').split(' ').filter(Boolean));
@@ -96,7 +99,7 @@ export async function registerTokenExchange(
     const builder = new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', kid: o.kid, typ: 'at+jwt' })
       .setIssuer(o.issuer)
-      .setAudience(o.audience)
+      .setAudience(target)
       .setIssuedAt(now)
       .setExpirationTime(exp);
     if (typeof subject.sub === 'string') builder.setSubject(subject.sub);
