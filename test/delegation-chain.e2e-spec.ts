@@ -287,9 +287,14 @@ describe('the delegation sample with A2A_DELEGATION=off', () => {
 describe('configuration of the delegation sample', () => {
   const from = (vars: Record<string, string>) => (k: string) => vars[k];
   it("the Expense agent's A2A_DELEGATION* variables: defaults, overrides, refusals naming the variable", () => {
-    expect(parseDelegation(from({}))).toEqual({ accept: true, maxChainLength: 2, trustedActors: ['assistant-agent'] });
-    expect(parseDelegation(from({ DEV_ASSISTANT_ID: 'my-assistant' }))).toEqual({ accept: true, maxChainLength: 2, trustedActors: ['my-assistant'] });
-    expect(parseDelegation(from({ A2A_DELEGATION_MAX_CHAIN: '1', A2A_DELEGATION_TRUSTED_ACTORS: 'a, b' }))).toEqual({
+    expect(parseDelegation(from({}))).toEqual({ accept: false });
+    expect(parseDelegation(from({ A2A_DELEGATION: 'on' }))).toEqual({ accept: true, maxChainLength: 2 });
+    expect(parseDelegation(from({ A2A_DELEGATION: 'on', DEV_ASSISTANT_ID: 'my-assistant' }))).toEqual({
+      accept: true,
+      maxChainLength: 2,
+      trustedActors: ['my-assistant'],
+    });
+    expect(parseDelegation(from({ A2A_DELEGATION: 'on', A2A_DELEGATION_MAX_CHAIN: '1', A2A_DELEGATION_TRUSTED_ACTORS: 'a, b' }))).toEqual({
       accept: true,
       maxChainLength: 1,
       trustedActors: ['a', 'b'],

@@ -141,7 +141,7 @@ export async function startDelegationSample(o: DelegationSampleOptions = {}): Pr
         A2A_AUDIENCE: expenseUrl,
         A2A_JWKS_URI: devAuth.jwksUri,
         A2A_TOKEN_URL: devAuth.tokenUrl,
-        A2A_DELEGATION: env.A2A_DELEGATION,
+        A2A_DELEGATION: env.A2A_DELEGATION || 'on',
         A2A_DELEGATION_MAX_CHAIN: env.A2A_DELEGATION_MAX_CHAIN,
         A2A_DELEGATION_TRUSTED_ACTORS: env.A2A_DELEGATION_TRUSTED_ACTORS,
         DEV_ASSISTANT_ID: clients.assistant.clientId,

@@ -1,6 +1,6 @@
 import type { ConfigService } from '@nestjs/config';
 import type { A2AAuthModuleOptions } from 'nestjs-a2a-auth';
-import { DELEGATION_DEV_CLIENT_DEFAULTS, EXPENSE_SCOPES } from './dev-clients';
+import { EXPENSE_SCOPES } from './dev-clients';
 
 /**
  * Environment variables of the sample agent (all optional; see README.md "Configuration").
@@ -33,11 +33,11 @@ export const ENV = {
   introspectionClientId: 'A2A_INTROSPECTION_CLIENT_ID',
   /** Its secret (`client_secret_basic`); required with `A2A_INTROSPECTION_CLIENT_ID`. */
   introspectionClientSecret: 'A2A_INTROSPECTION_CLIENT_SECRET',
-  /** Accept delegated tokens (RFC 8693 `act`): `on` or `off`. Default `on`. */
+  /** Accept delegated tokens (RFC 8693 `act`): `on` or `off`. Default `off`; `on` with the embedded dev authorization server. */
   delegation: 'A2A_DELEGATION',
   /** Most actors a delegation chain may hold. Default 2. */
   delegationMaxChain: 'A2A_DELEGATION_MAX_CHAIN',
-  /** Client ids (or subjects) allowed as the current actor, comma-separated. Default: the Assistant agent's dev client id. */
+  /** Client ids (or subjects) allowed as the current actor, comma-separated. Default: `DEV_ASSISTANT_ID` when set (the dev setups set it), else any actor. */
   delegationTrustedActors: 'A2A_DELEGATION_TRUSTED_ACTORS',
 } as const;
 
@@ -46,21 +46,23 @@ export const DEFAULT_DELEGATION_MAX_CHAIN = 2;
 
 /**
  * The Expense agent's delegation policy (the library's `delegation` option, RFC 8693 §4.1 `act`) from
- * `A2A_DELEGATION` (`on` | `off`, default `on`), `A2A_DELEGATION_MAX_CHAIN` (1–16, default
+ * `A2A_DELEGATION` (`on` | `off`, default `off`: a real issuer's delegated tokens are refused until you say which
+ * actors you trust; the dev setups pass `on`), `A2A_DELEGATION_MAX_CHAIN` (1–16, default
  * {@link DEFAULT_DELEGATION_MAX_CHAIN}) and `A2A_DELEGATION_TRUSTED_ACTORS` (comma-separated; default
- * `DEV_ASSISTANT_ID`, else `assistant-agent`, the Assistant agent's dev client).
+ * `DEV_ASSISTANT_ID` when set, which the dev setups set to the Assistant agent's dev client; else any actor).
  * @throws Error naming the variable on a bad value.
  */
 export function parseDelegation(get: (name: string) => string | undefined): NonNullable<A2AAuthModuleOptions['delegation']> {
-  const on = (get(ENV.delegation) || 'on').trim().toLowerCase();
+  const on = (get(ENV.delegation) || 'off').trim().toLowerCase();
   if (on !== 'on' && on !== 'off') throw new Error(`${ENV.delegation} must be "on" or "off", got ${JSON.stringify(get(ENV.delegation))}`);
-  if (on === 'off') return { accept: false };
   const rawMax = get(ENV.delegationMaxChain);
   const max = rawMax ? (/^\d+$/.test(rawMax.trim()) ? Number(rawMax.trim()) : NaN) : DEFAULT_DELEGATION_MAX_CHAIN;
   if (!Number.isInteger(max) || max < 1 || max > 16)
     throw new Error(`${ENV.delegationMaxChain} must be an integer from 1 to 16, got ${JSON.stringify(rawMax)}`);
-  const trustedActors = csv(get(ENV.delegationTrustedActors)) ?? [get('DEV_ASSISTANT_ID') || DELEGATION_DEV_CLIENT_DEFAULTS.assistant.clientId];
-  return { accept: true, maxChainLength: max, trustedActors };
+  if (on === 'off') return { accept: false };
+  const devAssistant = get('DEV_ASSISTANT_ID');
+  const trustedActors = csv(get(ENV.delegationTrustedActors)) ?? (devAssistant ? [devAssistant] : undefined);
+  return trustedActors ? { accept: true, maxChainLength: max, trustedActors } : { accept: true, maxChainLength: max };
 }
 
 /** DPoP modes `A2A_DPOP` may name. */

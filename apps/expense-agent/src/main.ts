@@ -7,7 +7,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { csv, DEFAULT_HOST, ENV, parseDpopMode, parseIssuers, parsePort, publicUrlOf } from './config';
-import { devClientsFromEnv, type DevClient } from './dev-clients';
+import { DELEGATION_DEV_CLIENT_DEFAULTS, devClientsFromEnv, type DevClient } from './dev-clients';
 import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from './dev-auth-server';
 import { DEV_CIBA_DEFAULTS } from './dev-ciba';
 import { APPROVAL_ENV } from './a2a/expense-approval';
@@ -144,6 +144,9 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
       [APPROVAL_ENV.clientId]: DEV_CIBA_DEFAULTS.client.clientId,
       [APPROVAL_ENV.clientSecret]: DEV_CIBA_DEFAULTS.client.clientSecret,
       [APPROVAL_ENV.loginHint]: env[APPROVAL_ENV.loginHint] || DEV_CIBA_DEFAULTS.loginHint,
+      // Delegated tokens are accepted from the Assistant agent's dev client (a real issuer: off until configured).
+      [ENV.delegation]: env[ENV.delegation] || 'on',
+      DEV_ASSISTANT_ID: env.DEV_ASSISTANT_ID || DELEGATION_DEV_CLIENT_DEFAULTS.assistant.clientId,
     });
   }
 
