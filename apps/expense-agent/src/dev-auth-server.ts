@@ -1,14 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { DevClient, DevIntrospector } from './dev-clients';
+import type { DevClient, DevIntrospector, DevKeyClient } from './dev-clients';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from './dev-token-exchange';
 
 /**
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
  *
- * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client authentication `client_secret_basic` or `client_secret_post`.
+ * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client
+ *   authentication `client_secret_basic` or `client_secret_post`, and `private_key_jwt` (RFC 7523) for `keyClients`.
  * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience. The
  *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
  *   `resource` parameter gets a token the agent accepts. A client with `accessTokenFormat: 'opaque'` gets opaque
@@ -36,6 +37,11 @@ export interface DevAuthServerOptions {
   nodeEnv?: string;
   /** Resource servers allowed to call the introspection endpoint. Default none (every introspection answers `active: false`). */
   introspectors?: DevIntrospector[];
+  /**
+   * Clients that authenticate with `private_key_jwt` (RFC 7523; no secret). A key client without `publicJwk` gets an
+   * ES256 key pair generated here, in memory only; its private key is in {@link DevAuthServer.clientKeys}. Default none.
+   */
+  keyClients?: DevKeyClient[];
   /** Require a server nonce in every DPoP proof (RFC 9449 §8): the first proof is answered `400 use_dpop_nonce`. Default false. */
   dpopRequireNonce?: boolean;
 }
@@ -58,8 +64,27 @@ export interface DevAuthServer {
   tokenTtl: number;
   /** The registered clients. */
   clients: DevClient[];
+  /** The `private_key_jwt` clients. */
+  keyClients: DevKeyClient[];
+  /**
+   * The private keys generated for key clients without `publicJwk`, by client id: the key (never written anywhere), its
+   * `kid` and algorithm (`ES256`). Give `{ key, kid }` to a provider's `privateKey`.
+   */
+  clientKeys: ReadonlyMap<string, DevClientKey>;
   /** Stops listening and drops open connections. */
   close(): Promise<void>;
+}
+
+/** A generated client key pair of the dev server (see {@link DevAuthServer.clientKeys}). */
+export interface DevClientKey {
+  /** The private key. */
+  key: KeyObject;
+  /** Its `kid` in the client's registered JWKS. */
+  kid: string;
+  /** The assertion algorithm. */
+  alg: 'ES256';
+  /** The registered public JWK. */
+  publicJwk: Record<string, unknown>;
 }
 
 /** Thrown by {@link startDevAuthServer} when `NODE_ENV=production`. */
@@ -160,6 +185,25 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
   const privateKey = createPrivateKey(generated.privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `dev-${randomBytes(6).toString('base64url')}`, alg: 'RS256', use: 'sig' };
 
+  const keyClients = o.keyClients ?? [];
+  const clientKeys = new Map<string, DevClientKey>();
+  const keyClientJwks = new Map<string, Record<string, unknown>>();
+  for (const k of keyClients) {
+    if (k.publicJwk) {
+      keyClientJwks.set(k.clientId, k.publicJwk);
+      continue;
+    }
+    // Same pattern as the signing key: generated asynchronously, exported from a re-parsed copy.
+    const pair = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
+    const key = createPrivateKey(pair.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    const { d: _d, ...pub } = key.export({ format: 'jwk' });
+    void _d;
+    const kid = `${k.clientId}-${randomBytes(6).toString('base64url')}`;
+    const publicJwk = { ...pub, kid, alg: 'ES256', use: 'sig' };
+    keyClientJwks.set(k.clientId, publicJwk);
+    clientKeys.set(k.clientId, { key, kid, alg: 'ES256', publicJwk });
+  }
+
   // The issuer includes the port, which is only known after listen(): listen first, then attach the provider.
   const server: Server = createServer();
   const sockets = new Set<Socket>();
@@ -179,10 +223,10 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
 
   try {
     const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const allScopes = [...new Set(o.clients.flatMap((c) => c.scopes))];
+    const allScopes = [...new Set([...o.clients, ...keyClients].flatMap((c) => c.scopes))];
     const opaque = new Set(o.clients.filter((c) => c.accessTokenFormat === 'opaque').map((c) => c.clientId));
     const introspectors = o.introspectors ?? [];
-    const mayIntrospect = new Set(introspectors.map((i) => i.clientId));
+    const mayIntrospect = new Set([...introspectors.map((i) => i.clientId), ...keyClients.filter((k) => k.introspector).map((k) => k.clientId)]);
     const provider = new Provider(issuer, {
       clients: [
         ...o.clients.map((c) => ({
@@ -196,6 +240,16 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           scope: c.scopes.join(' '),
           ...(c.dpopBoundAccessTokens ? { dpop_bound_access_tokens: true } : {}),
         })),
+        // No secret: the client signs a JWT with its private key; the provider checks it against these public keys.
+        ...keyClients.map((k) => ({
+          client_id: k.clientId,
+          grant_types: k.scopes.length ? ['client_credentials', TOKEN_EXCHANGE_GRANT] : [],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'private_key_jwt' as const,
+          jwks: { keys: [keyClientJwks.get(k.clientId) as never] },
+          ...(k.scopes.length ? { scope: k.scopes.join(' ') } : {}),
+        })),
         // A resource server: it authenticates at the introspection endpoint and obtains no tokens.
         ...introspectors.map((i) => ({
           client_id: i.clientId,
@@ -208,7 +262,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       ],
       scopes: allScopes, // custom scopes must be known to the provider, or client metadata fails validation
       responseTypes: [],
-      clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+      clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       jwks: { keys: [signingKey as never] },
       adapter: memoryAdapter() as never,
       features: {
@@ -245,7 +299,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     await registerTokenExchange(provider as never, errors, { issuer, audience: o.audience, privateKey, kid: signingKey.kid, ttl });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
-    for (const c of [...o.clients, ...introspectors]) await provider.Client.find(c.clientId);
+    for (const c of [...o.clients, ...keyClients, ...introspectors]) await provider.Client.find(c.clientId);
     server.on('request', provider.callback());
     return {
       issuer,
@@ -256,6 +310,8 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       audience: o.audience,
       tokenTtl: ttl,
       clients: o.clients,
+      keyClients,
+      clientKeys,
       close,
     };
   } catch (err) {
