@@ -87,6 +87,11 @@ export interface DevClientKey {
   publicJwk: Record<string, unknown>;
 }
 
+/** Where the dev server publishes a key client's public JWKS (its registered `jwks_uri`). */
+function clientJwksPath(clientId: string): string {
+  return `/dev-client-jwks/${encodeURIComponent(clientId)}`;
+}
+
 /** Thrown by {@link startDevAuthServer} when `NODE_ENV=production`. */
 export class DevAuthServerRefusedError extends Error {
   constructor() {
@@ -247,7 +252,9 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           response_types: [],
           redirect_uris: [],
           token_endpoint_auth_method: 'private_key_jwt' as const,
-          jwks: { keys: [keyClientJwks.get(k.clientId) as never] },
+          // Published by this server (below) rather than inlined as `jwks`: oidc-provider structuredClone()s static
+          // client metadata, and under a test runner's sandbox the clone's keys fail its plain-object check.
+          jwks_uri: `${issuer}${clientJwksPath(k.clientId)}`,
           ...(k.scopes.length ? { scope: k.scopes.join(' ') } : {}),
         })),
         // A resource server: it authenticates at the introspection endpoint and obtains no tokens.
@@ -300,7 +307,14 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
     for (const c of [...o.clients, ...keyClients, ...introspectors]) await provider.Client.find(c.clientId);
-    server.on('request', provider.callback());
+    const callback = provider.callback();
+    const published = new Map([...keyClientJwks].map(([id, jwk]) => [clientJwksPath(id), JSON.stringify({ keys: [jwk] })]));
+    server.on('request', (req, res) => {
+      const body = req.method === 'GET' ? published.get((req.url ?? '').split('?')[0]) : undefined;
+      if (body === undefined) return void callback(req, res);
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'no-store' });
+      res.end(body);
+    });
     return {
       issuer,
       tokenUrl: `${issuer}/token`,
