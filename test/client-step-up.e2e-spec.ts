@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SendMessageRequest, type Message } from '@a2a-js/sdk';
-import { connectA2AAgent, InsufficientScopeError, insufficientScopeChallenge, parseWwwAuthenticate, planStepUp, TokenEndpointError } from 'nestjs-a2a-auth';
+import { a2aAuthFetch, ClientCredentialsTokenProvider, connectA2AAgent, InsufficientScopeError, insufficientScopeChallenge, parseWwwAuthenticate, planStepUp, TokenEndpointError } from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
+import { startCountingAuthServer, TEST_CLIENTS } from './fixtures/oidc-dev';
 
 // Step-up on 403 insufficient_scope (RFC 6750 §3.1), and private_key_jwt end to end: the official SDK client, through
 // connectA2AAgent, against the sample agent (a real Nest app, express and fastify) and its dev authorization server.
@@ -124,6 +127,33 @@ describe.each(PLATFORMS)('step-up and private_key_jwt with the SDK client, sampl
     const all = logger.lines.join('\n');
     expect(all).not.toContain(SUBMITTER.clientSecret);
     expect(all).not.toMatch(/PRIVATE KEY|client_assertion=|eyJhbGci/);
+  });
+});
+
+describe('a retry refused again after step-up', () => {
+  it('is InsufficientScopeError with stepUpAttempted: two resource requests, two token requests, never a third', async () => {
+    const as = await startCountingAuthServer({ audience: 'http://127.0.0.1/expense-agent' });
+    // A resource server that wants a scope the tokens never satisfy for it (it checks nothing else).
+    let hits = 0;
+    const rs = createServer((_req, res) => {
+      hits++;
+      res.writeHead(403, { 'www-authenticate': 'Bearer realm="x", error="insufficient_scope", scope="expense:submit"', 'content-type': 'application/json' });
+      res.end('{"error":"insufficient_scope"}');
+    });
+    await new Promise<void>((r) => rs.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(rs.address() as AddressInfo).port}`;
+    try {
+      const { clientId, clientSecret } = TEST_CLIENTS[0];
+      const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId, clientSecret, scopes: ['expense:read'] });
+      const f = a2aAuthFetch(p, { scopes: ['expense:read'], stepUpScopes: ['expense:submit'], allowedOrigins: [url] });
+      const e = (await f(`${url}/a2a/jsonrpc`, { method: 'POST', body: '{}' }).catch((x: unknown) => x)) as InsufficientScopeError;
+      expect(e).toBeInstanceOf(InsufficientScopeError);
+      expect({ ...e }).toMatchObject({ requiredScopes: ['expense:submit'], missingScopes: [], refusedScopes: [], stepUpAttempted: true, url: `${url}/a2a/jsonrpc` });
+      expect([hits, p.requestCount, as.tokenRequests]).toEqual([2, 2, 2]);
+    } finally {
+      await new Promise<void>((r) => rs.close(() => r()));
+      await as.close();
+    }
   });
 });
 
