@@ -43,7 +43,7 @@ export interface A2ATokenRequest extends TokenRequest {
  * - On HTTP 403 with `error="insufficient_scope", scope="…"` (RFC 6750 §3.1): step-up ({@link planStepUp}). When every
  *   missing scope is in `request.scopes` or `request.stepUpScopes`, it gets a token for the request's scopes plus the
  *   missing ones and retries; later calls keep asking for that wider set. Otherwise it throws
- *   {@link InsufficientScopeError} (`refusedScopes` named) and requests nothing. Any other 403 is not retried.
+ *   {@link InsufficientScopeError} (`refusedScopes` named) and requests nothing. Any other 403 (no scope named) is not retried.
  * - The SDK's `createAuthenticatingFetchWithRetry` retries once with the returned headers and never asks again for the
  *   retry's own response, so a 401 or 403 gives at most one new token and one retry, never a loop. A retry refused
  *   again with 403 `insufficient_scope` becomes {@link InsufficientScopeError} (`stepUpAttempted`) in
@@ -90,10 +90,19 @@ function stepUpHandler(provider: BearerTokenSource, request: A2ATokenRequest): {
       const sent = new Headers(req.headers).get('authorization');
       const m = sent ? /^(?:Bearer|DPoP)\s+(\S+)$/i.exec(sent) : null;
       if (res.status === 403) {
-        const required = insufficientScopeChallenge(res.headers.get('www-authenticate'));
-        if (required === undefined || !m) return undefined;
+        const challenge = res.headers.get('www-authenticate');
+        const required = insufficientScopeChallenge(challenge);
+        // No scope named (e.g. a refused delegation): nothing a token with more scopes would fix.
+        if (!required?.length || !m) return undefined;
         const had = granted.get(m[1]) ?? current.scopes ?? [];
-        const plan = planStepUp({ required, granted: had, requested: current.scopes ?? had, allowed: stepUpScopes ?? [], url: res.url || undefined });
+        const plan = planStepUp({
+          required,
+          granted: had,
+          requested: current.scopes ?? had,
+          allowed: stepUpScopes ?? [],
+          url: res.url || undefined,
+          wwwAuthenticate: challenge,
+        });
         await res.body?.cancel().catch(() => undefined);
         current = { ...current, scopes: plan.scopes };
         return withProof(req, res, await authorization());
@@ -199,11 +208,19 @@ export function a2aAuthFetch(provider: BearerTokenSource, options: A2AAuthFetchO
     const res = await authed(input, init);
     if (res.status === 403) {
       // The handler either stepped up already (this is the retry's answer) or threw: a second insufficient_scope is final.
-      const required = insufficientScopeChallenge(res.headers.get('www-authenticate'));
-      if (required !== undefined) {
+      const challenge = res.headers.get('www-authenticate');
+      const required = insufficientScopeChallenge(challenge);
+      if (required?.length) {
         await res.body?.cancel().catch(() => undefined);
         const had = new Set(lastScopes());
-        throw new InsufficientScopeError({ requiredScopes: required, missingScopes: required.filter((x) => !had.has(x)), refusedScopes: [], stepUpAttempted: true, url });
+        throw new InsufficientScopeError({
+          requiredScopes: required,
+          missingScopes: required.filter((x) => !had.has(x)),
+          refusedScopes: [],
+          stepUpAttempted: true,
+          url,
+          wwwAuthenticate: challenge,
+        });
       }
     }
     return res;

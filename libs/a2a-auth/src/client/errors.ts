@@ -147,8 +147,19 @@ export class InsufficientScopeError extends ClientCredentialsError {
   readonly stepUpAttempted: boolean;
   /** The request URL, when known. */
   readonly url?: string;
+  /** HTTP status of the refusal: 403 (named as the SDK's HTTP+JSON errors name it, so code written for those keeps working). */
+  readonly statusCode = 403;
+  /** The refusal's `www-authenticate` header (lower-case name, as on the SDK's HTTP+JSON errors), when known. */
+  readonly headers?: Readonly<Record<string, string>>;
 
-  constructor(p: { requiredScopes: readonly string[]; missingScopes: readonly string[]; refusedScopes: readonly string[]; stepUpAttempted: boolean; url?: string }) {
+  constructor(p: {
+    requiredScopes: readonly string[];
+    missingScopes: readonly string[];
+    refusedScopes: readonly string[];
+    stepUpAttempted: boolean;
+    url?: string;
+    wwwAuthenticate?: string | null;
+  }) {
     const why = p.stepUpAttempted
       ? 'refused again after step-up'
       : p.refusedScopes.length
@@ -162,5 +173,6 @@ export class InsufficientScopeError extends ClientCredentialsError {
     this.refusedScopes = Object.freeze([...p.refusedScopes]);
     this.stepUpAttempted = p.stepUpAttempted;
     if (p.url !== undefined) this.url = p.url;
+    if (p.wwwAuthenticate) this.headers = Object.freeze({ 'www-authenticate': p.wwwAuthenticate.slice(0, 2048) });
   }
 }

@@ -98,14 +98,24 @@ export function planStepUp(p: {
   granted: readonly string[];
   requested: readonly string[];
   allowed: readonly string[];
+  /** For the error: the request URL. */
   url?: string;
+  /** For the error: the refusal's `WWW-Authenticate` value. */
+  wwwAuthenticate?: string | null;
 }): StepUpPlan {
   const granted = new Set(p.granted);
   const missing = p.required.filter((s) => !granted.has(s));
   const may = new Set([...p.requested, ...p.allowed]);
   const refused = missing.filter((s) => !may.has(s));
   if (missing.length === 0 || refused.length > 0) {
-    throw new InsufficientScopeError({ requiredScopes: p.required, missingScopes: missing, refusedScopes: refused, stepUpAttempted: false, url: p.url });
+    throw new InsufficientScopeError({
+      requiredScopes: p.required,
+      missingScopes: missing,
+      refusedScopes: refused,
+      stepUpAttempted: false,
+      url: p.url,
+      wwwAuthenticate: p.wwwAuthenticate,
+    });
   }
   const requested = [...new Set(p.requested)];
   const added = missing.filter((s) => !requested.includes(s));

@@ -91,7 +91,12 @@ export async function postTokenRequest(c: TokenEndpointClient, form: URLSearchPa
   }
 }
 
-async function send(c: TokenEndpointClient, headers: Record<string, string>, form: URLSearchParams, scrub: (s: string) => string): Promise<{ res: Response; text: string }> {
+async function send(
+  c: TokenEndpointClient,
+  headers: Record<string, string>,
+  form: URLSearchParams,
+  scrub: (s: string) => string,
+): Promise<{ res: Response; text: string }> {
   const h = { ...headers };
   // RFC 9449 §5: the proof at the token endpoint has htm POST, htu the token URL and no ath.
   if (c.dpop) h.dpop = await c.dpop.proof({ htm: 'POST', url: c.tokenUrl });

@@ -206,7 +206,13 @@ export class TokenExchangeProvider {
     if (p.scopes.length) form.set('scope', p.scopes.join(' '));
     // The subject and actor tokens are secrets as much as the client's: keep them out of any server text we repeat.
     const { body, accessToken, obtainedAt, fail } = await postTokenRequest(
-      { tokenUrl: this.tokenUrl, auth: this.auth, fetch: this.fetchImpl, timeoutMs: this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, counted: () => this.requestCount++ },
+      {
+        tokenUrl: this.tokenUrl,
+        auth: this.auth,
+        fetch: this.fetchImpl,
+        timeoutMs: this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        counted: () => this.requestCount++,
+      },
       form,
       redact,
     );

@@ -225,7 +225,13 @@ export class ClientCredentialsTokenProvider {
     if (p.scopes.length) form.set('scope', p.scopes.join(' '));
     for (const r of p.resource) form.append('resource', r);
     if (p.audience) form.set('audience', p.audience);
-    const { body, accessToken, obtainedAt, fail, clean: scrub } = await postTokenRequest(
+    const {
+      body,
+      accessToken,
+      obtainedAt,
+      fail,
+      clean: scrub,
+    } = await postTokenRequest(
       {
         tokenUrl: this.tokenUrl,
         auth: this.auth,

@@ -135,7 +135,7 @@ export function resolveClientAuth(o: ClientAuthOptions, fail: (option: string, p
     try {
       signingKeyOf(o.privateKey as ClientPrivateKeyMaterial | ClientSigningKey, o.privateKeyId, o.assertionAlgorithm);
     } catch (e) {
-      throw fail(name('privateKey'), (e as Error).message);
+      throw fail(name('privateKey'), (e as Error).message.replace(/^privateKey /, ''));
     }
   }
   const r: ResolvedClientAuth = {
@@ -263,7 +263,7 @@ function signingKeyOf(
   const details = key.asymmetricKeyDetails ?? {};
   let allowed: ClientAssertionAlgorithm[];
   if (type === 'rsa' || type === 'rsa-pss') {
-    if ((details.modulusLength ?? 0) < 2048) throw new ClientAuthenticationError('an RSA privateKey must have at least 2048 bits (RFC 7518 §3.3)');
+    if ((details.modulusLength ?? 0) < 2048) throw new ClientAuthenticationError('privateKey: an RSA key must have at least 2048 bits (RFC 7518 §3.3)');
     allowed = type === 'rsa' ? ['RS256', 'PS256'] : ['PS256'];
   } else if (type === 'ec') {
     const curve: Record<string, ClientAssertionAlgorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
