@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { AgentCard, SendMessageRequest, type Message } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
-import { A2AError, isRestError } from '@a2a-js/sdk/errors';
 import { connectA2AAgent, discoverAgentAuth, ClientCredentialsTokenProvider, InsufficientScopeError, type ConnectedA2AAgent } from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { runA2ADemo } from '../apps/expense-agent/src/a2a/demo-a2a';

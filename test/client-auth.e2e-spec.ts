@@ -22,7 +22,11 @@ const AUD = 'http://127.0.0.1/expense-agent';
 const SUBMITTER = TEST_CLIENTS[0];
 const OPAQUE = TEST_CLIENTS.find((c) => c.accessTokenFormat === 'opaque')!;
 const pem = (kind: KeyKind, i: number) => readPooledKey(kind, i) ?? opensslKeySync(kind);
-const publicJwkOf = (privatePem: string, kid: string): Record<string, unknown> => ({ ...(createPublicKey(privatePem).export({ format: 'jwk' }) as object), kid, use: 'sig' });
+const publicJwkOf = (privatePem: string, kid: string): Record<string, unknown> => ({
+  ...(createPublicKey(privatePem).export({ format: 'jwk' }) as object),
+  kid,
+  use: 'sig',
+});
 
 const RSA_PEM = pem('rsa', 0);
 const ED_PEM = pem('ed25519', 0);
@@ -88,7 +92,12 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
     const cases = [
       { clientId: 'rsa-client', privateKey: RSA_PEM, privateKeyId: 'rsa-1', alg: 'RS256', kid: 'rsa-1' },
       { clientId: 'rsa-client', privateKey: RSA_PEM, privateKeyId: 'rsa-1', assertionAlgorithm: 'PS256' as const, alg: 'PS256', kid: 'rsa-1' },
-      { clientId: 'ed-client', privateKey: { ...(createPrivateKey(ED_PEM).export({ format: 'jwk' }) as object), kid: 'ed-1' } as never, alg: 'EdDSA', kid: 'ed-1' },
+      {
+        clientId: 'ed-client',
+        privateKey: { ...(createPrivateKey(ED_PEM).export({ format: 'jwk' }) as object), kid: 'ed-1' } as never,
+        alg: 'EdDSA',
+        kid: 'ed-1',
+      },
     ];
     for (const { alg, kid, ...o } of cases) {
       sent.length = 0;
@@ -100,7 +109,12 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
 
   it('through a proxy the token URL is not the server’s own: assertionAudience = the issuer is accepted', async () => {
     const k = keyed();
-    const viaProxy = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: 'keyed-client', privateKey: { key: k.key, kid: k.kid }, scopes: ['expense:read'] });
+    const viaProxy = new ClientCredentialsTokenProvider({
+      tokenUrl: as.tokenUrl,
+      clientId: 'keyed-client',
+      privateKey: { key: k.key, kid: k.kid },
+      scopes: ['expense:read'],
+    });
     const e = await viaProxy.getToken().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TokenEndpointError);
     expect([(e as TokenEndpointError).error, (e as TokenEndpointError).status]).toEqual(['invalid_client', 401]);
@@ -116,7 +130,13 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
   });
 
   it('a wrong key is invalid_client (401), typed, one request, no key material in the error', async () => {
-    const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: 'keyed-client', privateKey: OTHER_EC_PEM, privateKeyId: keyed().kid, assertionAudience: as.issuer });
+    const p = new ClientCredentialsTokenProvider({
+      tokenUrl: as.tokenUrl,
+      clientId: 'keyed-client',
+      privateKey: OTHER_EC_PEM,
+      privateKeyId: keyed().kid,
+      assertionAudience: as.issuer,
+    });
     const e = (await p.getToken().catch((x: unknown) => x)) as TokenEndpointError;
     expect(e).toBeInstanceOf(TokenEndpointError);
     expect({ error: e.error, status: e.status, clientId: e.clientId }).toEqual({ error: 'invalid_client', status: 401, clientId: 'keyed-client' });
@@ -127,7 +147,12 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
   it('rotation (secret): the source gives the old secret, then the new one: one retry succeeds, 2 requests', async () => {
     const values = ['submitter-secret-OLD', SUBMITTER.clientSecret];
     let calls = 0;
-    const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: SUBMITTER.clientId, clientSecret: () => values[Math.min(calls++, 1)], scopes: ['expense:submit'] });
+    const p = new ClientCredentialsTokenProvider({
+      tokenUrl: as.tokenUrl,
+      clientId: SUBMITTER.clientId,
+      clientSecret: () => values[Math.min(calls++, 1)],
+      scopes: ['expense:submit'],
+    });
     expect((await p.getToken()).scopes).toEqual(['expense:submit']);
     expect([calls, p.requestCount, as.tokenRequests]).toEqual([2, 2, 2]);
     // The function is read for every token request, not cached.
@@ -191,7 +216,11 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
   });
 
   it('token exchange (RFC 8693) with private_key_jwt and a rotated key', async () => {
-    const subject = await new ClientCredentialsTokenProvider({ tokenUrl: as.dev.tokenUrl, ...SUBMITTER, scopes: ['expense:submit', 'expense:read'] }).getAccessToken();
+    const subject = await new ClientCredentialsTokenProvider({
+      tokenUrl: as.dev.tokenUrl,
+      ...SUBMITTER,
+      scopes: ['expense:submit', 'expense:read'],
+    }).getAccessToken();
     let calls = 0;
     const ex = new TokenExchangeProvider({
       tokenUrl: as.tokenUrl,
@@ -217,7 +246,10 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
       introspection: {
         endpoint: as.introspectionUrl,
         clientId: 'keyed-introspector',
-        privateKey: () => (calls++ === 0 ? { key: OTHER_EC_PEM, kid: 'stale' } : { key: as.dev.clientKeys.get('keyed-introspector')!.key, kid: as.dev.clientKeys.get('keyed-introspector')!.kid }),
+        privateKey: () =>
+          calls++ === 0
+            ? { key: OTHER_EC_PEM, kid: 'stale' }
+            : { key: as.dev.clientKeys.get('keyed-introspector')!.key, kid: as.dev.clientKeys.get('keyed-introspector')!.kid },
         cacheMaxTtl: 0,
       },
     }).introspection!;
@@ -230,8 +262,11 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
     expect([calls, i.callCount, as.introspectionRequests]).toEqual([2, 2, 2]);
     // Always the wrong key: one retry, then 503-class introspection_unavailable (the token's fate is unknown).
     const wrong = new TokenIntrospector(
-      resolveOptions({ issuer: as.issuer, audience: AUD, introspection: { endpoint: as.introspectionUrl, clientId: 'keyed-introspector', privateKey: () => OTHER_EC_PEM } })
-        .introspection!,
+      resolveOptions({
+        issuer: as.issuer,
+        audience: AUD,
+        introspection: { endpoint: as.introspectionUrl, clientId: 'keyed-introspector', privateKey: () => OTHER_EC_PEM },
+      }).introspection!,
     );
     as.introspectionRequests = 0;
     const e = (await wrong.introspect(opaque, 'h2').catch((x: unknown) => x)) as AuthError;
@@ -246,12 +281,21 @@ describe('client authentication options', () => {
     [{ clientId: 'c' }, 'clientSecret or privateKey is required (exactly one)'],
     [{ clientId: 'c', clientSecret: 's', privateKey: OTHER_EC_PEM }, 'privateKey and clientSecret are exclusive: give exactly one'],
     [{ clientId: 'c', clientSecret: 's', authMethod: 'private_key_jwt' }, 'authMethod private_key_jwt needs privateKey, not clientSecret'],
-    [{ clientId: 'c', privateKey: OTHER_EC_PEM, authMethod: 'client_secret_basic' }, 'authMethod client_secret_basic needs clientSecret; privateKey is used with private_key_jwt'],
+    [
+      { clientId: 'c', privateKey: OTHER_EC_PEM, authMethod: 'client_secret_basic' },
+      'authMethod client_secret_basic needs clientSecret; privateKey is used with private_key_jwt',
+    ],
     [{ clientId: 'c', privateKey: OTHER_EC_PEM, assertionAlgorithm: 'RS256' }, 'privateKey algorithm RS256 does not fit a ec key (use ES256)'],
-    [{ clientId: 'c', privateKey: createPublicKey(OTHER_EC_PEM).export({ format: 'pem', type: 'spki' }) }, 'privateKey is not a private key (PEM, private JWK or KeyObject)'],
+    [
+      { clientId: 'c', privateKey: createPublicKey(OTHER_EC_PEM).export({ format: 'pem', type: 'spki' }) },
+      'privateKey is not a private key (PEM, private JWK or KeyObject)',
+    ],
     [{ clientId: 'c', privateKey: createPublicKey(OTHER_EC_PEM) }, 'privateKey must be a private key (got a public or secret key)'],
     [{ clientId: 'c', privateKey: OTHER_EC_PEM, assertionLifetimeSeconds: 0 }, 'assertionLifetimeSeconds must be a number of seconds in (0, 3600]'],
-    [{ clientId: 'c', privateKey: OTHER_EC_PEM, assertionAudience: 'issuer' }, 'assertionAudience must be an absolute URL (the token endpoint or the issuer identifier)'],
+    [
+      { clientId: 'c', privateKey: OTHER_EC_PEM, assertionAudience: 'issuer' },
+      'assertionAudience must be an absolute URL (the token endpoint or the issuer identifier)',
+    ],
     [{ clientId: '', clientSecret: 's' }, 'clientId is required'],
   ];
   it.each(refusals.map(([o, m]) => [m, o] as [string, Record<string, unknown>]))('refused: %s', (message, o) => {

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SendMessageRequest, type Message } from '@a2a-js/sdk';
-import { a2aAuthFetch, ClientCredentialsTokenProvider, connectA2AAgent, InsufficientScopeError, insufficientScopeChallenge, parseWwwAuthenticate, planStepUp, TokenEndpointError } from 'nestjs-a2a-auth';
+import {
+  a2aAuthFetch,
+  ClientCredentialsTokenProvider,
+  connectA2AAgent,
+  InsufficientScopeError,
+  insufficientScopeChallenge,
+  parseWwwAuthenticate,
+  planStepUp,
+  TokenEndpointError,
+} from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
 import { startCountingAuthServer, TEST_CLIENTS } from './fixtures/oidc-dev';
@@ -76,7 +85,13 @@ describe.each(PLATFORMS)('step-up and private_key_jwt with the SDK client, sampl
 
     it('not configured for the scope: InsufficientScopeError naming it; no token is requested for it; one A2A request', async () => {
       const n = counting();
-      const c = await connectA2AAgent({ agentUrl: agent.url, credentials: SUBMITTER, scopes: ['expense:read'], preferredTransports: [binding], fetch: n.fetch });
+      const c = await connectA2AAgent({
+        agentUrl: agent.url,
+        credentials: SUBMITTER,
+        scopes: ['expense:read'],
+        preferredTransports: [binding],
+        fetch: n.fetch,
+      });
       const e = await c.client.sendMessage(msg('submit-expense', TAXI)).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(InsufficientScopeError);
       expect({ ...(e as InsufficientScopeError) }).toMatchObject({
@@ -148,7 +163,13 @@ describe('a retry refused again after step-up', () => {
       const f = a2aAuthFetch(p, { scopes: ['expense:read'], stepUpScopes: ['expense:submit'], allowedOrigins: [url] });
       const e = (await f(`${url}/a2a/jsonrpc`, { method: 'POST', body: '{}' }).catch((x: unknown) => x)) as InsufficientScopeError;
       expect(e).toBeInstanceOf(InsufficientScopeError);
-      expect({ ...e }).toMatchObject({ requiredScopes: ['expense:submit'], missingScopes: [], refusedScopes: [], stepUpAttempted: true, url: `${url}/a2a/jsonrpc` });
+      expect({ ...e }).toMatchObject({
+        requiredScopes: ['expense:submit'],
+        missingScopes: [],
+        refusedScopes: [],
+        stepUpAttempted: true,
+        url: `${url}/a2a/jsonrpc`,
+      });
       expect([hits, p.requestCount, as.tokenRequests]).toEqual([2, 2, 2]);
     } finally {
       await new Promise<void>((r) => rs.close(() => r()));
@@ -165,7 +186,12 @@ describe('WWW-Authenticate parsing and the step-up plan', () => {
     expect(parseWwwAuthenticate(h)).toEqual([
       {
         scheme: 'bearer',
-        params: { realm: 'Expense, Agent', resource_metadata: 'http://x/.well-known/oauth-protected-resource', error: 'insufficient_scope', scope: 'expense:submit expense:read' },
+        params: {
+          realm: 'Expense, Agent',
+          resource_metadata: 'http://x/.well-known/oauth-protected-resource',
+          error: 'insufficient_scope',
+          scope: 'expense:submit expense:read',
+        },
       },
       { scheme: 'dpop', params: { realm: 'Expense, Agent', algs: 'ES256 RS256' } },
     ]);
@@ -173,7 +199,8 @@ describe('WWW-Authenticate parsing and the step-up plan', () => {
     expect(insufficientScopeChallenge('Bearer error="invalid_token"')).toBeUndefined();
     // A quoted-pair is unescaped; `"` is not a scope-token character (RFC 6749 §3.3), so that one is dropped.
     expect(insufficientScopeChallenge('Basic abc==, Bearer error=insufficient_scope, scope="a\\"b c"')).toEqual(['c']);
-    for (const junk of ['', '=', '"', 'Bearer ,,,', 'Bearer error="insufficient_scope', '\u0000\u0001']) expect(() => insufficientScopeChallenge(junk)).not.toThrow();
+    for (const junk of ['', '=', '"', 'Bearer ,,,', 'Bearer error="insufficient_scope', '\u0000\u0001'])
+      expect(() => insufficientScopeChallenge(junk)).not.toThrow();
   });
 
   it('plans the union of requested and missing scopes; refuses scopes outside requested ∪ allowed; nothing missing is a refusal too', () => {

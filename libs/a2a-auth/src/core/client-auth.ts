@@ -37,9 +37,7 @@ export interface ClientSigningKey {
  * key rotated in a secret store is used without a restart).
  */
 export type ClientPrivateKeySource =
-  | ClientPrivateKeyMaterial
-  | ClientSigningKey
-  | (() => ClientPrivateKeyMaterial | ClientSigningKey | Promise<ClientPrivateKeyMaterial | ClientSigningKey>);
+  ClientPrivateKeyMaterial | ClientSigningKey | (() => ClientPrivateKeyMaterial | ClientSigningKey | Promise<ClientPrivateKeyMaterial | ClientSigningKey>);
 
 /** The client secret, or a function returning it (called for every request, never cached: a rotated secret takes effect at once). */
 export type ClientSecretSource = string | (() => string | Promise<string>);
@@ -105,7 +103,10 @@ export function resolveClientAuth(o: ClientAuthOptions, fail: (option: string, p
   const hasSecret = o.clientSecret !== undefined && o.clientSecret !== null && o.clientSecret !== '';
   const hasKey = o.privateKey !== undefined && o.privateKey !== null && o.privateKey !== '';
   if (hasSecret === hasKey) {
-    throw fail(hasSecret ? name('privateKey') : name('clientSecret'), hasSecret ? 'and clientSecret are exclusive: give exactly one' : 'or privateKey is required (exactly one)');
+    throw fail(
+      hasSecret ? name('privateKey') : name('clientSecret'),
+      hasSecret ? 'and clientSecret are exclusive: give exactly one' : 'or privateKey is required (exactly one)',
+    );
   }
   if (hasSecret && typeof o.clientSecret !== 'string' && typeof o.clientSecret !== 'function') {
     throw fail(name('clientSecret'), 'must be a string or a function returning one');
@@ -184,7 +185,11 @@ export async function clientAuthentication(auth: ResolvedClientAuth, endpoint: s
       alg: auth.alg,
       lifetimeSeconds: auth.lifetimeSeconds,
     });
-    return { headers: {}, params: { client_id: auth.clientId, client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion }, redact: [assertion] };
+    return {
+      headers: {},
+      params: { client_id: auth.clientId, client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion },
+      redact: [assertion],
+    };
   }
   let secret: unknown;
   try {
@@ -196,7 +201,11 @@ export async function clientAuthentication(auth: ResolvedClientAuth, endpoint: s
   if (typeof secret !== 'string' || secret === '') throw new ClientAuthenticationError('the clientSecret source gave no secret');
   if (auth.method === 'client_secret_post') return { headers: {}, params: { client_id: auth.clientId, client_secret: secret }, redact: [secret] };
   // RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined for Basic.
-  return { headers: { authorization: `Basic ${Buffer.from(`${formEncode(auth.clientId)}:${formEncode(secret)}`).toString('base64')}` }, params: {}, redact: [secret] };
+  return {
+    headers: { authorization: `Basic ${Buffer.from(`${formEncode(auth.clientId)}:${formEncode(secret)}`).toString('base64')}` },
+    params: {},
+    redact: [secret],
+  };
 }
 
 /**
