@@ -62,10 +62,14 @@ export function a2aAuthenticationHandler(provider: BearerTokenSource, request: A
   return stepUpHandler(provider, request).handler;
 }
 
-/** The handler, and the scopes of the last token it handed out (for the error after a refused step-up). */
-function stepUpHandler(provider: BearerTokenSource, request: A2ATokenRequest): { handler: AuthenticationHandler; lastScopes: () => readonly string[] } {
+/** The handler, the scopes of the last token it handed out and how many step-ups it made (for the error after a refusal). */
+function stepUpHandler(
+  provider: BearerTokenSource,
+  request: A2ATokenRequest,
+): { handler: AuthenticationHandler; lastScopes: () => readonly string[]; stepUps: () => number } {
   const { stepUpScopes, ...base } = request;
   let last: readonly string[] = [];
+  let stepUps = 0;
   let current: TokenRequest = base;
   // The scopes of each token handed out, to tell which scopes a refused token lacked.
   const granted = new Map<string, readonly string[]>();
@@ -104,6 +108,7 @@ function stepUpHandler(provider: BearerTokenSource, request: A2ATokenRequest): {
           wwwAuthenticate: challenge,
         });
         await res.body?.cancel().catch(() => undefined);
+        stepUps++;
         current = { ...current, scopes: plan.scopes };
         return withProof(req, res, await authorization());
       }
@@ -118,7 +123,7 @@ function stepUpHandler(provider: BearerTokenSource, request: A2ATokenRequest): {
       return withProof(req, res, await authorization());
     },
   };
-  return { handler, lastScopes: () => last };
+  return { handler, lastScopes: () => last, stepUps: () => stepUps };
 }
 
 /** Options of {@link a2aAuthFetch}: the token request, and where the token may go. */
@@ -197,7 +202,7 @@ export function a2aAuthFetch(provider: BearerTokenSource, options: A2AAuthFetchO
     return res;
   };
   const inner = provider.dpop ? dpopProofFetch(provider.dpop, noRedirects) : noRedirects;
-  const { handler, lastScopes } = stepUpHandler(provider, request);
+  const { handler, lastScopes, stepUps } = stepUpHandler(provider, request);
   const authed = sdkClient().createAuthenticatingFetchWithRetry(inner, handler);
   return async (input, init) => {
     const url = urlOf(input);
@@ -205,22 +210,21 @@ export function a2aAuthFetch(provider: BearerTokenSource, options: A2AAuthFetchO
     if (refused) {
       throw new UntrustedDestinationError({ reason: refused.reason, url, message: `the bearer token is not sent to ${url}: ${refused.why}` });
     }
+    const before = stepUps();
     const res = await authed(input, init);
     if (res.status === 403) {
-      // The handler either stepped up already (this is the retry's answer) or threw: a second insufficient_scope is final.
       const challenge = res.headers.get('www-authenticate');
       const required = insufficientScopeChallenge(challenge);
       if (required?.length) {
+        // The handler either stepped up (this is the retry's answer) or threw; or the 403 answered a 401's retry, and
+        // the one retry is spent. Either way this refusal is final.
         await res.body?.cancel().catch(() => undefined);
         const had = new Set(lastScopes());
-        throw new InsufficientScopeError({
-          requiredScopes: required,
-          missingScopes: required.filter((x) => !had.has(x)),
-          refusedScopes: [],
-          stepUpAttempted: true,
-          url,
-          wwwAuthenticate: challenge,
-        });
+        const missingScopes = required.filter((x) => !had.has(x));
+        const stepUpAttempted = stepUps() > before;
+        const allowed = new Set([...had, ...(request.scopes ?? []), ...(request.stepUpScopes ?? [])]);
+        const refusedScopes = stepUpAttempted ? [] : missingScopes.filter((x) => !allowed.has(x));
+        throw new InsufficientScopeError({ requiredScopes: required, missingScopes, refusedScopes, stepUpAttempted, url, wwwAuthenticate: challenge });
       }
     }
     return res;

@@ -68,12 +68,19 @@ export interface ClientAuthOptions {
 
 /** {@link ClientAuthOptions} after validation. The credential is not enumerable (it never shows when inspected). */
 export interface ResolvedClientAuth {
+  /** The method used. */
   readonly method: ClientAuthMethod;
+  /** `client_id`. */
   readonly clientId: string;
+  /** The secret or its source (`client_secret_*`); not enumerable. */
   readonly secret?: ClientSecretSource;
+  /** The key or its source (`private_key_jwt`); not enumerable. */
   readonly privateKey?: ClientPrivateKeySource;
+  /** `privateKeyId`. */
   readonly kid?: string;
+  /** `assertionAlgorithm`. */
   readonly alg?: ClientAssertionAlgorithm;
+  /** `assertionAudience`; `undefined`: the URL of the endpoint called. */
   readonly audience?: string;
   /** Seconds. */
   readonly lifetimeSeconds: number;
