@@ -150,8 +150,13 @@ describe('a retry refused again after step-up', () => {
     const as = await startCountingAuthServer({ audience: 'http://127.0.0.1/expense-agent' });
     // A resource server that wants a scope the tokens never satisfy for it (it checks nothing else).
     let hits = 0;
+    let first401 = false;
     const rs = createServer((_req, res) => {
       hits++;
+      if (first401 && hits === 1) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer realm="x", error="invalid_token"' });
+        return void res.end('{"error":"invalid_token"}');
+      }
       res.writeHead(403, { 'www-authenticate': 'Bearer realm="x", error="insufficient_scope", scope="expense:submit"', 'content-type': 'application/json' });
       res.end('{"error":"insufficient_scope"}');
     });
@@ -171,6 +176,15 @@ describe('a retry refused again after step-up', () => {
         url: `${url}/a2a/jsonrpc`,
       });
       expect([hits, p.requestCount, as.tokenRequests]).toEqual([2, 2, 2]);
+
+      // A 403 answering the retry of a 401: the one retry is spent, no step-up was made, and nothing more is sent.
+      hits = 0;
+      first401 = true;
+      const q = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId, clientSecret, scopes: ['expense:read'] });
+      const g = a2aAuthFetch(q, { scopes: ['expense:read'], stepUpScopes: ['expense:submit'], allowedOrigins: [url] });
+      const e2 = (await g(`${url}/a2a/jsonrpc`, { method: 'POST', body: '{}' }).catch((x: unknown) => x)) as InsufficientScopeError;
+      expect({ ...e2 }).toMatchObject({ missingScopes: ['expense:submit'], refusedScopes: [], stepUpAttempted: false });
+      expect([hits, q.requestCount]).toEqual([2, 2]);
     } finally {
       await new Promise<void>((r) => rs.close(() => r()));
       await as.close();
