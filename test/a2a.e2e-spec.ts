@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { AgentCard, SendMessageRequest, type Message } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
-import { A2AError, isRestError } from '@a2a-js/sdk/errors';
-import { connectA2AAgent, discoverAgentAuth, ClientCredentialsTokenProvider, type ConnectedA2AAgent } from 'nestjs-a2a-auth';
+import { connectA2AAgent, discoverAgentAuth, ClientCredentialsTokenProvider, InsufficientScopeError, type ConnectedA2AAgent } from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { runA2ADemo } from '../apps/expense-agent/src/a2a/demo-a2a';
 import { PLATFORMS, CapturingLogger } from './fixtures/test-app';
@@ -130,20 +129,15 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       expect(data?.expense).toMatchObject({ amount: 7, currency: 'USD', status: 'submitted', submittedBy: SUBMITTER.clientId });
     });
 
-    it('403: the submitter’s token lacks expense:approve, so approve-expense never runs', async () => {
+    it('403: the submitter’s token lacks expense:approve, so approve-expense never runs (no step-up configured: InsufficientScopeError)', async () => {
       const e = await sub.client.sendMessage(msg('approve-expense', { id: 'x' })).catch((x: unknown) => x);
-      if (binding === 'HTTP+JSON') {
-        expect(isRestError(e)).toBe(true);
-        const re = e as A2AError & { statusCode: number; headers: Record<string, string> };
-        expect(re.statusCode).toBe(403);
-        expect(re.headers['www-authenticate']).toBe(
-          `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
-        );
-      } else {
-        expect((e as Error).message).toBe(
-          'HTTP error for SendMessage! Status: 403 Forbidden. Response: {"error":"insufficient_scope","error_description":"The access token lacks a required scope","scope":"expense:approve"}',
-        );
-      }
+      // connectA2AAgent's fetch turns the 403 into the typed error on both bindings, with the agent's challenge.
+      expect(e).toBeInstanceOf(InsufficientScopeError);
+      const ie = e as InsufficientScopeError;
+      expect([ie.statusCode, ie.requiredScopes, ie.refusedScopes, ie.stepUpAttempted]).toEqual([403, ['expense:approve'], ['expense:approve'], false]);
+      expect(ie.headers!['www-authenticate']).toBe(
+        `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
+      );
     });
 
     it('401: the SDK client without our handler', async () => {
@@ -189,10 +183,12 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
         [b, 'approve-expense as expense-approver', 200, true],
       ]),
     );
-    expect(outcomes[1].wwwAuthenticate).toBe(undefined); // JSON-RPC errors do not expose headers through the SDK
-    expect(outcomes[5].wwwAuthenticate).toBe(
-      `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
-    );
+    // InsufficientScopeError carries the challenge on both bindings.
+    for (const i of [1, 5]) {
+      expect(outcomes[i].wwwAuthenticate).toBe(
+        `${bearer}, error="insufficient_scope", error_description="The access token lacks a required scope", scope="expense:approve", ${dpopChallenge}`,
+      );
+    }
     expect(JSON.stringify(outcomes)).not.toContain(SUBMITTER.clientSecret);
   });
 

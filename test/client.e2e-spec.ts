@@ -331,7 +331,7 @@ describe('401 → one refresh and one retry through the SDK handler (real guard)
     expect(as.tokenRequests).toBe(2);
   });
 
-  it('403 is not retried', async () => {
+  it('403 insufficient_scope outside stepUpScopes is not retried: InsufficientScopeError, no token requested', async () => {
     as.tokenRequests = 0;
     const p = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, ...creds(), scopes: ['expense:submit'] });
     const h = a2aAuthenticationHandler(p);
@@ -339,7 +339,12 @@ describe('401 → one refresh and one retry through the SDK handler (real guard)
     const headers = await h.headers();
     const r = await f(`${strict.url}/t/approve`, { headers });
     expect(r.status).toBe(403);
-    expect(await h.shouldRetryWithHeaders({ headers }, r)).toBeUndefined();
+    await expect(h.shouldRetryWithHeaders({ headers }, r)).rejects.toMatchObject({
+      name: 'InsufficientScopeError',
+      requiredScopes: ['expense:approve'],
+      refusedScopes: ['expense:approve'],
+      stepUpAttempted: false,
+    });
     expect(calls).toEqual([403]);
     expect(as.tokenRequests).toBe(1);
   });

@@ -255,12 +255,13 @@ describe('introspection options', () => {
       endpoint: undefined,
       issuer: 'https://as.example.com',
       clientId: 'rs',
+      auth: { method: 'client_secret_basic', clientId: 'rs', audience: 'https://as.example.com', lifetimeSeconds: 60, rotatable: false },
       timeout: 5,
       cacheMaxTtl: 60,
       inactiveCacheTtl: 10,
       cacheMaxEntries: 10_000,
     });
-    expect(r.clientSecret).toBe('top-secret');
+    expect(r.auth.secret).toBe('top-secret');
     expect(JSON.stringify(r)).not.toContain('top-secret');
   });
 });

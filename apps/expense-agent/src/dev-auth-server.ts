@@ -1,15 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { DevClient, DevIntrospector } from './dev-clients';
+import type { DevClient, DevIntrospector, DevKeyClient } from './dev-clients';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from './dev-token-exchange';
 import { devCiba, handleDevCibaRequest, type DevCibaControl, type DevCibaOptions } from './dev-ciba';
 
 /**
  * The embedded DEVELOPMENT OAuth 2.0 authorization server of the sample (oidc-provider, in-process, 127.0.0.1 only).
  *
- * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client authentication `client_secret_basic` or `client_secret_post`.
+ * - Grants: client credentials (RFC 6749 §4.4) and token exchange (RFC 8693, see {@link registerTokenExchange}), client
+ *   authentication `client_secret_basic` or `client_secret_post`, and `private_key_jwt` (RFC 7523) for `keyClients`.
  * - Tokens: RS256-signed JWT access tokens (RFC 9068, `typ: at+jwt`) whose `aud` is the agent's audience (or one of
  *   `extraAudiences`, when the request's `resource` names it). The
  *   audience comes from resource indicators (RFC 8707) with a default resource, so a plain §4.4 request with no
@@ -45,6 +46,11 @@ export interface DevAuthServerOptions {
   nodeEnv?: string;
   /** Resource servers allowed to call the introspection endpoint. Default none (every introspection answers `active: false`). */
   introspectors?: DevIntrospector[];
+  /**
+   * Clients that authenticate with `private_key_jwt` (RFC 7523; no secret). A key client without `publicJwk` gets an
+   * ES256 key pair generated here, in memory only; its private key is in {@link DevAuthServer.clientKeys}. Default none.
+   */
+  keyClients?: DevKeyClient[];
   /** Require a server nonce in every DPoP proof (RFC 9449 §8): the first proof is answered `400 use_dpop_nonce`. Default false. */
   dpopRequireNonce?: boolean;
   /** OpenID Connect CIBA (poll mode): its clients and users. Default off (no backchannel authentication endpoint). */
@@ -71,8 +77,32 @@ export interface DevAuthServer {
   clients: DevClient[];
   /** CIBA, when enabled: the backchannel authentication endpoint and the developer's approve / deny. */
   ciba?: DevCibaControl;
+  /** The `private_key_jwt` clients. */
+  keyClients: DevKeyClient[];
+  /**
+   * The private keys generated for key clients without `publicJwk`, by client id: the key (never written anywhere), its
+   * `kid` and algorithm (`ES256`). Give `{ key, kid }` to a provider's `privateKey`.
+   */
+  clientKeys: ReadonlyMap<string, DevClientKey>;
   /** Stops listening and drops open connections. */
   close(): Promise<void>;
+}
+
+/** A generated client key pair of the dev server (see {@link DevAuthServer.clientKeys}). */
+export interface DevClientKey {
+  /** The private key. */
+  key: KeyObject;
+  /** Its `kid` in the client's registered JWKS. */
+  kid: string;
+  /** The assertion algorithm. */
+  alg: 'ES256';
+  /** The registered public JWK. */
+  publicJwk: Record<string, unknown>;
+}
+
+/** Where the dev server publishes a key client's public JWKS (its registered `jwks_uri`). */
+function clientJwksPath(clientId: string): string {
+  return `/dev-client-jwks/${encodeURIComponent(clientId)}`;
 }
 
 /** Thrown by {@link startDevAuthServer} when `NODE_ENV=production`. */
@@ -173,6 +203,25 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
   const privateKey = createPrivateKey(generated.privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `dev-${randomBytes(6).toString('base64url')}`, alg: 'RS256', use: 'sig' };
 
+  const keyClients = o.keyClients ?? [];
+  const clientKeys = new Map<string, DevClientKey>();
+  const keyClientJwks = new Map<string, Record<string, unknown>>();
+  for (const k of keyClients) {
+    if (k.publicJwk) {
+      keyClientJwks.set(k.clientId, k.publicJwk);
+      continue;
+    }
+    // Same pattern as the signing key: generated asynchronously, exported from a re-parsed copy.
+    const pair = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
+    const key = createPrivateKey(pair.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    const { d: _d, ...pub } = key.export({ format: 'jwk' });
+    void _d;
+    const kid = `${k.clientId}-${randomBytes(6).toString('base64url')}`;
+    const publicJwk = { ...pub, kid, alg: 'ES256', use: 'sig' };
+    keyClientJwks.set(k.clientId, publicJwk);
+    clientKeys.set(k.clientId, { key, kid, alg: 'ES256', publicJwk });
+  }
+
   // The issuer includes the port, which is only known after listen(): listen first, then attach the provider.
   const server: Server = createServer();
   const sockets = new Set<Socket>();
@@ -192,10 +241,10 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
 
   try {
     const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const allScopes = [...new Set(o.clients.flatMap((c) => c.scopes))];
+    const allScopes = [...new Set([...o.clients, ...keyClients].flatMap((c) => c.scopes))];
     const opaque = new Set(o.clients.filter((c) => c.accessTokenFormat === 'opaque').map((c) => c.clientId));
     const introspectors = o.introspectors ?? [];
-    const mayIntrospect = new Set(introspectors.map((i) => i.clientId));
+    const mayIntrospect = new Set([...introspectors.map((i) => i.clientId), ...keyClients.filter((k) => k.introspector).map((k) => k.clientId)]);
     const ciba = o.ciba ? devCiba(o.ciba, errors) : undefined;
     const audiences = new Set([o.audience, ...(o.extraAudiences ?? [])]);
     const provider = new Provider(issuer, {
@@ -211,6 +260,18 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
           scope: c.scopes.join(' '),
           ...(c.dpopBoundAccessTokens ? { dpop_bound_access_tokens: true } : {}),
         })),
+        // No secret: the client signs a JWT with its private key; the provider checks it against these public keys.
+        ...keyClients.map((k) => ({
+          client_id: k.clientId,
+          grant_types: k.scopes.length ? ['client_credentials', TOKEN_EXCHANGE_GRANT] : [],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'private_key_jwt' as const,
+          // Published by this server (below) rather than inlined as `jwks`: oidc-provider structuredClone()s static
+          // client metadata, and under a test runner's sandbox the clone's keys fail its plain-object check.
+          jwks_uri: `${issuer}${clientJwksPath(k.clientId)}`,
+          ...(k.scopes.length ? { scope: k.scopes.join(' ') } : {}),
+        })),
         // A resource server: it authenticates at the introspection endpoint and obtains no tokens.
         ...introspectors.map((i) => ({
           client_id: i.clientId,
@@ -224,7 +285,7 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       ],
       scopes: ciba ? [...new Set(['openid', ...allScopes, ...o.ciba!.clients.flatMap((c) => c.scopes)])] : allScopes, // custom scopes must be known to the provider, or client metadata fails validation
       responseTypes: [],
-      clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+      clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       jwks: { keys: [signingKey as never] },
       adapter: memoryAdapter() as never,
       ...(ciba ? { findAccount: ciba.findAccount as never } : {}),
@@ -278,12 +339,16 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
     });
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('[dev-auth] server_error', err.message));
     // Static clients are validated lazily by oidc-provider; validate now so a bad override fails at start-up.
-    for (const c of [...o.clients, ...introspectors, ...(o.ciba?.clients ?? [])]) await provider.Client.find(c.clientId);
+    for (const c of [...o.clients, ...keyClients, ...introspectors, ...(o.ciba?.clients ?? [])]) await provider.Client.find(c.clientId);
     const control = ciba?.attach(provider, { issuer, audience: o.audience });
     const callback = provider.callback();
+    const published = new Map([...keyClientJwks].map(([id, jwk]) => [clientJwksPath(id), JSON.stringify({ keys: [jwk] })]));
     server.on('request', (req, res) => {
       if (control && handleDevCibaRequest(control, req, res)) return;
-      callback(req, res);
+      const body = req.method === 'GET' ? published.get((req.url ?? '').split('?')[0]) : undefined;
+      if (body === undefined) return void callback(req, res);
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'no-store' });
+      res.end(body);
     });
     return {
       issuer,
@@ -295,6 +360,8 @@ export async function startDevAuthServer(o: DevAuthServerOptions): Promise<DevAu
       tokenTtl: ttl,
       clients: o.clients,
       ...(control ? { ciba: control } : {}),
+      keyClients,
+      clientKeys,
       close,
     };
   } catch (err) {

@@ -20,6 +20,23 @@ export interface DevClient {
   dpopBoundAccessTokens?: boolean;
 }
 
+/**
+ * A client that authenticates with `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9; `token_endpoint_auth_method`
+ * `private_key_jwt` with its public `jwks` registered): it has no secret. Without `publicJwk`, the dev server generates an
+ * ES256 key pair at start, keeps it in memory only, and hands the private key to in-process callers as
+ * `DevAuthServer.clientKeys.get(clientId)`.
+ */
+export interface DevKeyClient {
+  /** `client_id` (also the assertion's `iss` and `sub`). */
+  clientId: string;
+  /** Scopes the client may request. `[]` for a resource server that only introspects. */
+  scopes: string[];
+  /** Its public key (a public JWK with `kid`), when the private key lives elsewhere. Default: generated at start. */
+  publicJwk?: Record<string, unknown>;
+  /** May call the introspection endpoint (a resource server). Default false. */
+  introspector?: boolean;
+}
+
 /** A resource server's credentials for the introspection endpoint (RFC 7662 §2.1, `client_secret_basic`); it gets no tokens. */
 export interface DevIntrospector {
   /** `client_id`. */
@@ -43,6 +60,8 @@ export const DEV_CLIENT_DEFAULTS = Object.freeze({
   dpop: { clientId: 'expense-dpop', clientSecret: 'dpop-secret', scopes: ['expense:submit', 'expense:read'], dpopBoundAccessTokens: true },
   /** Gets opaque access tokens, which the agent checks at the introspection endpoint (RFC 7662). */
   opaque: { clientId: 'expense-opaque', clientSecret: 'opaque-secret', scopes: ['expense:submit', 'expense:read'], accessTokenFormat: 'opaque' as const },
+  /** Authenticates with `private_key_jwt` (no secret); its key pair is generated when the dev server starts. */
+  keyed: { clientId: 'expense-keyed', scopes: ['expense:submit', 'expense:read'] },
   /** The agent itself, as a caller of the introspection endpoint. */
   introspector: { clientId: 'expense-agent-introspection', clientSecret: 'introspection-secret' },
 });
@@ -55,6 +74,8 @@ export interface DevClients {
   dpop: DevClient;
   /** Opaque tokens (introspected). */
   opaque: DevClient;
+  /** `private_key_jwt` (RFC 7523): no secret; the public key from `DEV_KEYED_PUBLIC_JWK`, else generated at start. */
+  keyed: DevKeyClient;
   /** The resource server's credentials for the introspection endpoint. */
   introspector: DevIntrospector & { secretFrom?: string };
 }
@@ -62,8 +83,9 @@ export interface DevClients {
 /**
  * Reads the dev clients from the environment: `DEV_SUBMITTER_ID`, `DEV_SUBMITTER_SECRET`, `DEV_APPROVER_ID`,
  * `DEV_APPROVER_SECRET`, `DEV_DPOP_ID`, `DEV_DPOP_SECRET`, `DEV_OPAQUE_ID`, `DEV_OPAQUE_SECRET`, `DEV_INTROSPECTION_ID`,
- * `DEV_INTROSPECTION_SECRET`; each falls back to {@link DEV_CLIENT_DEFAULTS}. Empty values count as unset.
- * @throws Error when two of them share a client id.
+ * `DEV_INTROSPECTION_SECRET`, `DEV_KEYED_ID`, `DEV_KEYED_PUBLIC_JWK` (a public JWK as JSON, with `kid`); each falls back
+ * to {@link DEV_CLIENT_DEFAULTS}. Empty values count as unset.
+ * @throws Error when two of them share a client id, or `DEV_KEYED_PUBLIC_JWK` is not a public JWK.
  */
 export function devClientsFromEnv(env: Record<string, string | undefined> = process.env): DevClients {
   const pick = (role: 'submitter' | 'approver' | 'dpop' | 'opaque', prefix: string): DevClient => {
@@ -73,11 +95,27 @@ export function devClientsFromEnv(env: Record<string, string | undefined> = proc
     return { ...d, clientId: id, clientSecret: secret || d.clientSecret, scopes: [...d.scopes], secretFrom: secret ? `${prefix}_SECRET` : undefined };
   };
   const isecret = env.DEV_INTROSPECTION_SECRET;
+  let publicJwk: Record<string, unknown> | undefined;
+  if (env.DEV_KEYED_PUBLIC_JWK) {
+    try {
+      publicJwk = JSON.parse(env.DEV_KEYED_PUBLIC_JWK) as Record<string, unknown>;
+    } catch {
+      publicJwk = undefined;
+    }
+    if (!publicJwk || typeof publicJwk !== 'object' || typeof publicJwk.kty !== 'string' || 'd' in publicJwk) {
+      throw new Error('DEV_KEYED_PUBLIC_JWK must be a public JWK as JSON (no private "d")');
+    }
+  }
   const clients: DevClients = {
     submitter: pick('submitter', 'DEV_SUBMITTER'),
     approver: pick('approver', 'DEV_APPROVER'),
     dpop: pick('dpop', 'DEV_DPOP'),
     opaque: pick('opaque', 'DEV_OPAQUE'),
+    keyed: {
+      clientId: env.DEV_KEYED_ID || DEV_CLIENT_DEFAULTS.keyed.clientId,
+      scopes: [...DEV_CLIENT_DEFAULTS.keyed.scopes],
+      ...(publicJwk ? { publicJwk } : {}),
+    },
     introspector: {
       clientId: env.DEV_INTROSPECTION_ID || DEV_CLIENT_DEFAULTS.introspector.clientId,
       clientSecret: isecret || DEV_CLIENT_DEFAULTS.introspector.clientSecret,
@@ -92,6 +130,7 @@ export function devClientsFromEnv(env: Record<string, string | undefined> = proc
     approver: 'APPROVER',
     dpop: 'DPOP',
     opaque: 'OPAQUE',
+    keyed: 'KEYED',
     introspector: 'INTROSPECTION',
   };
   const seen = new Map<string, string>();

@@ -125,6 +125,7 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
       audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
       clients: [clients.submitter, clients.approver, clients.dpop, clients.opaque],
       introspectors: [clients.introspector],
+      keyClients: [clients.keyed],
       port: devPort,
       nodeEnv: env.NODE_ENV,
       // Human approval of submissions (OpenID Connect CIBA, poll mode): the agent's own client and the dev users.

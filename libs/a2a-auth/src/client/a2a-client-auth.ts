@@ -3,7 +3,8 @@ import { sdkClient } from './sdk';
 import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
 import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
 import { discoverAgentAuth, type DiscoveredAgentAuth, type DiscoveryOptions } from './discovery';
-import { ClientCredentialsError, UntrustedDestinationError } from './errors';
+import { ClientCredentialsError, InsufficientScopeError, UntrustedDestinationError } from './errors';
+import { insufficientScopeChallenge, planStepUp } from './step-up';
 import type { AccessToken, ClientCredentialsOptions, ClientCredentialsTokenProvider, TokenRequest } from './token-provider';
 import { TokenExchangeProvider } from './token-exchange';
 
@@ -14,11 +15,21 @@ import { TokenExchangeProvider } from './token-exchange';
  */
 export interface BearerTokenSource {
   /** A valid access token for the request, with its `token_type` (`Bearer`, or `DPoP` for a DPoP-bound token). */
-  getToken(request: TokenRequest): Promise<Pick<AccessToken, 'accessToken' | 'tokenType'>>;
+  getToken(request: TokenRequest): Promise<Pick<AccessToken, 'accessToken' | 'tokenType'> & Partial<Pick<AccessToken, 'scopes'>>>;
   /** Forgets a token the resource server rejected (HTTP 401). */
   invalidate(rejected?: string): void;
   /** The proof signer of a DPoP-bound token source (RFC 9449); absent for Bearer tokens. */
   readonly dpop?: DPoPProofSigner;
+}
+
+/** The token request of an SDK handler or fetch: scopes / resource / audience, and the scopes step-up may add. */
+export interface A2ATokenRequest extends TokenRequest {
+  /**
+   * Scopes that may be requested on top of `scopes` when the agent refuses a call with 403 `insufficient_scope`
+   * (RFC 6750 §3.1) naming them. A challenged scope outside `scopes` ∪ `stepUpScopes` is never requested: the call
+   * fails with {@link InsufficientScopeError}. Default none (no step-up beyond `scopes`).
+   */
+  stepUpScopes?: readonly string[];
 }
 
 /**
@@ -26,12 +37,17 @@ export interface BearerTokenSource {
  *
  * - `headers()`: `{ Authorization: '<token_type> <token>' }` from the provider (cached, refreshed before expiry):
  *   `Bearer` (RFC 6750 §2.1), or `DPoP` for a provider with `dpop` (RFC 9449 §7.1).
- * - `shouldRetryWithHeaders(req, res)`: on HTTP 401 only. A DPoP nonce challenge (`WWW-Authenticate: DPoP
+ * - `shouldRetryWithHeaders(req, res)` on HTTP 401: a DPoP nonce challenge (`WWW-Authenticate: DPoP
  *   error="use_dpop_nonce"` with a `DPoP-Nonce` header, RFC 9449 §9) keeps the token and remembers the nonce; any other
- *   401 drops the rejected token ({@link ClientCredentialsTokenProvider.invalidate}) and gets a fresh one. The SDK's
- *   `createAuthenticatingFetchWithRetry` retries once with the returned headers and never asks again for the retry's
- *   own response, so a 401 gives at most one refresh and one retry, never a loop. HTTP 403 (`insufficient_scope`) is
- *   not retried: a new token for the same scopes would not help.
+ *   401 drops the rejected token ({@link ClientCredentialsTokenProvider.invalidate}) and gets a fresh one.
+ * - On HTTP 403 with `error="insufficient_scope", scope="…"` (RFC 6750 §3.1): step-up ({@link planStepUp}). When every
+ *   missing scope is in `request.scopes` or `request.stepUpScopes`, it gets a token for the request's scopes plus the
+ *   missing ones and retries; later calls keep asking for that wider set. Otherwise it throws
+ *   {@link InsufficientScopeError} (`refusedScopes` named) and requests nothing. Any other 403 (no scope named) is not retried.
+ * - The SDK's `createAuthenticatingFetchWithRetry` retries once with the returned headers and never asks again for the
+ *   retry's own response, so a 401 or 403 gives at most one new token and one retry, never a loop. A retry refused
+ *   again with 403 `insufficient_scope` becomes {@link InsufficientScopeError} (`stepUpAttempted`) in
+ *   {@link a2aAuthFetch}; with this handler alone the SDK reports it as its own HTTP error.
  * - DPoP: the SDK's `headers()` is given no request method or URL, so it cannot sign the per-request proof; the retry
  *   headers carry one (the response names the URL), and {@link a2aAuthFetch} adds one to every request. Use
  *   {@link a2aAuthFetch} (or {@link connectA2AAgent}) with a DPoP provider, not this handler alone.
@@ -40,38 +56,78 @@ export interface BearerTokenSource {
  * through {@link a2aAuthFetch}, which does. Wrapped by the SDK's `createAuthenticatingFetchWithRetry` alone, it adds
  * the token to every request, wherever the card's interfaces point.
  *
- * @param request the scopes / resource / audience of the tokens. Default: the provider's defaults.
+ * @param request the scopes / resource / audience of the tokens (default: the provider's defaults), and `stepUpScopes`.
  */
-export function a2aAuthenticationHandler(provider: BearerTokenSource, request: TokenRequest = {}): AuthenticationHandler {
+export function a2aAuthenticationHandler(provider: BearerTokenSource, request: A2ATokenRequest = {}): AuthenticationHandler {
+  return stepUpHandler(provider, request).handler;
+}
+
+/** The handler, the scopes of the last token it handed out and how many step-ups it made (for the error after a refusal). */
+function stepUpHandler(
+  provider: BearerTokenSource,
+  request: A2ATokenRequest,
+): { handler: AuthenticationHandler; lastScopes: () => readonly string[]; stepUps: () => number } {
+  const { stepUpScopes, ...base } = request;
+  let last: readonly string[] = [];
+  let stepUps = 0;
+  let current: TokenRequest = base;
+  // The scopes of each token handed out, to tell which scopes a refused token lacked.
+  const granted = new Map<string, readonly string[]>();
   const authorization = async () => {
-    const t = await provider.getToken(request);
+    const t = await provider.getToken(current);
+    if (granted.size > 64) granted.clear();
+    last = t.scopes ?? current.scopes ?? [];
+    granted.set(t.accessToken, last);
     return { Authorization: `${t.tokenType} ${t.accessToken}` };
   };
-  return {
+  const withProof = async (req: RequestInit, res: Response, headers: Record<string, string>) => {
+    const dpop = provider.dpop;
+    if (dpop && res.url) {
+      dpop.observe(res.url, res.headers);
+      headers.DPoP = await dpop.proof({ htm: req.method ?? 'GET', url: res.url, accessToken: headers.Authorization.slice('DPoP '.length) });
+    }
+    return headers;
+  };
+  const handler: AuthenticationHandler = {
     headers: authorization,
     shouldRetryWithHeaders: async (req: RequestInit, res: Response) => {
-      if (res.status !== 401) return undefined;
-      const dpop = provider.dpop;
       const sent = new Headers(req.headers).get('authorization');
       const m = sent ? /^(?:Bearer|DPoP)\s+(\S+)$/i.exec(sent) : null;
+      if (res.status === 403) {
+        const challenge = res.headers.get('www-authenticate');
+        const required = insufficientScopeChallenge(challenge);
+        // No scope named (e.g. a refused delegation): nothing a token with more scopes would fix.
+        if (!required?.length || !m) return undefined;
+        const had = granted.get(m[1]) ?? current.scopes ?? [];
+        const plan = planStepUp({
+          required,
+          granted: had,
+          requested: current.scopes ?? had,
+          allowed: stepUpScopes ?? [],
+          url: res.url || undefined,
+          wwwAuthenticate: challenge,
+        });
+        await res.body?.cancel().catch(() => undefined);
+        stepUps++;
+        current = { ...current, scopes: plan.scopes };
+        return withProof(req, res, await authorization());
+      }
+      if (res.status !== 401) return undefined;
+      const dpop = provider.dpop;
       if (dpop && isUseDpopNonceChallenge(res) && m && res.url) {
         // Same token, new proof with the nonce the resource server just issued.
         dpop.observe(res.url, res.headers);
         return { Authorization: sent!, DPoP: await dpop.proof({ htm: req.method ?? 'GET', url: res.url, accessToken: m[1] }) };
       }
       provider.invalidate(m ? m[1] : undefined);
-      const headers: Record<string, string> = await authorization();
-      if (dpop && res.url) {
-        dpop.observe(res.url, res.headers);
-        headers.DPoP = await dpop.proof({ htm: req.method ?? 'GET', url: res.url, accessToken: headers.Authorization.slice('DPoP '.length) });
-      }
-      return headers;
+      return withProof(req, res, await authorization());
     },
   };
+  return { handler, lastScopes: () => last, stepUps: () => stepUps };
 }
 
 /** Options of {@link a2aAuthFetch}: the token request, and where the token may go. */
-export interface A2AAuthFetchOptions extends TokenRequest, BearerDestinationOptions {}
+export interface A2AAuthFetchOptions extends A2ATokenRequest, BearerDestinationOptions {}
 
 /**
  * A `fetch` that adds a fresh DPoP proof (RFC 9449 §7.1) to every request sent with `Authorization: DPoP <token>` and no
@@ -97,7 +153,9 @@ export function dpopProofFetch(signer: DPoPProofSigner, baseFetch: typeof fetch 
 
 /**
  * An authenticating `fetch` for the SDK's transports: the bearer token from `provider`, one refresh and one retry on
- * 401 (the SDK's `createAuthenticatingFetchWithRetry` with {@link a2aAuthenticationHandler}), and a destination rule
+ * 401, step-up and one retry on 403 `insufficient_scope` within `scopes` ∪ `stepUpScopes` (the SDK's
+ * `createAuthenticatingFetchWithRetry` with {@link a2aAuthenticationHandler}; a refusal that step-up cannot fix, or a
+ * retry refused again, rejects with {@link InsufficientScopeError}), and a destination rule
  * checked on every request (RFC 6750 §5.3: bearer tokens must not leak to unintended parties):
  *
  * - the URL must be `https:` (or `http:` on a loopback host) and on one of `allowedOrigins`, or accepted by
@@ -144,14 +202,32 @@ export function a2aAuthFetch(provider: BearerTokenSource, options: A2AAuthFetchO
     return res;
   };
   const inner = provider.dpop ? dpopProofFetch(provider.dpop, noRedirects) : noRedirects;
-  const authed = sdkClient().createAuthenticatingFetchWithRetry(inner, a2aAuthenticationHandler(provider, request));
+  const { handler, lastScopes, stepUps } = stepUpHandler(provider, request);
+  const authed = sdkClient().createAuthenticatingFetchWithRetry(inner, handler);
   return async (input, init) => {
     const url = urlOf(input);
     const refused = check(url);
     if (refused) {
       throw new UntrustedDestinationError({ reason: refused.reason, url, message: `the bearer token is not sent to ${url}: ${refused.why}` });
     }
-    return authed(input, init);
+    const before = stepUps();
+    const res = await authed(input, init);
+    if (res.status === 403) {
+      const challenge = res.headers.get('www-authenticate');
+      const required = insufficientScopeChallenge(challenge);
+      if (required?.length) {
+        // The handler either stepped up (this is the retry's answer) or threw; or the 403 answered a 401's retry, and
+        // the one retry is spent. Either way this refusal is final.
+        await res.body?.cancel().catch(() => undefined);
+        const had = new Set(lastScopes());
+        const missingScopes = required.filter((x) => !had.has(x));
+        const stepUpAttempted = stepUps() > before;
+        const allowed = new Set([...had, ...(request.scopes ?? []), ...(request.stepUpScopes ?? [])]);
+        const refusedScopes = stepUpAttempted ? [] : missingScopes.filter((x) => !allowed.has(x));
+        throw new InsufficientScopeError({ requiredScopes: required, missingScopes, refusedScopes, stepUpAttempted, url, wwwAuthenticate: challenge });
+      }
+    }
+    return res;
   };
 }
 
@@ -169,6 +245,12 @@ export interface ConnectA2AAgentOptions extends DiscoveryOptions {
   skillId?: string;
   /** Or request these scopes. Default: the scopes of `skillId`, else the card-level scopes. */
   scopes?: readonly string[];
+  /**
+   * Scopes the client may add when the agent answers 403 `insufficient_scope` (RFC 6750 §3.1) naming them: it gets a
+   * token with them and retries once. Scopes outside `scopes` (or the skill's) and these are never requested; the call
+   * fails with {@link InsufficientScopeError}. Default none.
+   */
+  stepUpScopes?: readonly string[];
   /** Binding preference, e.g. `['JSONRPC']` or `['HTTP+JSON']`. Default: the card's order. */
   preferredTransports?: string[];
   /**
@@ -206,6 +288,8 @@ export interface ConnectedA2AAgent {
  * - With `cardTrust`, the card's signature is verified before anything on it is used.
  * - The client is built from the card discovery read (and verified), not from a second fetch.
  * - With `onBehalfOf`, the requests carry a token exchanged for the caller's (RFC 8693), same scopes, same rules.
+ * - A 403 `insufficient_scope` naming scopes in `scopes` ∪ `stepUpScopes` gets a token with them and one retry;
+ *   otherwise the call rejects with {@link InsufficientScopeError}.
  * @throws ClientCredentialsError for an empty `onBehalfOf`.
  * @throws AgentCardDiscoveryError, and whatever `ClientFactory.createFromAgentCard` throws.
  */
@@ -227,10 +311,14 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
       scopes,
       ...(o.sendActorToken ? { actorTokenProvider: provider } : {}),
     }));
-    source = { getToken: () => ex.getToken({ subjectToken }), invalidate: (rejected) => ex.invalidate(rejected) };
+    source = { getToken: (r) => ex.getToken({ subjectToken, scopes: r.scopes ?? scopes }), invalidate: (rejected) => ex.invalidate(rejected) };
   }
   const cardOrigin = httpOrigin(auth.cardUrl)!;
-  const fetchImpl = a2aAuthFetch(source, { allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
+  const fetchImpl = a2aAuthFetch(
+    source,
+    { scopes, stepUpScopes: o.stepUpScopes, allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl },
+    o.fetch ?? fetch,
+  );
   const factory: ClientFactory = new sdk.ClientFactory(
     sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
       transports: [new sdk.JsonRpcTransportFactory({ fetchImpl }), new sdk.RestTransportFactory({ fetchImpl })],

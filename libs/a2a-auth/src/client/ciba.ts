@@ -1,6 +1,8 @@
 import { inspect } from 'node:util';
 import { ClientCredentialsError } from './errors';
-import { clean, formEncode, parseTokenUrl, readLimited, type ClientAuthMethod } from './token-provider';
+import { ClientAuthenticationError, clientAuthentication, type ClientAuthOptions, type ResolvedClientAuth } from '../core/client-auth';
+import { parseTokenUrl, providerClientAuth } from './token-provider';
+import { clean, readLimited } from './token-endpoint';
 
 /** The CIBA grant type (OpenID Connect CIBA Core 1.0 §10.1). */
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba';
@@ -15,7 +17,12 @@ const MAX_BODY = 64 * 1024;
 const MAX_AUTH_REQ_ID = 1024;
 
 /** Options of {@link CibaClient}. */
-export interface CibaClientOptions {
+/**
+ * Client authentication (`clientId` of a client registered for the CIBA grant with `backchannel_token_delivery_mode:
+ * poll`; `clientSecret` or `privateKey`, `authMethod`, …) is the token providers' {@link ClientAuthOptions}:
+ * `client_secret_basic` (default), `client_secret_post` or `private_key_jwt` (RFC 7523), used at both endpoints.
+ */
+export interface CibaClientOptions extends ClientAuthOptions {
   /**
    * The authorization server's issuer. Without `backchannelAuthenticationEndpoint` and `tokenUrl`, both are read from
    * its OpenID Connect discovery document (`<issuer>/.well-known/openid-configuration`, whose `issuer` must match).
@@ -25,12 +32,6 @@ export interface CibaClientOptions {
   backchannelAuthenticationEndpoint?: string;
   /** Token endpoint (RFC 6749 §3.2), polled with the CIBA grant. Default: from discovery. */
   tokenUrl?: string;
-  /** `client_id` of a client registered for the CIBA grant with `backchannel_token_delivery_mode: poll`. */
-  clientId: string;
-  /** `client_secret`. Never logged, never put in an error. */
-  clientSecret: string;
-  /** Client authentication at both endpoints. Default `'client_secret_basic'`. */
-  authMethod?: ClientAuthMethod;
   /** Deadline of one HTTP request (discovery, start, one poll), milliseconds. Default 10,000. */
   requestTimeoutMs?: number;
   /**
@@ -191,13 +192,15 @@ interface Endpoints {
 export class CibaClient {
   /** The client id. */
   readonly clientId: string;
-  readonly #secret: string;
+  readonly #auth: ResolvedClientAuth;
+  // What the last request sent (secret or assertion): removed from any server text repeated in an error.
+  #redact: string[] = [];
   private readonly o: CibaClientOptions;
   private readonly fetchImpl: typeof fetch;
   private endpoints?: Promise<Endpoints>;
 
   constructor(o: CibaClientOptions) {
-    if (!o.clientId || !o.clientSecret) throw new ClientCredentialsError('CibaClient needs clientId and clientSecret');
+    this.#auth = providerClientAuth(o);
     const allow = o.allowInsecureHttp === true;
     if (o.backchannelAuthenticationEndpoint && o.tokenUrl) {
       this.endpoints = Promise.resolve({ backchannel: parseTokenUrl(o.backchannelAuthenticationEndpoint, allow), token: parseTokenUrl(o.tokenUrl, allow) });
@@ -207,7 +210,6 @@ export class CibaClient {
       throw new ClientCredentialsError('CibaClient needs issuer, or both backchannelAuthenticationEndpoint and tokenUrl');
     }
     this.clientId = o.clientId;
-    this.#secret = o.clientSecret;
     this.o = o;
     this.fetchImpl = o.fetch ?? fetch;
   }
@@ -230,7 +232,7 @@ export class CibaClient {
     if (r.kind === 'unavailable') throw new CibaError('unavailable', `backchannel authentication endpoint ${backchannel} unavailable: ${r.detail}`);
     const { status, body } = r;
     if (status < 200 || status >= 300) {
-      const { error, description } = oauthError(body, this.#secret);
+      const { error, description } = oauthError(body, this.#redact);
       throw new CibaError(
         error,
         `backchannel authentication endpoint refused the request: ${error}${description ? ` (${description})` : ''} [HTTP ${status}]`,
@@ -286,14 +288,14 @@ export class CibaClient {
         const expiresIn = positive(body?.expires_in) ?? 60;
         const scope = typeof body?.scope === 'string' ? body.scope.split(' ').filter(Boolean) : [];
         const idToken = typeof body?.id_token === 'string' ? body.id_token : undefined;
-        const type = typeof body?.token_type === 'string' ? clean(body.token_type, this.#secret) : 'Bearer';
+        const type = typeof body?.token_type === 'string' ? clean(body.token_type, this.#redact) : 'Bearer';
         return {
           status: 'approved',
           authReqId: pending.authReqId,
           token: new CibaApprovalToken(token, idToken, type, Object.freeze(scope), Date.now() + expiresIn * 1000),
         };
       }
-      const { error, description } = oauthError(body, this.#secret);
+      const { error, description } = oauthError(body, this.#redact);
       switch (error) {
         case 'authorization_pending':
           continue;
@@ -343,7 +345,7 @@ export class CibaClient {
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
       body = parseObject(text);
     } catch (e) {
-      throw new CibaError('unavailable', `OpenID Connect discovery at ${url} failed: ${clean((e as Error)?.message ?? 'fetch failed', this.#secret)}`);
+      throw new CibaError('unavailable', `OpenID Connect discovery at ${url} failed: ${clean((e as Error)?.message ?? 'fetch failed', this.#redact)}`);
     }
     if (!body || String(body.issuer ?? '').replace(/\/+$/, '') !== issuer)
       throw new CibaError('invalid_response', `${url} is not the discovery document of ${issuer}`);
@@ -370,13 +372,16 @@ export class CibaClient {
     signal?: AbortSignal,
     deadline = Infinity,
   ): Promise<{ kind: 'answer'; status: number; body?: Json } | { kind: 'unavailable'; detail: string }> {
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-    if ((this.o.authMethod ?? 'client_secret_basic') === 'client_secret_basic') {
-      headers.authorization = `Basic ${Buffer.from(`${formEncode(this.clientId)}:${formEncode(this.#secret)}`).toString('base64')}`;
-    } else {
-      form.set('client_id', this.clientId);
-      form.set('client_secret', this.#secret);
+    let creds;
+    try {
+      creds = await clientAuthentication(this.#auth, url);
+    } catch (e) {
+      if (e instanceof ClientAuthenticationError) throw new CibaError('invalid_client', `client authentication failed: ${e.message}`);
+      throw e;
     }
+    this.#redact = creds.redact;
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...creds.headers };
+    for (const [k, v] of Object.entries(creds.params)) form.set(k, v);
     const ms = Math.max(1, Math.min(this.timeoutMs(), deadline - Date.now()));
     const signals = [AbortSignal.timeout(ms), ...(signal ? [signal] : [])];
     try {
@@ -388,13 +393,13 @@ export class CibaClient {
     } catch (e) {
       const err = e as { name?: string; message?: string; cause?: { code?: string } };
       if (err?.name === 'TimeoutError') return { kind: 'unavailable', detail: `no answer within ${ms} ms` };
-      return { kind: 'unavailable', detail: clean(err?.cause?.code ?? err?.message ?? 'fetch failed', this.#secret) };
+      return { kind: 'unavailable', detail: clean(err?.cause?.code ?? err?.message ?? 'fetch failed', this.#redact) };
     }
   }
 
   /** Never shows the secret when inspected. */
   toJSON(): Record<string, unknown> {
-    return { clientId: this.clientId, issuer: this.o.issuer, clientSecret: '[redacted]' };
+    return { clientId: this.clientId, issuer: this.o.issuer, authMethod: this.#auth.method, credential: '[redacted]' };
   }
 
   /** @internal */
@@ -417,7 +422,7 @@ function positive(v: unknown): number | undefined {
   return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
-function oauthError(body: Json | undefined, secret: string): { error: string; description?: string } {
+function oauthError(body: Json | undefined, secret: readonly string[]): { error: string; description?: string } {
   const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'invalid_response';
   const description = typeof body?.error_description === 'string' ? clean(body.error_description, secret) : undefined;
   return { error, ...(description ? { description } : {}) };

@@ -126,3 +126,53 @@ export class UntrustedDestinationError extends ClientCredentialsError {
     if (p.location !== undefined) this.location = p.location;
   }
 }
+
+/**
+ * The resource server refused a call with HTTP 403 and `WWW-Authenticate: Bearer error="insufficient_scope",
+ * scope="…"` (RFC 6750 §3.1), and step-up could not fix it:
+ * - `refusedScopes` not empty: the challenge names scopes outside what the caller may ask for (its scopes and
+ *   `stepUpScopes`), so none was requested (`stepUpAttempted` false);
+ * - `stepUpAttempted` true: a token with the challenged scopes was obtained and the one retry was refused again
+ *   (the authorization server granted fewer scopes, or the resource server wants more);
+ * - `missingScopes` empty: the token already had every scope the challenge names; a new one would not help.
+ */
+export class InsufficientScopeError extends ClientCredentialsError {
+  /** The scopes the challenge names (RFC 6750 §3 `scope`). */
+  readonly requiredScopes: readonly string[];
+  /** Of those, the ones the refused token did not have. */
+  readonly missingScopes: readonly string[];
+  /** Of the missing ones, those the caller is not configured to request (never requested). */
+  readonly refusedScopes: readonly string[];
+  /** Whether a token with more scopes was obtained and the request retried (once). */
+  readonly stepUpAttempted: boolean;
+  /** The request URL, when known. */
+  readonly url?: string;
+  /** HTTP status of the refusal: 403 (named as the SDK's HTTP+JSON errors name it, so code written for those keeps working). */
+  readonly statusCode = 403;
+  /** The refusal's `www-authenticate` header (lower-case name, as on the SDK's HTTP+JSON errors), when known. */
+  readonly headers?: Readonly<Record<string, string>>;
+
+  constructor(p: {
+    requiredScopes: readonly string[];
+    missingScopes: readonly string[];
+    refusedScopes: readonly string[];
+    stepUpAttempted: boolean;
+    url?: string;
+    wwwAuthenticate?: string | null;
+  }) {
+    const why = p.stepUpAttempted
+      ? 'refused again after step-up'
+      : p.refusedScopes.length
+        ? `the scopes ${p.refusedScopes.join(' ')} are not in the scopes this client may request (stepUpScopes)`
+        : p.missingScopes.length
+          ? 'no step-up possible'
+          : 'the token already has every scope the challenge names';
+    super(`insufficient_scope${p.url ? ` at ${p.url}` : ''}: needs ${p.requiredScopes.join(' ') || '(no scope named)'}; ${why}`);
+    this.requiredScopes = Object.freeze([...p.requiredScopes]);
+    this.missingScopes = Object.freeze([...p.missingScopes]);
+    this.refusedScopes = Object.freeze([...p.refusedScopes]);
+    this.stepUpAttempted = p.stepUpAttempted;
+    if (p.url !== undefined) this.url = p.url;
+    if (p.wwwAuthenticate) this.headers = Object.freeze({ 'www-authenticate': p.wwwAuthenticate.slice(0, 2048) });
+  }
+}

@@ -8,6 +8,7 @@ export {
   formEncode,
   type ClientCredentialsOptions,
   type ClientAuthMethod,
+  type ClientCredentialsAuth,
   type TokenRequest,
   type AccessToken,
 } from './token-provider';
@@ -19,7 +20,24 @@ export {
   type TokenExchangeOptions,
   type TokenExchangeRequest,
 } from './token-exchange';
-export { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError, AgentCardDiscoveryError, UntrustedDestinationError } from './errors';
+export {
+  CLIENT_ASSERTION_TYPE,
+  createClientAssertion,
+  type ClientAssertionAlgorithm,
+  type ClientPrivateKeyMaterial,
+  type ClientPrivateKeySource,
+  type ClientSecretSource,
+  type ClientSigningKey,
+} from '../core/client-auth';
+export {
+  ClientCredentialsError,
+  TokenEndpointError,
+  TokenEndpointUnavailableError,
+  AgentCardDiscoveryError,
+  UntrustedDestinationError,
+  InsufficientScopeError,
+} from './errors';
+export { parseWwwAuthenticate, insufficientScopeChallenge, planStepUp, type AuthChallenge, type StepUpPlan } from './step-up';
 export {
   discoverAgentAuth,
   readAgentAuth,
@@ -48,6 +66,7 @@ export {
   dpopProofFetch,
   connectA2AAgent,
   type A2AAuthFetchOptions,
+  type A2ATokenRequest,
   type BearerTokenSource,
   type ConnectA2AAgentOptions,
   type ConnectedA2AAgent,

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
-import { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError } from './errors';
+import type { ClientAuthMethod, ClientAuthOptions, ResolvedClientAuth } from '../core/client-auth';
+import { ClientCredentialsError } from './errors';
+import { postTokenRequest } from './token-endpoint';
 import {
-  clean,
-  formEncode,
   lifetimeSeconds,
   parseTokenUrl,
-  readLimited,
+  providerClientAuth,
   refreshMarginSeconds,
   type AccessToken,
-  type ClientAuthMethod,
   type ClientCredentialsTokenProvider,
   type TokenRequest,
 } from './token-provider';
@@ -23,17 +22,12 @@ export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** Largest subject token accepted, characters (as the resource server's default `maxTokenLength`). */
 const MAX_SUBJECT_TOKEN = 8192;
 const DEFAULT_TIMEOUT_MS = 10_000;
-const MAX_BODY = 256 * 1024;
 
 /** Options of {@link TokenExchangeProvider}. */
-export interface TokenExchangeOptions {
+export interface TokenExchangeOptions extends ClientAuthOptions {
   /** Token endpoint (RFC 6749 §3.2). `https:`, or `http:` on a loopback host, unless `allowInsecureHttp`. */
   tokenUrl: string;
-  /** `client_id` of the agent doing the exchange. */
-  clientId: string;
-  /** `client_secret`. Never logged or put in an error. */
-  clientSecret: string;
-  /** Client authentication. Default `'client_secret_basic'`. */
+  /** Client authentication. Default `'private_key_jwt'` with `privateKey`, else `'client_secret_basic'`. */
   authMethod?: ClientAuthMethod;
   /**
    * Send the agent's own token as `actor_token` (RFC 8693 §2.1), from this provider (for the same token endpoint).
@@ -103,25 +97,24 @@ export class TokenExchangeProvider {
   readonly clientId: string;
   /** Number of exchange requests sent (for metrics and tests). */
   requestCount = 0;
-  private readonly secret: string;
-  private readonly opts: Omit<TokenExchangeOptions, 'clientSecret'>;
+  private readonly auth: ResolvedClientAuth;
+  private readonly opts: Omit<TokenExchangeOptions, 'clientSecret' | 'privateKey'>;
   private readonly cache = new Map<string, Entry>();
   private readonly fetchImpl: typeof fetch;
   private readonly maxEntries: number;
 
   constructor(options: TokenExchangeOptions) {
-    if (!options.clientId) throw new ClientCredentialsError('clientId is required');
-    if (!options.clientSecret) throw new ClientCredentialsError('clientSecret is required');
+    this.auth = providerClientAuth(options);
     this.tokenUrl = parseTokenUrl(options.tokenUrl, options.allowInsecureHttp === true);
     this.clientId = options.clientId;
-    this.secret = options.clientSecret;
-    const { clientSecret: _omit, ...rest } = options;
-    void _omit;
+    const { clientSecret: _s, privateKey: _k, ...rest } = options;
+    void _s;
+    void _k;
     this.opts = rest;
     this.fetchImpl = options.fetch ?? fetch;
     this.maxEntries = options.maxEntries ?? 1000;
     if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new ClientCredentialsError('maxEntries must be a positive integer');
-    Object.defineProperty(this, 'secret', { enumerable: false });
+    Object.defineProperty(this, 'auth', { enumerable: false });
   }
 
   /**
@@ -201,66 +194,38 @@ export class TokenExchangeProvider {
     form.set('grant_type', TOKEN_EXCHANGE_GRANT_TYPE);
     form.set('subject_token', subject);
     form.set('subject_token_type', ACCESS_TOKEN_TYPE);
+    const redact = [subject];
     if (this.opts.actorTokenProvider) {
-      form.set('actor_token', await this.opts.actorTokenProvider.getAccessToken(this.opts.actorTokenRequest ?? {}));
+      const actor = await this.opts.actorTokenProvider.getAccessToken(this.opts.actorTokenRequest ?? {});
+      redact.push(actor);
+      form.set('actor_token', actor);
       form.set('actor_token_type', ACCESS_TOKEN_TYPE);
     }
     for (const r of p.resource) form.append('resource', r);
     if (p.audience) form.set('audience', p.audience);
     if (p.scopes.length) form.set('scope', p.scopes.join(' '));
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-    if ((this.opts.authMethod ?? 'client_secret_basic') === 'client_secret_basic') {
-      headers.authorization = `Basic ${Buffer.from(`${formEncode(this.clientId)}:${formEncode(this.secret)}`).toString('base64')}`;
-    } else {
-      form.set('client_id', this.clientId);
-      form.set('client_secret', this.secret);
-    }
-
-    const obtainedAt = Date.now();
-    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.requestCount++;
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.fetchImpl(this.tokenUrl, { method: 'POST', headers, body: form.toString(), redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-      text = await readLimited(res, MAX_BODY);
-    } catch (e) {
-      const name = (e as Error)?.name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
-        throw new TokenEndpointUnavailableError({ kind: 'timeout', tokenUrl: this.tokenUrl, detail: `no answer within ${timeoutMs} ms` });
-      }
-      const code = (e as { cause?: { code?: string } })?.cause?.code;
-      throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: this.tokenUrl, detail: code ?? 'fetch failed' });
-    }
-    if (res.status >= 300 && res.status < 400) throw new TokenEndpointUnavailableError({ kind: 'redirect', status: res.status, tokenUrl: this.tokenUrl });
-    if (res.status >= 500) throw new TokenEndpointUnavailableError({ kind: 'server_error', status: res.status, tokenUrl: this.tokenUrl });
-    let body: Record<string, unknown> | undefined;
-    try {
-      const j = JSON.parse(text) as unknown;
-      if (j && typeof j === 'object' && !Array.isArray(j)) body = j as Record<string, unknown>;
-    } catch {
-      body = undefined;
-    }
-    // The subject token is the caller's secret as much as the client's: keep both out of any server text we repeat.
-    const scrub = (s: string) => clean(s.split(subject).join('[redacted]'), this.secret);
-    const fail = (error: string, description?: string) =>
-      new TokenEndpointError({ error, errorDescription: description, status: res.status, tokenUrl: this.tokenUrl, clientId: this.clientId });
-    if (res.status < 200 || res.status >= 300) {
-      const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'unexpected_response';
-      throw fail(error, typeof body?.error_description === 'string' ? scrub(body.error_description) : undefined);
-    }
-    const accessToken = body?.access_token;
-    if (typeof accessToken !== 'string' || accessToken === '') throw fail('invalid_token_response', 'no access_token in the response');
-    const issued = body!.issued_token_type;
+    // The subject and actor tokens are secrets as much as the client's: keep them out of any server text we repeat.
+    const { body, accessToken, obtainedAt, fail } = await postTokenRequest(
+      {
+        tokenUrl: this.tokenUrl,
+        auth: this.auth,
+        fetch: this.fetchImpl,
+        timeoutMs: this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        counted: () => this.requestCount++,
+      },
+      form,
+      redact,
+    );
+    const issued = body.issued_token_type;
     if (issued !== ACCESS_TOKEN_TYPE && issued !== JWT_TOKEN_TYPE) throw fail('invalid_token_response', 'issued_token_type is not an access token');
-    const tokenType = typeof body!.token_type === 'string' ? body!.token_type : '';
+    const tokenType = typeof body.token_type === 'string' ? body.token_type : '';
     if (tokenType.toLowerCase() !== 'bearer') throw fail('invalid_token_response', 'token_type is not Bearer');
 
-    let lifetime = lifetimeSeconds(body!.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
+    let lifetime = lifetimeSeconds(body.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
     // Never past the subject token: the exchanged token speaks for a caller whose own token ends then.
     if (subjectExp !== undefined) lifetime = Math.min(lifetime, (subjectExp - obtainedAt) / 1000);
     const margin = refreshMarginSeconds(lifetime, this.opts.maxRefreshMarginSeconds ?? 60, this.opts.refreshMarginRatio ?? 0.1);
-    const granted = typeof body!.scope === 'string' ? body!.scope.split(' ').filter(Boolean) : p.scopes;
+    const granted = typeof body.scope === 'string' ? body.scope.split(' ').filter(Boolean) : p.scopes;
     return Object.freeze({
       accessToken,
       tokenType: 'Bearer' as const,

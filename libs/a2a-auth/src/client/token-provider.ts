@@ -1,24 +1,41 @@
+import { resolveClientAuth, type ClientAuthMethod, type ClientAuthOptions, type ResolvedClientAuth } from '../core/client-auth';
 import { DPoPProofSigner, type DPoPClientOptions } from './dpop';
-import { ClientCredentialsError, TokenEndpointError, TokenEndpointUnavailableError } from './errors';
+import { ClientCredentialsError, TokenEndpointUnavailableError } from './errors';
+import { postTokenRequest, RESERVED_PARAMS } from './token-endpoint';
 
-/** RFC 6749 §2.3.1 client authentication methods (names from RFC 7591 §2 `token_endpoint_auth_method`). */
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
+export { formEncode, type ClientAuthMethod } from '../core/client-auth';
+
+/**
+ * How a client authenticates at the token endpoint: `clientId` plus exactly one of `clientSecret`
+ * (`client_secret_basic` by default, or `client_secret_post`) and `privateKey` (`private_key_jwt`, RFC 7523). Either may
+ * be a function, called for every token request (never cached), so a rotated secret or key takes effect without a
+ * restart; after an `invalid_client` answer the function is called again and the request retried once.
+ * See {@link ClientAuthOptions} for each option and its default.
+ */
+export type ClientCredentialsAuth = ClientAuthOptions;
+
+/** The {@link ClientAuthOptions} error of a provider constructor, named after the option. */
+const configError = (option: string, problem: string) => new ClientCredentialsError(`${option} ${problem}`);
+
+/** Validates the client authentication of a provider. @internal */
+export function providerClientAuth(o: ClientAuthOptions): ResolvedClientAuth {
+  return resolveClientAuth(o, configError);
+}
 
 /** Options of {@link ClientCredentialsTokenProvider}. */
-export interface ClientCredentialsOptions {
+export interface ClientCredentialsOptions extends ClientAuthOptions {
   /** Token endpoint (RFC 6749 §3.2). Must be `https:`, or `http:` on a loopback host (127.0.0.0/8, ::1, localhost), unless `allowInsecureHttp`. */
   tokenUrl: string;
-  /** `client_id`. */
-  clientId: string;
-  /** `client_secret`. Read it from the environment or a secret store; it is never logged or put in an error. */
-  clientSecret: string;
   /** Default scopes to request (RFC 6749 §3.3); overridable per call. Default none (no `scope` parameter is sent). */
   scopes?: readonly string[];
   /** Default RFC 8707 `resource` indicator(s) (absolute URIs); overridable per call. */
   resource?: string | readonly string[];
   /** Default `audience` parameter (Auth0 and some others, instead of `resource`); overridable per call. */
   audience?: string;
-  /** Client authentication. Default `'client_secret_basic'` (RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic). */
+  /**
+   * Client authentication. Default `'private_key_jwt'` with `privateKey`, else `'client_secret_basic'` (RFC 6749 §2.3.1:
+   * id and secret form-urlencoded, then Basic).
+   */
   authMethod?: ClientAuthMethod;
   /** Deadline for one token request, milliseconds. Default 10,000. */
   timeoutMs?: number;
@@ -75,7 +92,6 @@ interface CacheEntry {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const MAX_BODY = 256 * 1024;
 
 /**
  * The refresh margin for a token lifetime, in seconds: `min(maxMargin, ratio × lifetime)`.
@@ -90,7 +106,10 @@ export function refreshMarginSeconds(lifetimeSeconds: number, maxMarginSeconds =
  * OAuth 2.0 client-credentials grant (RFC 6749 §4.4) for a calling agent, with a token cache.
  *
  * - `POST tokenUrl` with `grant_type=client_credentials`, `scope` (space-separated), optional `resource` (RFC 8707,
- *   repeatable) or `audience`; client authentication `client_secret_basic` (default) or `client_secret_post`.
+ *   repeatable) or `audience`; client authentication `client_secret_basic` (default), `client_secret_post` or
+ *   `private_key_jwt` (RFC 7523, with `privateKey`).
+ * - A `clientSecret` or `privateKey` function is called for every token request; after `invalid_client` (RFC 6749
+ *   §5.2) it is called once more and the request retried once (rotation without a restart).
  * - Caches one token per (tokenUrl, clientId, sorted scopes, resource, audience); a provider has one tokenUrl and
  *   client, and {@link getToken} takes the rest per call.
  * - Reuses a token until `expiresAt - margin`, margin = {@link refreshMarginSeconds} (min(60 s, 10% of lifetime)).
@@ -112,8 +131,8 @@ export class ClientCredentialsTokenProvider {
   readonly tokenUrl: string;
   /** The client id. */
   readonly clientId: string;
-  private readonly secret: string;
-  private readonly opts: ClientCredentialsOptions;
+  private readonly auth: ResolvedClientAuth;
+  private readonly opts: Omit<ClientCredentialsOptions, 'clientSecret' | 'privateKey'>;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly fetchImpl: typeof fetch;
   /** Number of token requests sent (for metrics and tests), nonce retries included. */
@@ -122,21 +141,20 @@ export class ClientCredentialsTokenProvider {
   readonly dpop?: DPoPProofSigner;
 
   constructor(options: ClientCredentialsOptions) {
-    if (!options.clientId) throw new ClientCredentialsError('clientId is required');
-    if (!options.clientSecret) throw new ClientCredentialsError('clientSecret is required');
+    this.auth = providerClientAuth(options);
     const url = parseTokenUrl(options.tokenUrl, options.allowInsecureHttp === true);
     this.tokenUrl = url;
     this.clientId = options.clientId;
-    this.secret = options.clientSecret;
-    // Keep the secret out of `opts` so inspecting the provider (or logging it by mistake) does not show it.
-    const { clientSecret: _omit, ...rest } = options;
-    void _omit;
-    this.opts = rest as ClientCredentialsOptions;
+    // Keep the credential out of `opts` so inspecting the provider (or logging it by mistake) does not show it.
+    const { clientSecret: _s, privateKey: _k, ...rest } = options;
+    void _s;
+    void _k;
+    this.opts = rest;
     this.fetchImpl = options.fetch ?? fetch;
     const d = options.dpop;
     if (d instanceof DPoPProofSigner) this.dpop = d;
     else if (d) this.dpop = new DPoPProofSigner(d === true ? {} : d);
-    Object.defineProperty(this, 'secret', { enumerable: false });
+    Object.defineProperty(this, 'auth', { enumerable: false });
   }
 
   /**
@@ -202,63 +220,38 @@ export class ClientCredentialsTokenProvider {
 
   private async request(p: { scopes: string[]; resource: string[]; audience?: string }): Promise<AccessToken> {
     const form = new URLSearchParams();
-    for (const [k, v] of Object.entries(this.opts.extraParams ?? {})) {
-      if (!['grant_type', 'client_id', 'client_secret', 'scope', 'resource', 'audience'].includes(k)) form.set(k, v);
-    }
+    for (const [k, v] of Object.entries(this.opts.extraParams ?? {})) if (!RESERVED_PARAMS.includes(k)) form.set(k, v);
     form.set('grant_type', 'client_credentials');
     if (p.scopes.length) form.set('scope', p.scopes.join(' '));
     for (const r of p.resource) form.append('resource', r);
     if (p.audience) form.set('audience', p.audience);
-    const headers: Record<string, string> = {
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    };
-    if ((this.opts.authMethod ?? 'client_secret_basic') === 'client_secret_basic') {
-      headers.authorization = `Basic ${Buffer.from(`${formEncode(this.clientId)}:${formEncode(this.secret)}`).toString('base64')}`;
-    } else {
-      form.set('client_id', this.clientId);
-      form.set('client_secret', this.secret);
-    }
-
-    const obtainedAt = Date.now();
-    let { res, text } = await this.send(headers, form);
-    if (this.dpop && res.status === 400 && isUseDpopNonce(text) && this.dpop.observe(this.tokenUrl, res.headers)) {
-      // RFC 9449 §8: the authorization server wants a nonce; it sent one, so retry once with a proof that carries it.
-      ({ res, text } = await this.send(headers, form));
-    }
-
-    if (res.status >= 300 && res.status < 400) throw new TokenEndpointUnavailableError({ kind: 'redirect', status: res.status, tokenUrl: this.tokenUrl });
-    if (res.status >= 500) throw new TokenEndpointUnavailableError({ kind: 'server_error', status: res.status, tokenUrl: this.tokenUrl });
-    let body: Record<string, unknown> | undefined;
-    try {
-      const j = JSON.parse(text) as unknown;
-      if (j && typeof j === 'object' && !Array.isArray(j)) body = j as Record<string, unknown>;
-    } catch {
-      body = undefined;
-    }
-    const fail = (error: string, description?: string) =>
-      new TokenEndpointError({ error, errorDescription: description, status: res.status, tokenUrl: this.tokenUrl, clientId: this.clientId });
-
-    if (res.status < 200 || res.status >= 300) {
-      const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'unexpected_response';
-      const desc = typeof body?.error_description === 'string' ? clean(body.error_description, this.secret) : undefined;
-      throw fail(error, desc);
-    }
-    const accessToken = body?.access_token;
-    if (typeof accessToken !== 'string' || accessToken === '') throw fail('invalid_token_response', 'no access_token in the response');
-    const rawType = typeof body?.token_type === 'string' ? body.token_type : 'Bearer';
+    const {
+      body,
+      accessToken,
+      obtainedAt,
+      fail,
+      clean: scrub,
+    } = await postTokenRequest(
+      {
+        tokenUrl: this.tokenUrl,
+        auth: this.auth,
+        fetch: this.fetchImpl,
+        timeoutMs: this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        dpop: this.dpop,
+        counted: () => this.requestCount++,
+      },
+      form,
+    );
+    const rawType = typeof body.token_type === 'string' ? body.token_type : 'Bearer';
     // RFC 9449 §5.1: a DPoP request must come back as token_type DPoP; a Bearer answer would silently drop the binding.
     const tokenType = this.dpop ? 'DPoP' : 'Bearer';
     if (rawType.toLowerCase() !== tokenType.toLowerCase()) {
-      throw fail(
-        'invalid_token_response',
-        `unsupported token_type ${JSON.stringify(clean(rawType, this.secret))}${this.dpop ? ' (a DPoP-bound token was requested)' : ''}`,
-      );
+      throw fail('invalid_token_response', `unsupported token_type ${JSON.stringify(scrub(rawType))}${this.dpop ? ' (a DPoP-bound token was requested)' : ''}`);
     }
 
-    const lifetime = lifetimeSeconds(body!.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
+    const lifetime = lifetimeSeconds(body.expires_in, accessToken, obtainedAt, this.opts.defaultExpiresInSeconds ?? 60);
     const margin = refreshMarginSeconds(lifetime, this.opts.maxRefreshMarginSeconds ?? 60, this.opts.refreshMarginRatio ?? 0.1);
-    const granted = typeof body!.scope === 'string' ? body!.scope.split(' ').filter(Boolean) : p.scopes;
+    const granted = typeof body.scope === 'string' ? body.scope.split(' ').filter(Boolean) : p.scopes;
     return Object.freeze({
       accessToken,
       tokenType,
@@ -267,33 +260,6 @@ export class ClientCredentialsTokenProvider {
       expiresAt: obtainedAt + lifetime * 1000,
       refreshAt: obtainedAt + (lifetime - margin) * 1000,
     });
-  }
-
-  /** One POST to the token endpoint, with a fresh DPoP proof when DPoP is on; records any `DPoP-Nonce` it is given. */
-  private async send(headers: Record<string, string>, form: URLSearchParams): Promise<{ res: Response; text: string }> {
-    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const h = { ...headers };
-    // RFC 9449 §5: the proof at the token endpoint has htm POST, htu the token URL and no ath.
-    if (this.dpop) h.dpop = await this.dpop.proof({ htm: 'POST', url: this.tokenUrl });
-    this.requestCount++;
-    try {
-      const res = await this.fetchImpl(this.tokenUrl, {
-        method: 'POST',
-        headers: h,
-        body: form.toString(),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      const text = await readLimited(res, MAX_BODY);
-      this.dpop?.observe(this.tokenUrl, res.headers);
-      return { res, text };
-    } catch (e) {
-      const name = (e as Error)?.name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
-        throw new TokenEndpointUnavailableError({ kind: 'timeout', tokenUrl: this.tokenUrl, detail: `no answer within ${timeoutMs} ms` });
-      }
-      throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: this.tokenUrl, detail: safeDetail(e, this.secret) });
-    }
   }
 
   /** Never shows the secret or tokens when inspected. */
@@ -305,11 +271,6 @@ export class ClientCredentialsTokenProvider {
 // The token type is part of the key: a DPoP-bound token and a bearer token for the same request are never interchangeable.
 function cacheKey(p: { scopes: string[]; resource: string[]; audience?: string }, tokenType: 'Bearer' | 'DPoP'): string {
   return JSON.stringify([tokenType, [...p.scopes].sort(), [...p.resource].sort(), p.audience ?? null]);
-}
-
-/** RFC 6749 §2.3.1 / Appendix B: `application/x-www-form-urlencoded` encoding of one value (WHATWG URL serializer). */
-export function formEncode(v: string): string {
-  return new URLSearchParams([['', v]]).toString().slice(1);
 }
 
 /** The token endpoint URL, checked (absolute, no credentials, https or loopback http). Shared with the token exchange. @internal */
@@ -350,37 +311,4 @@ export function lifetimeSeconds(expiresIn: unknown, token: string, obtainedAt: n
     }
   }
   return fallback;
-}
-
-function isUseDpopNonce(text: string): boolean {
-  try {
-    return (JSON.parse(text) as { error?: unknown })?.error === 'use_dpop_nonce';
-  } catch {
-    return false;
-  }
-}
-
-/** A response body as text, or `''` when it is larger than `max` characters. Shared with the token exchange. @internal */
-export async function readLimited(res: Response, max: number): Promise<string> {
-  const len = Number(res.headers.get('content-length') ?? '0');
-  if (len > max) {
-    await res.body?.cancel().catch(() => undefined);
-    return '';
-  }
-  const text = await res.text();
-  return text.length > max ? '' : text;
-}
-
-/** Server-provided text, shortened and with the secret removed, for an error message. @internal */
-export function clean(s: string, secret: string): string {
-  // eslint-disable-next-line no-control-regex -- server text may carry control characters; they never reach an error message
-  let out = s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
-  if (secret) out = out.split(secret).join('[redacted]');
-  return out;
-}
-
-function safeDetail(e: unknown, secret: string): string {
-  const err = e as { message?: string; cause?: { code?: string; message?: string } };
-  const code = err?.cause?.code;
-  return clean(code ? `${code}` : (err?.message ?? 'fetch failed'), secret);
 }

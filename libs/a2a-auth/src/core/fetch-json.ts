@@ -9,12 +9,20 @@ export interface FetchJsonPost {
   body: string;
 }
 
+/** A non-2xx answer of {@link fetchJson}; `status` is the HTTP status. The message names only the status. */
+export class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+    this.name = 'HttpStatusError';
+  }
+}
+
 /**
  * GETs (or, with `post`, POSTs) a JSON document with a total deadline and a size cap, so a hanging, slow-drip or
  * oversized key server can never hang or exhaust the resource server. Redirects are refused.
  *
  * @param timeoutMs total deadline in milliseconds (connect + headers + body).
- * @throws Error on timeout, non-2xx status, a body over {@link MAX_DOCUMENT_BYTES}, or invalid JSON.
+ * @throws HttpStatusError on a non-2xx status; Error on timeout, a body over {@link MAX_DOCUMENT_BYTES}, or invalid JSON.
  */
 export async function fetchJson(url: string, timeoutMs: number, post?: FetchJsonPost): Promise<unknown> {
   const ac = new AbortController();
@@ -27,7 +35,7 @@ export async function fetchJson(url: string, timeoutMs: number, post?: FetchJson
     });
     if (res.status < 200 || res.status > 299) {
       await res.body?.cancel().catch(() => undefined);
-      throw new Error(`HTTP ${res.status}`);
+      throw new HttpStatusError(res.status);
     }
     const declared = Number(res.headers.get('content-length') ?? '0');
     if (declared > MAX_DOCUMENT_BYTES) {

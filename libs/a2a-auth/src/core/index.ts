@@ -93,7 +93,23 @@ export {
   type KeyStoreLogger,
 } from './key-store';
 export { KeyRegistry, type KeyRegistryOptions } from './key-registry';
-export { fetchJson, MAX_DOCUMENT_BYTES, type FetchJsonPost } from './fetch-json';
+export { fetchJson, HttpStatusError, MAX_DOCUMENT_BYTES, type FetchJsonPost } from './fetch-json';
+export {
+  CLIENT_ASSERTION_TYPE,
+  ClientAuthenticationError,
+  createClientAssertion,
+  clientAuthentication,
+  resolveClientAuth,
+  type ClientAuthMethod,
+  type ClientAuthOptions,
+  type ClientAssertionAlgorithm,
+  type ClientPrivateKeyMaterial,
+  type ClientPrivateKeySource,
+  type ClientSecretSource,
+  type ClientSigningKey,
+  type ClientAuthRequestParts,
+  type ResolvedClientAuth,
+} from './client-auth';
 export { TokenIntrospector, isJwtShaped, type IntrospectionOptions, type ResolvedIntrospectionOptions, type IntrospectionResult } from './introspection';
 export {
   PushUrlPolicy,

@@ -1,20 +1,27 @@
 import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors';
-import { fetchJson } from './fetch-json';
+import { ClientAuthenticationError, clientAuthentication, type ClientAuthOptions, type ResolvedClientAuth } from './client-auth';
+import { fetchJson, HttpStatusError } from './fetch-json';
 import type { SharedStore } from './store';
 
 /** OAuth 2.0 Token Introspection (RFC 7662) for opaque access tokens: the `introspection` module option. */
-export interface IntrospectionOptions {
+export interface IntrospectionOptions extends ClientAuthOptions {
   /** The introspection endpoint (RFC 7662 §2). Default: `introspection_endpoint` from the issuer's metadata (RFC 8414 §2); required with several issuers. */
   endpoint?: string;
   /** This resource server's `client_id` at the authorization server (RFC 7662 §2.1: the caller must authenticate). */
   clientId: string;
   /**
-   * Its `client_secret` (sent with `client_secret_basic`, RFC 6749 §2.3.1), or a function returning it (called for each
-   * introspection call, so a rotated secret is picked up). Read it from the environment or a secret store; it is never
-   * logged.
+   * Its `client_secret` (sent with `client_secret_basic`, RFC 6749 §2.3.1, or `client_secret_post`), or a function
+   * returning it (called for each introspection call, so a rotated secret is picked up). Read it from the environment
+   * or a secret store; it is never logged. Exactly one of `clientSecret` and `privateKey`.
    */
-  clientSecret: string | (() => string | Promise<string>);
+  clientSecret?: string | (() => string | Promise<string>);
+  /**
+   * Its private key for `private_key_jwt` (RFC 7523): PEM, private JWK, `KeyObject`, `{ key, kid?, alg? }`, or a function
+   * returning one (called for each introspection call). The assertion's `aud` defaults to the issuer identifier with a
+   * single issuer, else the introspection endpoint URL (`assertionAudience` overrides).
+   */
+  privateKey?: ClientAuthOptions['privateKey'];
   /** Deadline of one introspection call (metadata discovery included), seconds. Default 5. */
   timeout?: number;
   /** Longest an active result is reused, seconds; it also ends at the token's `exp`. Default 60. `0` turns the cache off. */
@@ -33,8 +40,8 @@ export interface ResolvedIntrospectionOptions {
   issuer?: string;
   /** `client_id`. */
   clientId: string;
-  /** `client_secret` or its source (not enumerable: it never shows when the options are inspected). */
-  clientSecret: string | (() => string | Promise<string>);
+  /** The client authentication (its credential is not enumerable: it never shows when the options are inspected). */
+  auth: ResolvedClientAuth;
   /** Seconds. */
   timeout: number;
   /** Seconds. */
@@ -82,7 +89,8 @@ export function isJwtShaped(token: string): boolean {
  * Asks the authorization server about opaque access tokens (RFC 7662) on behalf of the verifier.
  *
  * - `POST endpoint` with `token` and `token_type_hint=access_token` (§2.1), client authentication
- *   `client_secret_basic`; one deadline (`timeout`) covers endpoint discovery and the call; a 1 MiB answer cap;
+ *   `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523); a credential given as a function is
+ *   read for every call, and after a 400/401 answer read once more and the call retried once (rotation); one deadline (`timeout`) covers endpoint discovery and the call; a 1 MiB answer cap;
  *   redirects refused.
  * - Results are cached by the token's SHA-256 (never the token): an active one until the earliest of its `exp` and
  *   `cacheMaxTtl`, an inactive one for `inactiveCacheTtl`. Failures are never cached.
@@ -220,27 +228,27 @@ export class TokenIntrospector {
       return ms;
     };
     const endpoint = this.endpoint ?? (this.endpoint = await this.discover(remaining));
-    let secret: string;
-    try {
-      const s = this.options.clientSecret;
-      secret = typeof s === 'function' ? await s() : s;
-    } catch {
-      throw new AuthError('introspection_unavailable', 'introspection.clientSecret() threw');
-    }
-    if (typeof secret !== 'string' || secret === '') throw new AuthError('introspection_unavailable', 'introspection.clientSecret() gave no secret');
-    const body = new URLSearchParams({ token, token_type_hint: 'access_token' }).toString();
-    const basic = Buffer.from(`${formEncode(this.options.clientId)}:${formEncode(secret)}`).toString('base64');
     let answer: unknown;
-    this.callCount++;
-    try {
-      answer = await fetchJson(endpoint, remaining(), {
-        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body,
-      });
-    } catch (e) {
-      if (e instanceof AuthError) throw e;
-      // fetchJson's messages name the status, the deadline or the network failure; never the request.
-      throw new AuthError('introspection_unavailable', `introspection at ${endpoint} failed: ${(e as Error)?.message ?? 'error'}`);
+    for (let attempt = 0; ; attempt++) {
+      let creds;
+      try {
+        creds = await clientAuthentication(this.options.auth, endpoint);
+      } catch (e) {
+        if (e instanceof ClientAuthenticationError) throw new AuthError('introspection_unavailable', `introspection client authentication: ${e.message}`);
+        throw e;
+      }
+      const body = new URLSearchParams({ token, token_type_hint: 'access_token', ...creds.params }).toString();
+      this.callCount++;
+      try {
+        answer = await fetchJson(endpoint, remaining(), { headers: { ...creds.headers, 'content-type': 'application/x-www-form-urlencoded' }, body });
+        break;
+      } catch (e) {
+        if (e instanceof AuthError) throw e;
+        // RFC 6749 §5.2 invalid_client is 401 (or 400): a rotated credential may already be in the store, so read it again once.
+        if (e instanceof HttpStatusError && (e.status === 400 || e.status === 401) && this.options.auth.rotatable && attempt === 0) continue;
+        // fetchJson's messages name the status, the deadline or the network failure; never the request.
+        throw new AuthError('introspection_unavailable', `introspection at ${endpoint} failed: ${(e as Error)?.message ?? 'error'}`);
+      }
     }
     if (!answer || typeof answer !== 'object' || Array.isArray(answer) || typeof (answer as { active?: unknown }).active !== 'boolean') {
       throw new AuthError('introspection_unavailable', `introspection at ${endpoint} gave no RFC 7662 response (no boolean active)`);
@@ -291,9 +299,4 @@ function parseShared(raw: string): IntrospectionResult | undefined {
   if (active === false) return INACTIVE;
   if (active !== true || !claims || typeof claims !== 'object' || Array.isArray(claims)) return undefined;
   return Object.freeze({ active: true, claims: Object.freeze(claims as Record<string, unknown>) });
-}
-
-// RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined for Basic.
-function formEncode(v: string): string {
-  return new URLSearchParams([['', v]]).toString().slice(1);
 }

@@ -4,6 +4,7 @@ import type { AuditSink } from './audit-event';
 import { DEFAULT_SCOPE_CLAIMS } from './scopes';
 import { DEFAULT_MAX_TOKEN_LENGTH } from './bearer';
 import type { IntrospectionOptions, ResolvedIntrospectionOptions } from './introspection';
+import { resolveClientAuth } from './client-auth';
 import type { DPoPReplayCache } from './replay-cache';
 import { resolveDelegation, type DelegationOptions, type DelegationPolicy } from './delegation';
 import { defaultKeyPrefix } from './store';
@@ -587,26 +588,27 @@ function resolveDPoP(v: DPoPMode | DPoPOptions | undefined, trustedProxyHops: nu
 
 function resolveIntrospection(i: IntrospectionOptions, issuers: ReadonlyArray<{ issuer: string }>): ResolvedIntrospectionOptions {
   if (!i || typeof i !== 'object') throw new A2AAuthConfigError('introspection', 'must be an object { clientId, clientSecret, endpoint? }');
-  if (typeof i.clientId !== 'string' || i.clientId === '') throw new A2AAuthConfigError('introspection.clientId', 'is required');
-  if (typeof i.clientSecret !== 'function' && (typeof i.clientSecret !== 'string' || i.clientSecret === '')) {
-    throw new A2AAuthConfigError('introspection.clientSecret', 'is required: a string, or a function returning one');
-  }
   absoluteUrl('introspection.endpoint', i.endpoint);
+  const issuer = issuers.length === 1 ? issuers[0].issuer : undefined;
+  // The issuer identifies the authorization server (RFC 7523 §3); without a single one, the endpoint itself is the audience.
+  const auth = resolveClientAuth(
+    { ...i, assertionAudience: i.assertionAudience ?? issuer },
+    (option, problem) => new A2AAuthConfigError(option, problem),
+    'introspection.',
+  );
   if (i.endpoint === undefined && issuers.length > 1) {
     throw new A2AAuthConfigError('introspection.endpoint', 'is required with several issuers (it cannot be discovered from one of them)');
   }
   const r: ResolvedIntrospectionOptions = {
     endpoint: i.endpoint,
-    issuer: issuers.length === 1 ? issuers[0].issuer : undefined,
+    issuer,
     clientId: i.clientId,
-    clientSecret: i.clientSecret,
+    auth,
     timeout: positive('introspection.timeout', i.timeout, 5),
     cacheMaxTtl: nonNegative('introspection.cacheMaxTtl', i.cacheMaxTtl, 60),
     inactiveCacheTtl: nonNegative('introspection.inactiveCacheTtl', i.inactiveCacheTtl, 10),
     cacheMaxEntries: nonNegative('introspection.cacheMaxEntries', i.cacheMaxEntries, 10_000),
   };
-  // The secret stays usable but never shows when the resolved options are logged or serialised.
-  Object.defineProperty(r, 'clientSecret', { enumerable: false });
   return r;
 }
 
