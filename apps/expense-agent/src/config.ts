@@ -1,5 +1,5 @@
 import type { ConfigService } from '@nestjs/config';
-import type { A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { IN_TASK_AUTH_EXTENSION_URI, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { EXPENSE_SCOPES } from './dev-clients';
 
 /**
@@ -33,6 +33,8 @@ export const ENV = {
   introspectionClientId: 'A2A_INTROSPECTION_CLIENT_ID',
   /** Its secret (`client_secret_basic`); required with `A2A_INTROSPECTION_CLIENT_ID`. */
   introspectionClientSecret: 'A2A_INTROSPECTION_CLIENT_SECRET',
+  /** Approving an expense above this amount over A2A also needs `expense:approve-large` (asked for mid-task). Default 1000. */
+  approvalLimit: 'EXPENSE_APPROVAL_LIMIT',
 } as const;
 
 /** DPoP modes `A2A_DPOP` may name. */
@@ -247,7 +249,15 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
       ],
       extendedCard: true,
       // The A2A bindings (src/a2a) serve SendStreamingMessage and POST /message:stream as server-sent events.
-      capabilities: { streaming: true },
+      capabilities: {
+        streaming: true,
+        extensions: [
+          {
+            uri: IN_TASK_AUTH_EXTENSION_URI,
+            description: 'A task may wait in TASK_STATE_AUTH_REQUIRED for a token with more scopes (see docs/in-task-authorization.md)',
+          },
+        ],
+      },
     },
   };
 }

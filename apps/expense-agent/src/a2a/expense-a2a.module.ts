@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { A2AHttpTransport, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
+import { A2AHttpTransport, A2AInTaskAuthorization, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
 import { A2AJsonRpcController, A2ARestController } from './a2a.controllers';
 import { ExpenseA2AExecutor } from './expense-a2a.executor';
 
@@ -12,6 +12,7 @@ import { ExpenseA2AExecutor } from './expense-a2a.executor';
   controllers: [A2AJsonRpcController, A2ARestController],
   providers: [
     A2ASkillAuthorizer,
+    A2AInTaskAuthorization,
     ExpenseA2AExecutor,
     {
       provide: A2AHttpTransport,

@@ -52,6 +52,14 @@ export interface AgentCardSignatureJson {
 }
 
 /** `AgentCard` (A2A v1.0). */
+/** A2A `AgentExtension` on the wire (ProtoJSON: `required` only when true). */
+export interface AgentExtensionJson {
+  uri: string;
+  description?: string;
+  required?: boolean;
+  params?: Record<string, unknown>;
+}
+
 export interface AgentCardJson {
   name: string;
   description: string;
@@ -60,7 +68,7 @@ export interface AgentCardJson {
   provider?: { url: string; organization: string };
   version: string;
   documentationUrl?: string;
-  capabilities: { streaming?: boolean; pushNotifications?: boolean; extendedAgentCard?: boolean };
+  capabilities: { streaming?: boolean; pushNotifications?: boolean; extendedAgentCard?: boolean; extensions?: AgentExtensionJson[] };
   securitySchemes?: Record<string, SecuritySchemeJson>;
   securityRequirements?: SecurityRequirementJson[];
   defaultInputModes?: string[];

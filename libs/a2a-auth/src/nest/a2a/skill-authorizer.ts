@@ -9,6 +9,12 @@ import { delegationFor } from '../../core/delegation';
 import type { ResolvedOptions } from '../../core/options';
 import { assertAuthorized } from '../../core/route-policy';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
+import {
+  checkPendingAnswer,
+  InMemoryPendingAuthorizationStore,
+  type PendingAuthorization,
+  type PendingAuthorizationStore,
+} from '../../core/in-task-authorization';
 
 /** The metadata key that names the skill of an A2A message: `message.metadata.skillId` (or request-level `metadata.skillId`). */
 export const A2A_SKILL_ID_KEY = 'skillId';
@@ -104,6 +110,12 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  */
 @Injectable()
 export class A2ASkillAuthorizer {
+  /**
+   * Operations of tasks waiting for more scopes (`A2AInTaskAuthorization.requireScopes`), one per task, in this
+   * process's memory (several instances would need a shared store and a way to reach the waiting executor: not yet).
+   */
+  readonly pending: PendingAuthorizationStore = new InMemoryPendingAuthorizationStore();
+
   constructor(
     private readonly skills: SkillRegistry,
     private readonly guard: A2AAuthGuard,
@@ -123,17 +135,109 @@ export class A2ASkillAuthorizer {
     const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
     const route = { skillId, requiredScopes: skill.scopes };
-    if (!skill.isPublic && !caller) this.refuse(req, res, new AuthError('missing_token', `skill ${skillId} needs a token`), route);
-    if (caller) {
-      // A public skill still refuses a delegation chain its policy does not accept: the executor would act for it.
-      try {
-        assertAuthorized(caller, skill.isPublic ? [] : skill.scopes, delegationFor(this.opts.delegation, skill.delegation));
-      } catch (e) {
-        this.refuse(req, res, e as AuthError, route, caller);
-      }
-    }
+    const err = this.check(caller, skillId, skill);
+    if (err) this.refuse(req, res, err, route, caller);
     if (caller) this.audit.success(req, caller, {}, route);
     return { skillId, skill, caller };
+  }
+
+  /**
+   * A message: with `metadata.skillId` (or a single-skill agent) as {@link authorize}; without one on an agent with
+   * several skills, the executor routes it and must call `A2AInTaskAuthorization.authorizeSkill` before it publishes a
+   * result (the library's executor wrapper refuses otherwise), so here only the caller is checked (module-wide
+   * delegation policy; anonymous only when the agent has public skills).
+   * @throws as {@link authorize}.
+   */
+  authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedCall {
+    if (skillIdOf(params) !== undefined || this.skills.all().length === 1) {
+      const skill = this.authorize(req, res, params);
+      return { skill, caller: skill.caller };
+    }
+    const caller = this.precheck(req, res);
+    if (!caller) return {};
+    try {
+      assertAuthorized(caller, [], this.opts.delegation);
+    } catch (e) {
+      this.refuse(req, res, e as AuthError, {}, caller);
+    }
+    this.audit.success(req, caller, {}, {});
+    return { caller };
+  }
+
+  /**
+   * The in-task decision on a skill the executor chose (same policy and scope check as {@link authorize}), recorded in
+   * the audit trail. Returns the refusal instead of answering HTTP: the task is answered in A2A terms.
+   * @throws Error for a skill id the agent does not have (a bug in the executor, not the caller's fault).
+   */
+  decideSkill(req: HttpRequestLike | object, caller: A2ACaller | undefined, skillId: string): { skill: RegisteredSkill; error?: AuthError } {
+    const skill = this.skills.get(skillId);
+    if (!skill) throw new Error(`authorizeSkill: this agent has no skill ${JSON.stringify(skillId)}`);
+    const route = { skillId, requiredScopes: skill.scopes };
+    const error = this.check(caller, skillId, skill);
+    if (error) this.audit.failure(req as HttpRequestLike, error, {}, route, caller);
+    else if (caller) this.audit.success(req as HttpRequestLike, caller, {}, route);
+    return { skill, error };
+  }
+
+  /**
+   * The in-task decision on extra scopes for one operation (the same delegation and scope check), recorded in the
+   * audit trail. The skill's own `@Delegation()` applies when `skillId` names one.
+   * @returns the refusal, or `undefined` when the caller has them.
+   */
+  decideScopes(req: HttpRequestLike | object, caller: A2ACaller, scopes: readonly string[], skillId?: string): AuthError | undefined {
+    const skill = skillId === undefined ? undefined : this.skills.get(skillId);
+    const route = { skillId, requiredScopes: scopes };
+    try {
+      assertAuthorized(caller, scopes, delegationFor(this.opts.delegation, skill?.delegation));
+    } catch (e) {
+      this.audit.failure(req as HttpRequestLike, e as AuthError, {}, route, caller);
+      return e as AuthError;
+    }
+    this.audit.success(req as HttpRequestLike, caller, {}, route);
+    return undefined;
+  }
+
+  /**
+   * A follow-up message on a task that waits for more scopes (`A2AInTaskAuthorization.requireScopes`): the caller must
+   * be the task's owner and its token must grant the pending scopes ({@link checkPendingAnswer}); recorded in the audit
+   * trail. Nothing is changed on the task when it is refused.
+   * @returns the pending record it answers, `undefined` when the task waits for none (an ordinary message), or
+   *   `'not_owner'` (answer as for an unknown task).
+   * @throws HttpException 403 `insufficient_scope` with the pending scopes in the challenge.
+   */
+  async authorizeFollowUp(req: HttpRequestLike, res: unknown, params: unknown, caller: A2ACaller | undefined): Promise<PendingAuthorization | 'not_owner' | undefined> {
+    const taskId = isObj(params) && isObj(params.message) && typeof params.message.taskId === 'string' ? params.message.taskId : '';
+    if (!taskId) return undefined;
+    const p = await this.pending.get(taskId);
+    if (!p) return undefined;
+    const route = { skillId: p.skillId, requiredScopes: p.scopes };
+    if (!caller) this.refuse(req, res, new AuthError('missing_token', 'the task waits for a token with more scopes'), route);
+    const skill = p.skillId === undefined ? undefined : this.skills.get(p.skillId);
+    let verdict: 'not_owner' | undefined;
+    try {
+      verdict = checkPendingAnswer(p, caller!, delegationFor(this.opts.delegation, skill?.delegation));
+    } catch (e) {
+      this.refuse(req, res, e as AuthError, route, caller);
+    }
+    if (verdict) {
+      this.audit.failure(req, new AuthError('insufficient_scope', 'follow-up from another owner than the task'), {}, route, caller);
+      return verdict;
+    }
+    this.audit.success(req, caller!, {}, route);
+    return p;
+  }
+
+  /** The one policy decision of a skill for a caller (anonymous: `undefined`). */
+  private check(caller: A2ACaller | undefined, skillId: string, skill: RegisteredSkill): AuthError | undefined {
+    if (!skill.isPublic && !caller) return new AuthError('missing_token', `skill ${skillId} needs a token`);
+    if (!caller) return undefined;
+    // A public skill still refuses a delegation chain its policy does not accept: the executor would act for it.
+    try {
+      assertAuthorized(caller, skill.isPublic ? [] : skill.scopes, delegationFor(this.opts.delegation, skill.delegation));
+    } catch (e) {
+      return e as AuthError;
+    }
+    return undefined;
   }
 
   /**
@@ -167,7 +271,7 @@ export class A2ASkillAuthorizer {
   }
 
   /**
-   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorize}; every other method
+   * For a JSON-RPC request body: `SendMessage` / `SendStreamingMessage` go through {@link authorizeMessage}; every other method
    * through {@link authorizeCall}.
    * @throws A2ASkillResolutionError `invalid_skill_id` when the body is not a parsed JSON object: the SDK would parse a
    *   string body itself, after this check had nothing to read. Otherwise as {@link authorize}.
@@ -175,8 +279,7 @@ export class A2ASkillAuthorizer {
   authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): AuthorizedCall {
     if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
     if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return { caller: this.authorizeCall(req, res) };
-    const skill = this.authorize(req, res, body.params);
-    return { skill, caller: skill.caller };
+    return this.authorizeMessage(req, res, body.params);
   }
 
   private refuse(
