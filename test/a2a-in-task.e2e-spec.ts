@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { ClientCredentialsTokenProvider, IN_TASK_AUTH_EXTENSION_URI } from 'nestjs-a2a-auth';
+import { SendMessageRequest, type Task } from '@a2a-js/sdk';
+import { A2AAuthorizationRequiredError, ClientCredentialsTokenProvider, IN_TASK_AUTH_EXTENSION_URI, connectA2AAgent } from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { PLATFORMS, CapturingLogger } from './fixtures/test-app';
 
@@ -217,6 +218,31 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       expect((await send(binding, wire({ text: 'ok' }, { taskId: t2.id, contextId: t2.contextId }), largeToken)).payload.task.status.state).toBe(
         'TASK_STATE_COMPLETED',
       );
+    });
+
+    it('connectA2AAgent continues a task waiting for scopes it may ask for, and surfaces a typed error otherwise', async () => {
+      const common = { agentUrl: agent.url, skillId: 'approve-expense', preferredTransports: [binding] };
+      const stepping = await connectA2AAgent({ ...common, credentials: APPROVER, stepUpScopes: ['expense:approve-large'] });
+      const plain = await connectA2AAgent({ ...common, credentials: APPROVER });
+      const approve = (id: string) =>
+        SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: { id } }], metadata: { skillId: 'approve-expense' } } });
+
+      const id = await submit(2500);
+      const done = (await stepping.sendMessage(approve(id))) as Task;
+      expect(done.status?.state).toBe(3); // TASK_STATE_COMPLETED
+      const part = done.status?.message?.parts[0]?.content;
+      expect(part?.$case === 'data' && (part.value as Json).expense).toMatchObject({ id, status: 'approved', approvedBy: APPROVER.clientId });
+
+      const id2 = await submit(2600);
+      const err = await plain.sendMessage(approve(id2)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(A2AAuthorizationRequiredError);
+      expect((err as A2AAuthorizationRequiredError).reason).toBe('scope_not_allowed');
+      expect((err as A2AAuthorizationRequiredError).request?.scopes).toEqual(['expense:approve-large']);
+      expect((err as A2AAuthorizationRequiredError).task.status?.state).toBe(8); // still TASK_STATE_AUTH_REQUIRED
+      // Small approvals never ask.
+      const id3 = await submit(10);
+      const small = await plain.sendMessage(approve(id3));
+      expect('messageId' in small).toBe(true);
     });
 
     it('streaming: the stream stays open while the task waits and carries the rest of the task after the follow-up', async () => {

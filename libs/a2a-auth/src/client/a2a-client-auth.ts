@@ -1,4 +1,6 @@
+import type { Message, SendMessageRequest, Task } from '@a2a-js/sdk';
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
+import { sendMessageWithStepUp } from './in-task';
 import { sdkClient } from './sdk';
 import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
 import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
@@ -179,6 +181,11 @@ export interface ConnectA2AAgentOptions extends DiscoveryOptions {
   onBehalfOf?: string;
   /** With `onBehalfOf`: also send the agent's own client-credentials token as `actor_token`. Default false. */
   sendActorToken?: boolean;
+  /**
+   * Scopes {@link ConnectedA2AAgent.sendMessage} may request when a task waits in `TASK_STATE_AUTH_REQUIRED` for more
+   * (A2A §7.6, see {@link sendMessageWithStepUp}). Default `[]`: such a task is an `A2AAuthorizationRequiredError`.
+   */
+  stepUpScopes?: readonly string[];
 }
 
 /** What {@link connectA2AAgent} returns. */
@@ -193,6 +200,11 @@ export interface ConnectedA2AAgent {
   auth: DiscoveredAgentAuth;
   /** The authenticating fetch used by the client. */
   fetch: typeof fetch;
+  /**
+   * `client.sendMessage` that continues a task waiting for more scopes (`stepUpScopes` only) with a follow-up
+   * message carrying a token for exactly those scopes ({@link sendMessageWithStepUp}).
+   */
+  sendMessage(params: SendMessageRequest): Promise<Message | Task>;
 }
 
 /**
@@ -240,5 +252,16 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
   );
   // The card discovery checked (and verified, with cardTrust): fetching it again could give another one.
   const client = await factory.createFromAgentCard(auth.card as never);
-  return { client, provider, exchange, auth, fetch: fetchImpl };
+  const clientForScopes = (scopes: readonly string[]): Promise<Client> => {
+    const scoped = a2aAuthFetch(source, { scopes, allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
+    const f = new sdk.ClientFactory(
+      sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
+        transports: [new sdk.JsonRpcTransportFactory({ fetchImpl: scoped }), new sdk.RestTransportFactory({ fetchImpl: scoped })],
+        ...(o.preferredTransports ? { preferredTransports: o.preferredTransports } : {}),
+      }),
+    );
+    return f.createFromAgentCard(auth.card as never);
+  };
+  const stepUp = { stepUpScopes: o.stepUpScopes ?? [], clientForScopes, unsupported: exchange !== undefined };
+  return { client, provider, exchange, auth, fetch: fetchImpl, sendMessage: (params) => sendMessageWithStepUp(client, params, stepUp) };
 }

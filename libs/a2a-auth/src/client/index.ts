@@ -52,3 +52,4 @@ export {
   type ConnectA2AAgentOptions,
   type ConnectedA2AAgent,
 } from './a2a-client-auth';
+export { sendMessageWithStepUp, authorizationRequestOf, A2AAuthorizationRequiredError, type StepUpOptions } from './in-task';
