@@ -3,6 +3,7 @@ import request from 'supertest';
 import { SendMessageRequest, type Task } from '@a2a-js/sdk';
 import { A2AAuthorizationRequiredError, ClientCredentialsTokenProvider, IN_TASK_AUTH_EXTENSION_URI, connectA2AAgent } from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
+import { runInTaskDemo } from '../apps/expense-agent/src/a2a/demo-in-task';
 import { PLATFORMS, CapturingLogger } from './fixtures/test-app';
 
 const SUBMITTER = { clientId: 'expense-submitter', clientSecret: 'e2e-submitter-secret-5e1d' };
@@ -135,6 +136,23 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       { uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED') },
     ]);
     expect(res.body.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.scopes['expense:approve-large']).toBeDefined();
+  });
+
+  it('the demo steps (demo-in-task.ts) on both bindings: generic client, refused skill, step-up granted and refused', async () => {
+    const r = await runInTaskDemo({
+      agentUrl: agent.url,
+      submitter: { id: SUBMITTER.clientId, secret: SUBMITTER.clientSecret },
+      approver: { id: APPROVER.clientId, secret: APPROVER.clientSecret },
+    });
+    expect(r.map((x) => [x.binding, x.ok])).toEqual(BINDINGS.flatMap((b) => [[b, true], [b, true], [b, true], [b, true]]));
+    expect(r.map((x) => x.detail)).toEqual(
+      BINDINGS.flatMap(() => [
+        'message',
+        'TASK_STATE_REJECTED: skill approve-expense needs the scopes expense:approve; the token lacks expense:approve',
+        expect.stringMatching(/^TASK_STATE_COMPLETED/),
+        'A2AAuthorizationRequiredError (scope_not_allowed)',
+      ]),
+    );
   });
 
   describe.each(BINDINGS)('over %s', (binding) => {
