@@ -145,11 +145,11 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
       CancelTask: ['POST', `/tasks/${params.id}:cancel`],
     };
     const [verb, path] = binding === 'JSONRPC' ? ['POST', '/a2a/jsonrpc'] : rest[method];
-    let r = (verb === 'GET' ? request(t.url).get(path) : request(t.url).post(path).set('Content-Type', 'application/json'))
+    const r = (verb === 'GET' ? request(t.url).get(path) : request(t.url).post(path).set('Content-Type', 'application/json'))
       .set('A2A-Version', '1.0')
       .set('Authorization', `Bearer ${tok}`);
     const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method, params } : method === 'SendMessage' ? params : verb === 'POST' ? {} : undefined;
-    const res = body === undefined ? await r : await (r = r.send(JSON.stringify(body)));
+    const res = body === undefined ? await r : await r.send(JSON.stringify(body));
     const payload = binding === 'JSONRPC' ? (res.body.result ?? { error: res.body.error }) : res.body;
     return { status: res.status, headers: res.headers, payload: payload as Json, text: res.text };
   };

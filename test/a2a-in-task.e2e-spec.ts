@@ -123,7 +123,11 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
   };
   const unwrap = (binding: Binding, ev: Json | undefined) => (ev && binding === 'JSONRPC' ? ev.result : ev);
   const submit = async (amount: number) => {
-    const r = await send('HTTP+JSON', wire({ data: { amount, currency: 'EUR', description: `expense of ${amount}` } }, { skillId: 'submit-expense' }), submitterToken);
+    const r = await send(
+      'HTTP+JSON',
+      wire({ data: { amount, currency: 'EUR', description: `expense of ${amount}` } }, { skillId: 'submit-expense' }),
+      submitterToken,
+    );
     expect(r.status).toBe(200);
     return r.payload.message.parts[0].data.expense.id as string;
   };
@@ -132,9 +136,7 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
 
   it('the card declares the in-task authorization extension and the step-up scope', async () => {
     const res = await request(agent.url).get('/.well-known/agent-card.json');
-    expect(res.body.capabilities.extensions).toEqual([
-      { uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED') },
-    ]);
+    expect(res.body.capabilities.extensions).toEqual([{ uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED') }]);
     expect(res.body.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.scopes['expense:approve-large']).toBeDefined();
   });
 
@@ -144,7 +146,14 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       submitter: { id: SUBMITTER.clientId, secret: SUBMITTER.clientSecret },
       approver: { id: APPROVER.clientId, secret: APPROVER.clientSecret },
     });
-    expect(r.map((x) => [x.binding, x.ok])).toEqual(BINDINGS.flatMap((b) => [[b, true], [b, true], [b, true], [b, true]]));
+    expect(r.map((x) => [x.binding, x.ok])).toEqual(
+      BINDINGS.flatMap((b) => [
+        [b, true],
+        [b, true],
+        [b, true],
+        [b, true],
+      ]),
+    );
     expect(r.map((x) => x.detail)).toEqual(
       BINDINGS.flatMap(() => [
         'message',
@@ -211,7 +220,9 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       // The same token again: 403 insufficient_scope naming the pending scope; the task stays where it is.
       const again = await follow(approverToken);
       expect(again.status).toBe(403);
-      expect(again.headers['www-authenticate']).toMatch(/^Bearer realm="[^"]+", resource_metadata="[^"]+", error="insufficient_scope", error_description="[^"]+", scope="expense:approve-large"/);
+      expect(again.headers['www-authenticate']).toMatch(
+        /^Bearer realm="[^"]+", resource_metadata="[^"]+", error="insufficient_scope", error_description="[^"]+", scope="expense:approve-large"/,
+      );
       expect((await getTask(binding, task.id, approverToken)).status.state).toBe('TASK_STATE_AUTH_REQUIRED');
 
       // Another owner: answered as an unknown task.
@@ -243,7 +254,9 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       const stepping = await connectA2AAgent({ ...common, credentials: APPROVER, stepUpScopes: ['expense:approve-large'] });
       const plain = await connectA2AAgent({ ...common, credentials: APPROVER });
       const approve = (id: string) =>
-        SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: { id } }], metadata: { skillId: 'approve-expense' } } });
+        SendMessageRequest.fromJSON({
+          message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: { id } }], metadata: { skillId: 'approve-expense' } },
+        });
 
       const id = await submit(2500);
       const done = (await stepping.sendMessage(approve(id))) as Task;

@@ -34,8 +34,16 @@ export async function runInTaskDemo(o: Pick<A2ADemoOptions, 'agentUrl' | 'submit
       return seen;
     };
     try {
-      const generic = await connectA2AAgent({ ...common, credentials: { clientId: o.submitter.id, clientSecret: o.submitter.secret }, scopes: ['expense:submit', 'expense:read'] });
-      const approver = await connectA2AAgent({ ...common, credentials: { clientId: o.approver.id, clientSecret: o.approver.secret }, skillId: 'approve-expense' });
+      const generic = await connectA2AAgent({
+        ...common,
+        credentials: { clientId: o.submitter.id, clientSecret: o.submitter.secret },
+        scopes: ['expense:submit', 'expense:read'],
+      });
+      const approver = await connectA2AAgent({
+        ...common,
+        credentials: { clientId: o.approver.id, clientSecret: o.approver.secret },
+        skillId: 'approve-expense',
+      });
       const stepping = await connectA2AAgent({
         ...common,
         credentials: { clientId: o.approver.id, clientSecret: o.approver.secret },

@@ -253,7 +253,11 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
   // The card discovery checked (and verified, with cardTrust): fetching it again could give another one.
   const client = await factory.createFromAgentCard(auth.card as never);
   const clientForScopes = (scopes: readonly string[]): Promise<Client> => {
-    const scoped = a2aAuthFetch(source, { scopes, allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl }, o.fetch ?? fetch);
+    const scoped = a2aAuthFetch(
+      source,
+      { scopes, allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl },
+      o.fetch ?? fetch,
+    );
     const f = new sdk.ClientFactory(
       sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
         transports: [new sdk.JsonRpcTransportFactory({ fetchImpl: scoped }), new sdk.RestTransportFactory({ fetchImpl: scoped })],

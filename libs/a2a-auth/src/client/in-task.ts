@@ -21,9 +21,7 @@ export class A2AAuthorizationRequiredError extends ClientCredentialsError {
     readonly task: Task,
     readonly request?: A2AAuthorizationRequest,
   ) {
-    super(
-      `task ${task.id} needs more authorization (${reason})` + (request ? `: scopes ${request.scopes.join(' ')} for ${request.operation}` : ''),
-    );
+    super(`task ${task.id} needs more authorization (${reason})` + (request ? `: scopes ${request.scopes.join(' ')} for ${request.operation}` : ''));
   }
 }
 

@@ -1,24 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
-import type {
-  AgentExecutionEvent,
-  AgentExecutor,
-  ExecutionEventBus,
-  ExecutionEventBusManager,
-  RequestContext,
-  ServerCallContext,
-} from '@a2a-js/sdk/server';
+import type { AgentExecutionEvent, AgentExecutor, ExecutionEventBus, ExecutionEventBusManager, RequestContext, ServerCallContext } from '@a2a-js/sdk/server';
 import { sdkServer } from '../../client/sdk';
 import type { A2ACaller } from '../../core/caller';
-import { AuthError } from '../../core/errors';
 import { protectedResourceMetadataUrl } from '../../core/card/resource-metadata';
-import {
-  IN_TASK_AUTH_EXTENSION_URI,
-  taskOwnerOf,
-  type A2AAuthorizationRequest,
-  type PendingAuthorizationStore,
-} from '../../core/in-task-authorization';
+import { IN_TASK_AUTH_EXTENSION_URI, taskOwnerOf, type A2AAuthorizationRequest, type PendingAuthorizationStore } from '../../core/in-task-authorization';
 import type { ResolvedOptions } from '../../core/options';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import { a2aCallerOf, authorizedSkillOf } from './a2a-user';
@@ -115,7 +102,6 @@ export function bindRequest(ctx: ServerCallContext, req: object): void {
 export function bindStepUpGrant(ctx: ServerCallContext, grant: StepUpGrant): void {
   grants.set(ctx, grant);
 }
-
 
 function isResult(ev: AgentExecutionEvent): boolean {
   if (ev.kind === 'message' || ev.kind === 'artifactUpdate') return true;
@@ -246,7 +232,12 @@ function agentMessage(ctx: RequestContext, parts: Part[]): Message {
   };
 }
 const text = (value: string): Part => ({ content: { $case: 'text', value }, metadata: undefined, filename: '', mediaType: 'text/plain' });
-const data = (value: Record<string, unknown>): Part => ({ content: { $case: 'data', value }, metadata: undefined, filename: '', mediaType: 'application/json' });
+const data = (value: Record<string, unknown>): Part => ({
+  content: { $case: 'data', value },
+  metadata: undefined,
+  filename: '',
+  mediaType: 'application/json',
+});
 
 /**
  * Authorization decisions an A2A executor asks for while it runs a task (A2A v1.0 §7.6). Inject it into the executor.
@@ -366,7 +357,9 @@ export class A2AInTaskAuthorization {
       waiting.get(ctx.taskId)?.interrupt('canceled');
       waiting.set(ctx.taskId, w);
       this.publishStatus(ctx, ex, AUTH_REQUIRED, [
-        text(`${o.reason ?? 'this operation needs more authorization'}: send a follow-up message on this task with a token that has the scopes ${scopes.join(' ')}`),
+        text(
+          `${o.reason ?? 'this operation needs more authorization'}: send a follow-up message on this task with a token that has the scopes ${scopes.join(' ')}`,
+        ),
         data({ authorizationRequest: request }),
       ]);
       this.logger.debug?.(`task ${ctx.taskId} waits for scopes ${scopes.join(' ')} (${o.operation})`);
@@ -387,7 +380,14 @@ export class A2AInTaskAuthorization {
     if (!ex.started) {
       const task: Task = ctx.task
         ? { ...ctx.task, history: [...(ctx.task.history ?? [])] }
-        : { id: ctx.taskId, contextId: ctx.contextId, status: { state: SUBMITTED, message: undefined, timestamp }, artifacts: [], history: [ctx.userMessage], metadata: {} };
+        : {
+            id: ctx.taskId,
+            contextId: ctx.contextId,
+            status: { state: SUBMITTED, message: undefined, timestamp },
+            artifacts: [],
+            history: [ctx.userMessage],
+            metadata: {},
+          };
       ex.bus.publish(AgentEvent.task(task));
       ex.started = ex.taskStarted = true;
     }

@@ -205,7 +205,12 @@ export class A2ASkillAuthorizer {
    *   `'not_owner'` (answer as for an unknown task).
    * @throws HttpException 403 `insufficient_scope` with the pending scopes in the challenge.
    */
-  async authorizeFollowUp(req: HttpRequestLike, res: unknown, params: unknown, caller: A2ACaller | undefined): Promise<PendingAuthorization | 'not_owner' | undefined> {
+  async authorizeFollowUp(
+    req: HttpRequestLike,
+    res: unknown,
+    params: unknown,
+    caller: A2ACaller | undefined,
+  ): Promise<PendingAuthorization | 'not_owner' | undefined> {
     const taskId = isObj(params) && isObj(params.message) && typeof params.message.taskId === 'string' ? params.message.taskId : '';
     if (!taskId) return undefined;
     const p = await this.pending.get(taskId);
