@@ -82,6 +82,7 @@ export async function sendMessageWithStepUp(client: Client, params: SendMessageR
       extensions: [IN_TASK_AUTH_EXTENSION_URI],
       referenceTaskIds: [],
     };
-    r = await stepUp.sendMessage({ ...params, message });
+    // No request-level metadata either: a skillId there would put the follow-up through that skill's check again.
+    r = await stepUp.sendMessage({ ...params, message, metadata: undefined });
   }
 }

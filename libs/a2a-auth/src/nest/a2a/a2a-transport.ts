@@ -35,7 +35,9 @@ export interface A2ARequestHandlerOptions {
  * library built (one source of truth). The cards are converted to the SDK's internal form with `AgentCard.fromJSON`.
  * `GetExtendedAgentCard` returns {@link AgentCardService.extendedCard} to authenticated callers (the base card
  * otherwise); it fails with the SDK's "unsupported operation" when `card.extendedCard` is off.
- * With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
+ * The executor is wrapped for in-task authorization (fail closed until a skill is authorized; follow-ups resume a task
+ * waiting for scopes, see `A2AInTaskAuthorization`), and the SDK's event-bus manager gives such a follow-up a bus of
+ * its own. With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
  * ({@link createPushNotifications}: the webhook policy of `o.pushNotifications`) instead of the SDK's defaults.
  * Call it after the app has initialised (cards are built in `onModuleInit`); {@link A2AHttpTransport} does so lazily.
  * @throws Error when `@a2a-js/sdk` is not installed, no card is configured, or `o.pushNotifications` is invalid.
@@ -97,8 +99,11 @@ type Query = Record<string, unknown>;
  *    `ServerCallContext`; the caller and the authorized skill are also put in `context.state`
  *    ({@link A2A_CALLER_STATE_KEY}, {@link A2A_SKILL_STATE_KEY}). No caller: HTTP 401 (fail closed).
  * 2. Messages (`SendMessage`, `SendStreamingMessage`, `POST /message:send|stream`) go through
- *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown or missing skill
- *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`).
+ *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown skill id is an A2A
+ *    invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`); no skill id on an agent
+ *    with several skills: the executor routes the message and must call `A2AInTaskAuthorization.authorizeSkill` (the
+ *    executor wrapper refuses results otherwise). A message on a task waiting in `TASK_STATE_AUTH_REQUIRED` for more
+ *    scopes must come from its owner (else the A2A task-not-found error) with a token that grants them (else 403).
  * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces`: JSON-RPC
  *    `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`. It is the header, else the `A2A-Version` query parameter
  *    (A2A v1.0 §3.6.1: "as a request parameter instead of a header"); the header wins when both are sent, and neither

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { AgentExecutionEvent, AgentExecutor, ExecutionEventBus, ExecutionEventBusManager, RequestContext, ServerCallContext } from '@a2a-js/sdk/server';
 import { sdkServer } from '../../client/sdk';
@@ -128,25 +128,29 @@ export function authorizingExecutor(executor: AgentExecutor): AgentExecutor {
       const fast = authorizedSkillOf(ctx.context);
       const ex: Execution = { bus, authorized: new Set(fast ? [fast.skillId] : []), started: false, taskStarted: false, interrupted: false };
       executions.set(ctx, ex);
-      const guarded: ExecutionEventBus = Object.create(bus, {
-        publish: {
-          value: (ev: AgentExecutionEvent) => {
-            if (ex.interrupted) return;
-            if (ex.authorized.size === 0 && isResult(ev)) throw new A2ASkillNotAuthorizedError();
-            if (ev.kind === 'message' && ex.taskStarted) {
-              // A task exists (the library started one to wait for authorization): a reply message ends it, as a
-              // message event would break the task's stream (A2A §3.1.2: a task stream carries status and artifact updates).
-              const message = { ...ev.data, taskId: ctx.taskId, contextId: ctx.contextId };
-              const status = { state: COMPLETED, message, timestamp: new Date().toISOString() };
-              return bus.publish(sdkServer().AgentEvent.statusUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, status, metadata: {} }));
-            }
-            if (ev.kind === 'task' || ev.kind === 'message') ex.started = true;
-            if (ev.kind === 'task') ex.taskStarted = true;
-            bus.publish(ev);
-          },
-        },
-        finished: { value: () => (ex.interrupted ? undefined : bus.finished()) },
-      });
+      const publish = (ev: AgentExecutionEvent): void => {
+        if (ex.interrupted) return;
+        if (ex.authorized.size === 0 && isResult(ev)) throw new A2ASkillNotAuthorizedError();
+        if (ev.kind === 'message' && ex.taskStarted) {
+          // A task exists (the library started one to wait for authorization): a reply message ends it, as a
+          // message event would break the task's stream (A2A §3.1.2: a task stream carries status and artifact updates).
+          const message = { ...ev.data, taskId: ctx.taskId, contextId: ctx.contextId };
+          const status = { state: COMPLETED, message, timestamp: new Date().toISOString() };
+          return bus.publish(sdkServer().AgentEvent.statusUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, status, metadata: {} }));
+        }
+        if (ev.kind === 'task' || ev.kind === 'message') ex.started = true;
+        if (ev.kind === 'task') ex.taskStarted = true;
+        bus.publish(ev);
+      };
+      // Plain delegation (not a prototype chain): the SDK's bus is an EventTarget, whose methods need the real object.
+      const guarded: ExecutionEventBus = {
+        publish,
+        finished: () => (ex.interrupted ? undefined : bus.finished()),
+        on: (name: never, listener: never) => (bus.on(name, listener), guarded),
+        off: (name: never, listener: never) => (bus.off(name, listener), guarded),
+        once: (name: never, listener: never) => (bus.once(name, listener), guarded),
+        removeAllListeners: (name?: never) => (bus.removeAllListeners(name), guarded),
+      };
       try {
         await executor.execute(ctx, guarded);
       } catch (e) {
@@ -256,8 +260,10 @@ const data = (value: Record<string, unknown>): Part => ({
  * scopes are `TASK_STATE_AUTH_REQUIRED` (the executor asked for them, so it knows the caller may obtain them).
  */
 @Injectable()
-export class A2AInTaskAuthorization {
+export class A2AInTaskAuthorization implements OnModuleDestroy {
   private readonly logger = new Logger('A2AInTaskAuthorization');
+  /** The waits this instance started (ended at shutdown, so open streams and blocking calls do not hang). */
+  private readonly mine = new Set<Waiter>();
 
   constructor(
     private readonly authorizer: A2ASkillAuthorizer,
@@ -341,11 +347,13 @@ export class A2AInTaskAuthorization {
         bus: ex.bus,
         resolve: (granted) => {
           clearTimeout(timer);
+          this.mine.delete(w);
           this.publishStatus(ctx, ex, WORKING, [text(`authorized: ${o.operation}`)]);
           resolve(granted);
         },
         interrupt: (reason) => {
           clearTimeout(timer);
+          this.mine.delete(w);
           if (waiting.get(ctx.taskId) === w) waiting.delete(ctx.taskId);
           void store.delete(ctx.taskId).catch(() => undefined);
           if (reason === 'expired') this.publishStatus(ctx, ex, REJECTED, [text(`authorization for ${o.operation} was not granted in time`)], true);
@@ -356,6 +364,7 @@ export class A2AInTaskAuthorization {
       };
       waiting.get(ctx.taskId)?.interrupt('canceled');
       waiting.set(ctx.taskId, w);
+      this.mine.add(w);
       this.publishStatus(ctx, ex, AUTH_REQUIRED, [
         text(
           `${o.reason ?? 'this operation needs more authorization'}: send a follow-up message on this task with a token that has the scopes ${scopes.join(' ')}`,
@@ -364,6 +373,11 @@ export class A2AInTaskAuthorization {
       ]);
       this.logger.debug?.(`task ${ctx.taskId} waits for scopes ${scopes.join(' ')} (${o.operation})`);
     });
+  }
+
+  /** Ends every wait this instance started with `TASK_STATE_CANCELED` (app shutdown). */
+  onModuleDestroy(): void {
+    for (const w of [...this.mine]) w.interrupt('canceled');
   }
 
   private execution(ctx: RequestContext): Execution {

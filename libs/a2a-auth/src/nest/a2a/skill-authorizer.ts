@@ -97,7 +97,10 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  * guard has authenticated the request and before the SDK runs the executor.
  *
  * - The skill comes from `message.metadata.skillId` (or request-level `metadata.skillId`); an agent with exactly one
- *   skill also accepts a message without one.
+ *   skill also accepts a message without one. With several skills, a message without one goes to the executor, which
+ *   routes it and asks `A2AInTaskAuthorization.authorizeSkill` ({@link decideSkill}: the same policy) before it acts.
+ * - A follow-up message on a task that waits for more scopes is checked against that task's pending operation
+ *   ({@link authorizeFollowUp}).
  * - It is looked up in the {@link SkillRegistry}: the same `@AgentSkill` / `@RequireScopes` / `@Public` metadata that the
  *   guard enforces on REST routes and the card advertises.
  * - A delegation chain (`act`, RFC 8693 §4.1) the skill's `@Delegation()` over the module-wide `delegation` option
