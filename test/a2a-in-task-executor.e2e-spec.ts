@@ -159,6 +159,42 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
       .map((p: Json) => p.text)
       .join(' ');
 
+  /** A whole SSE answer (bounded: 10 s), as the list of events (JSON-RPC results unwrapped) and the raw text. */
+  const streamAll = async (binding: 'JSONRPC' | 'HTTP+JSON', params: Json, tok: string) => {
+    const path = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:stream';
+    const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method: 'SendStreamingMessage', params } : params;
+    const res = await fetch(`${t.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'a2a-version': '1.0', authorization: `Bearer ${tok}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const events = text
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => JSON.parse(l.slice(5)) as Json)
+      .map((e) => (binding === 'JSONRPC' ? e.result : e));
+    return { text, events };
+  };
+  const stateOf = (e: Json) => e.task?.status?.state ?? e.statusUpdate?.status?.state;
+
+  describe.each(['JSONRPC', 'HTTP+JSON'] as const)('streaming over %s', (binding) => {
+    it('fail closed: the stream ends with TASK_STATE_FAILED and never carries the unauthorized result', async () => {
+      const r = await streamAll(binding, wire('forget'), await token('a:use b:use'));
+      expect(r.text).not.toContain(LEAK);
+      expect(r.events.map(stateOf)).toEqual(['TASK_STATE_FAILED', 'TASK_STATE_FAILED']);
+    });
+
+    it('a refused skill: TASK_STATE_SUBMITTED, then TASK_STATE_REJECTED naming the scope, and the stream ends', async () => {
+      const r = await streamAll(binding, wire('sneak'), await token('a:use'));
+      expect(r.text).not.toContain(LEAK);
+      expect(r.events.map(stateOf)).toEqual(['TASK_STATE_SUBMITTED', 'TASK_STATE_REJECTED']);
+      expect(textOf(r.events[1].statusUpdate)).toBe('skill beta needs the scopes b:use; the token lacks b:use');
+    });
+  });
+
   describe.each(['JSONRPC', 'HTTP+JSON'] as const)('over %s', (binding) => {
     it('fail closed: a result published before any skill was authorized is not delivered; the task fails', async () => {
       const r = await call(binding, 'SendMessage', wire('forget'), await token('a:use b:use'));
