@@ -18,6 +18,7 @@ import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';
 import { CapturingLogger, PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
+import { replyingTransport } from './fixtures/a2a-reply';
 
 // The executor side of in-task authorization, with an executor that misbehaves on purpose: results published before a
 // skill is authorized are never delivered (fail closed), a refused or lapsed task cannot be revived by the executor,
@@ -90,7 +91,26 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
   let jwks: JwksServer;
   let key: TestKey;
   let t: TestApp;
+  let plain: TestApp;
   const logger = new CapturingLogger();
+
+  const auth = () => ({
+    issuer: jwks.issuer,
+    audience: AUD,
+    jwksUri: jwks.jwksUri,
+    scopes: { 'a:use': 'A', 'b:use': 'B' },
+    tokenUrl: `${jwks.url}/token`,
+    card: {
+      name: 'In-task Agent',
+      description: 'in-task',
+      url: AUD,
+      capabilities: { streaming: true },
+      interfaces: [
+        { url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' as const },
+        { url: '/', protocolBinding: 'HTTP+JSON' as const },
+      ],
+    },
+  });
 
   beforeAll(async () => {
     jwks = await new JwksServer().start();
@@ -98,23 +118,7 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
     jwks.keys = [key.publicJwk];
     t = await startTestApp({
       platform,
-      auth: {
-        issuer: jwks.issuer,
-        audience: AUD,
-        jwksUri: jwks.jwksUri,
-        scopes: { 'a:use': 'A', 'b:use': 'B' },
-        tokenUrl: `${jwks.url}/token`,
-        card: {
-          name: 'In-task Agent',
-          description: 'in-task',
-          url: AUD,
-          capabilities: { streaming: true },
-          interfaces: [
-            { url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' as const },
-            { url: '/', protocolBinding: 'HTTP+JSON' as const },
-          ],
-        },
-      },
+      auth: auth(),
       controllers: [TwoSkillsController, A2AJsonRpcController, A2ARestController],
       providers: [
         A2ASkillAuthorizer,
@@ -128,9 +132,18 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
       ],
       logger,
     });
+    // The same agent without A2AInTaskAuthorization: its executor cannot route, so messages must name their skill.
+    plain = await startTestApp({
+      platform,
+      auth: auth(),
+      controllers: [TwoSkillsController, A2AJsonRpcController, A2ARestController],
+      providers: [A2ASkillAuthorizer, replyingTransport('plain')],
+      logger,
+    });
   });
   afterAll(async () => {
     await t?.close();
+    await plain?.close();
     await jwks?.stop();
   });
 
@@ -196,6 +209,28 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
   });
 
   describe.each(['JSONRPC', 'HTTP+JSON'] as const)('over %s', (binding) => {
+    it('without A2AInTaskAuthorization, a message without skillId is still the invalid-params error', async () => {
+      const tok = await token('a:use');
+      const params = wire('alpha');
+      const res =
+        binding === 'JSONRPC'
+          ? await request(plain.url)
+              .post('/a2a/jsonrpc')
+              .set('Content-Type', 'application/json')
+              .set('A2A-Version', '1.0')
+              .set('Authorization', `Bearer ${tok}`)
+              .send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params }))
+          : await request(plain.url)
+              .post('/message:send')
+              .set('Content-Type', 'application/json')
+              .set('A2A-Version', '1.0')
+              .set('Authorization', `Bearer ${tok}`)
+              .send(JSON.stringify(params));
+      const missing = 'message.metadata.skillId is required: this agent has several skills';
+      if (binding === 'JSONRPC') expect(res.body.error).toMatchObject({ code: -32602, message: missing });
+      else expect([res.status, res.body.error.message]).toEqual([400, missing]);
+    });
+
     it('fail closed: a result published before any skill was authorized is not delivered; the task fails', async () => {
       const r = await call(binding, 'SendMessage', wire('forget'), await token('a:use b:use'));
       expect(r.status).toBe(200);

@@ -268,7 +268,10 @@ export class A2AInTaskAuthorization implements OnModuleDestroy {
   constructor(
     private readonly authorizer: A2ASkillAuthorizer,
     @Inject(A2A_AUTH_RESOLVED_OPTIONS) private readonly opts: ResolvedOptions,
-  ) {}
+  ) {
+    // Providing this service is what lets messages without metadata.skillId reach the executor.
+    authorizer.executorRouting = true;
+  }
 
   /**
    * Authorizes the skill the executor chose for this message.

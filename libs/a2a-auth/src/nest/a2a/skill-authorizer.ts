@@ -119,6 +119,13 @@ export class A2ASkillAuthorizer {
    */
   readonly pending: PendingAuthorizationStore = new InMemoryPendingAuthorizationStore();
 
+  /**
+   * Messages without a skill id go to the executor (several skills). Set when the app provides
+   * `A2AInTaskAuthorization` (the executor can then ask `authorizeSkill`); otherwise such a message is the
+   * `missing_skill_id` invalid-params error, as an executor that cannot route would only fail. Default false.
+   */
+  executorRouting = false;
+
   constructor(
     private readonly skills: SkillRegistry,
     private readonly guard: A2AAuthGuard,
@@ -145,14 +152,14 @@ export class A2ASkillAuthorizer {
   }
 
   /**
-   * A message: with `metadata.skillId` (or a single-skill agent) as {@link authorize}; without one on an agent with
-   * several skills, the executor routes it and must call `A2AInTaskAuthorization.authorizeSkill` before it publishes a
+   * A message: with `metadata.skillId` (or a single-skill agent, or without {@link executorRouting}) as
+   * {@link authorize}; without one on an agent with several skills, the executor routes it and must call `A2AInTaskAuthorization.authorizeSkill` before it publishes a
    * result (the library's executor wrapper refuses otherwise), so here only the caller is checked (module-wide
    * delegation policy; anonymous only when the agent has public skills).
    * @throws as {@link authorize}.
    */
   authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): AuthorizedCall {
-    if (skillIdOf(params) !== undefined || this.skills.all().length === 1) {
+    if (skillIdOf(params) !== undefined || this.skills.all().length === 1 || !this.executorRouting) {
       const skill = this.authorize(req, res, params);
       return { skill, caller: skill.caller };
     }
