@@ -208,6 +208,57 @@ describe.each(PLATFORMS)('in-task authorization, executor side, on %s', (platfor
     });
   });
 
+  describe.each(['JSONRPC', 'HTTP+JSON'] as const)('waiting tasks over %s', (binding) => {
+    it('a subscriber of a waiting task stays connected and sees it resume and complete', async () => {
+      const tok = await token('a:use');
+      const r = await call(binding, 'SendMessage', wire('wait:60000'), tok);
+      const task = r.payload.task;
+      expect(task.status.state).toBe('TASK_STATE_AUTH_REQUIRED');
+      const res =
+        binding === 'JSONRPC'
+          ? fetch(`${t.url}/a2a/jsonrpc`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'a2a-version': '1.0', authorization: `Bearer ${tok}` },
+              body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SubscribeToTask', params: { id: task.id } }),
+              signal: AbortSignal.timeout(10_000),
+            })
+          : fetch(`${t.url}/tasks/${task.id}:subscribe`, {
+              headers: { accept: 'text/event-stream', 'a2a-version': '1.0', authorization: `Bearer ${tok}` },
+              signal: AbortSignal.timeout(10_000),
+            });
+      const sub = await res;
+      expect(sub.status).toBe(200);
+      const body = sub.text();
+      await new Promise((ok) => setTimeout(ok, 100)); // the subscriber is attached before the follow-up
+      const done = await call(binding, 'SendMessage', wire('x', task), await token('b:use'));
+      expect(done.payload.task.status.state).toBe('TASK_STATE_COMPLETED');
+      const events = (await body)
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => JSON.parse(l.slice(5)) as Json)
+        .map((e) => (binding === 'JSONRPC' ? e.result : e));
+      expect(events.map(stateOf)).toEqual(['TASK_STATE_AUTH_REQUIRED', 'TASK_STATE_WORKING', 'TASK_STATE_COMPLETED']);
+    });
+
+    it('two follow-ups at once: one resumes the task; the other cannot run it again', async () => {
+      const r = await call(binding, 'SendMessage', wire('wait:60000'), await token('a:use'));
+      const task = r.payload.task;
+      const [a, b] = await Promise.all([
+        call(binding, 'SendMessage', wire('x', task), await token('b:use')),
+        call(binding, 'SendMessage', wire('y', task), await token('b:use')),
+      ]);
+      // The loser sees the task as it was (if it came in first) or, once the winner completed it, the SDK's
+      // terminal-task error (JSON-RPC -32004, HTTP+JSON 400 FAILED_PRECONDITION).
+      const outcome = (x: typeof a) => x.payload.task?.status?.state ?? x.payload.error?.code;
+      const seen = [outcome(a), outcome(b)];
+      expect(seen.filter((x) => x === 'TASK_STATE_COMPLETED').length).toBeGreaterThanOrEqual(1);
+      for (const x of seen) expect(['TASK_STATE_COMPLETED', 'TASK_STATE_AUTH_REQUIRED', -32004, 400]).toContain(x);
+      const final = await call(binding, 'GetTask', { id: task.id }, await token('a:use'));
+      expect(final.payload.status.state).toBe('TASK_STATE_COMPLETED');
+      expect(textOf(final.payload)).toBe('continued for client-a with b:use');
+    });
+  });
+
   describe.each(['JSONRPC', 'HTTP+JSON'] as const)('over %s', (binding) => {
     it('without A2AInTaskAuthorization, a message without skillId is still the invalid-params error', async () => {
       const tok = await token('a:use');
