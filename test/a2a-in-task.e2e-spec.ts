@@ -136,7 +136,9 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
 
   it('the card declares the in-task authorization extension and the step-up scope', async () => {
     const res = await request(agent.url).get('/.well-known/agent-card.json');
-    expect(res.body.capabilities.extensions).toEqual([{ uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED') }]);
+    expect(res.body.capabilities.extensions).toEqual([
+      { uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED'), params: { scopes: ['expense:approve-large'] } },
+    ]);
     expect(res.body.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.scopes['expense:approve-large']).toBeDefined();
   });
 

@@ -255,6 +255,7 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
           {
             uri: IN_TASK_AUTH_EXTENSION_URI,
             description: 'A task may wait in TASK_STATE_AUTH_REQUIRED for a token with more scopes (see docs/in-task-authorization.md)',
+            params: { scopes: ['expense:approve-large'] },
           },
         ],
       },
