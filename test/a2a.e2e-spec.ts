@@ -300,15 +300,15 @@ describe.each(PLATFORMS)('A2A bindings of the sample agent on %s', (platform) =>
       expect((await rest('/message:send', wire('list-expenses'), approverToken)).status).toBe(200);
     });
 
-    it('unknown or missing skill id: JSON-RPC -32602 (HTTP 200), HTTP+JSON 400 INVALID_ARGUMENT', async () => {
+    it('unknown skill id: JSON-RPC -32602 (HTTP 200), HTTP+JSON 400 INVALID_ARGUMENT; no skill id: routed by the agent', async () => {
       const info = [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'INVALID_PARAMS', domain: 'a2a-protocol.org' }];
       const unknown = 'message.metadata.skillId names no skill of this agent';
-      const missing = 'message.metadata.skillId is required: this agent has several skills';
       const r1 = await rpc({ jsonrpc: '2.0', id: 9, method: 'SendMessage', params: wire('delete-everything') }, submitterToken);
       expect(r1.status).toBe(200);
       expect(r1.body).toEqual({ jsonrpc: '2.0', id: 9, error: { code: -32602, message: unknown, data: info } });
+      // No skillId: the agent routes the message itself (here to list-expenses, which expense:read allows).
       const r2 = await rpc({ jsonrpc: '2.0', id: 10, method: 'SendMessage', params: wire(undefined) }, submitterToken);
-      expect(r2.body).toEqual({ jsonrpc: '2.0', id: 10, error: { code: -32602, message: missing, data: info } });
+      expect(Object.keys(r2.body.result.message.parts[0].data)).toEqual(['expenses']);
       const r3 = await rest('/message:send', wire('delete-everything'), submitterToken);
       expect(r3.status).toBe(400);
       expect(r3.headers['content-type']).toMatch(/^application\/a2a\+json/);

@@ -19,6 +19,7 @@ const SCOPES = {
   'expense:submit': 'Submit expense claims for reimbursement',
   'expense:approve': 'Approve submitted expense claims',
   'expense:read': 'List and read expense claims',
+  'expense:approve-large': 'Approve expense claims above the approval limit (asked for mid-task)',
 };
 const jwtPart = (t: string, i: 0 | 1) => JSON.parse(Buffer.from(t.split('.')[i], 'base64url').toString('utf8'));
 

@@ -1,5 +1,5 @@
 import type { ConfigService } from '@nestjs/config';
-import type { A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { IN_TASK_AUTH_EXTENSION_URI, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
 import { EXPENSE_SCOPES } from './dev-clients';
 
 /**
@@ -39,6 +39,8 @@ export const ENV = {
   delegationMaxChain: 'A2A_DELEGATION_MAX_CHAIN',
   /** Client ids (or subjects) allowed as the current actor, comma-separated. Default: `DEV_ASSISTANT_ID` when set (the dev setups set it), else any actor. */
   delegationTrustedActors: 'A2A_DELEGATION_TRUSTED_ACTORS',
+  /** Approving an expense above this amount over A2A also needs `expense:approve-large` (asked for mid-task). Default 1000. */
+  approvalLimit: 'EXPENSE_APPROVAL_LIMIT',
 } as const;
 
 /** The sample's longest accepted delegation chain when `A2A_DELEGATION_MAX_CHAIN` is unset (actors, not hops of the user). */
@@ -278,7 +280,16 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
       ],
       extendedCard: true,
       // The A2A bindings (src/a2a) serve SendStreamingMessage and POST /message:stream as server-sent events.
-      capabilities: { streaming: true },
+      capabilities: {
+        streaming: true,
+        extensions: [
+          {
+            uri: IN_TASK_AUTH_EXTENSION_URI,
+            description: 'A task may wait in TASK_STATE_AUTH_REQUIRED for a token with more scopes (see docs/in-task-authorization.md)',
+            params: { scopes: ['expense:approve-large'] },
+          },
+        ],
+      },
     },
   };
 }

@@ -2,6 +2,7 @@ import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
 import { runA2ADemo, type A2ADemoOutcome } from './a2a/demo-a2a';
 import { runApprovalDemo, type ApprovalDemoOutcome } from './a2a/demo-approval';
 import { runDelegationDemo, type DelegationDemoOutcome } from '../../assistant-agent/src/demo-delegation';
+import { runInTaskDemo } from './a2a/demo-in-task';
 import { devClientsFromEnv, type DevClient } from './dev-clients';
 import { bootstrap, type RunningAgent } from './main';
 
@@ -16,10 +17,12 @@ import { bootstrap, type RunningAgent } from './main';
  * then the same over A2A, with the official `@a2a-js/sdk` client and the library's `connectA2AAgent` (card discovery,
  * client-credentials provider, SDK `AuthenticationHandler`) on the JSON-RPC and HTTP+JSON bindings, and on each binding
  * DPoP (RFC 9449): the `expense-dpop` client's DPoP-bound token with a fresh proof per request → 200, then that token
- * "stolen": without a proof, as Bearer, and with a proof from another key → 401 each.
+ * "stolen": without a proof, as Bearer, and with a proof from another key → 401 each; then in-task authorization
+ * (`a2a/demo-in-task.ts`): a generic client without `skillId`, and a mid-task step-up granted and refused.
  * Then human approval (OpenID Connect CIBA) on each binding, streaming: a submission that needs alice's approval waits
  * in TASK_STATE_AUTH_REQUIRED; the demo approves it (→ COMPLETED), then denies another (→ REJECTED), through the dev
- * authorization server's `/dev/ciba/*` endpoint (see `a2a/demo-approval.ts`).
+ * authorization server's `/dev/ciba/*` endpoint (see `a2a/demo-approval.ts`). Last, the delegation chain
+ * (`apps/assistant-agent/src/demo-delegation.ts`).
  * Env: `A2A_AGENT_URL` (default http://127.0.0.1:3000), the dev client overrides (`DEV_SUBMITTER_ID`, …).
  * If no agent answers there, one is started in-process on a free port (with the embedded dev authorization server).
  */
@@ -225,6 +228,14 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         approver: { id: approver.clientId, secret: approver.clientSecret },
         dpop: o.dpop === false ? undefined : { id: dpop.clientId, secret: dpop.clientSecret },
       });
+      // In-task authorization (A2A §7.6): a generic client without skillId, and a mid-task step-up granted and refused.
+      a2a.push(
+        ...(await runInTaskDemo({
+          agentUrl,
+          submitter: { id: submitter.clientId, secret: submitter.clientSecret },
+          approver: { id: approver.clientId, secret: approver.clientSecret },
+        })),
+      );
       for (const x of a2a) {
         log(`${x.ok ? 'OK  ' : 'FAIL'} [${x.binding}] ${x.step}: ${x.status} (expected ${x.expected})`);
         if (x.wwwAuthenticate) log(`       WWW-Authenticate: ${x.wwwAuthenticate}`);

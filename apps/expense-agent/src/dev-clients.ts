@@ -49,13 +49,15 @@ export interface DevIntrospector {
 export const EXPENSE_SCOPES: Readonly<Record<string, string>> = Object.freeze({
   'expense:submit': 'Submit expense claims for reimbursement',
   'expense:approve': 'Approve submitted expense claims',
+  'expense:approve-large': 'Approve expense claims above the approval limit (asked for mid-task)',
   'expense:read': 'List and read expense claims',
 });
 
 /** Built-in defaults (public; for development only). */
 export const DEV_CLIENT_DEFAULTS = Object.freeze({
   submitter: { clientId: 'expense-submitter', clientSecret: 'submitter-secret', scopes: ['expense:submit', 'expense:read'] },
-  approver: { clientId: 'expense-approver', clientSecret: 'approver-secret', scopes: ['expense:approve', 'expense:read'] },
+  /** `expense:approve-large` is optional: granted only when requested (mid-task step-up). */
+  approver: { clientId: 'expense-approver', clientSecret: 'approver-secret', scopes: ['expense:approve', 'expense:read', 'expense:approve-large'] },
   /** Gets DPoP-bound JWT access tokens only (RFC 9449). */
   dpop: { clientId: 'expense-dpop', clientSecret: 'dpop-secret', scopes: ['expense:submit', 'expense:read'], dpopBoundAccessTokens: true },
   /** Gets opaque access tokens, which the agent checks at the introspection endpoint (RFC 7662). */

@@ -101,6 +101,15 @@ export {
   type AuthorizedCall,
 } from './nest/a2a/skill-authorizer';
 export { A2AUser, a2aTaskOwner, a2aCallerOf, authorizedSkillOf, A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY } from './nest/a2a/a2a-user';
+export { A2AInTaskAuthorization, A2ATaskInterruptedError, A2ASkillNotAuthorizedError, type RequireScopesOptions } from './nest/a2a/in-task-auth';
+export {
+  IN_TASK_AUTH_EXTENSION_URI,
+  InMemoryPendingAuthorizationStore,
+  type A2AAuthorizationRequest,
+  type PendingAuthorization,
+  type PendingAuthorizationStore,
+  type TaskOwner,
+} from './core/in-task-authorization';
 export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';
 export {
   HumanApprovalService,

@@ -3,7 +3,9 @@ import { HttpException, Inject, Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Role, TaskState, type Message, type Part } from '@a2a-js/sdk';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
-import { a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
+import { ConfigService } from '@nestjs/config';
+import { A2AInTaskAuthorization, a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
+import { ENV } from '../config';
 import { parseSubmitExpense } from '../expenses/expense';
 import { ExpenseStore } from '../expenses/expense.store';
 import { EXPENSE_APPROVAL, type ExpenseApproval } from './expense-approval';
@@ -36,9 +38,31 @@ function textInput(msg: Message): string | undefined {
 }
 
 /**
+ * The skill a message without `metadata.skillId` asks for, from its content (so a generic A2A client, which never
+ * sets `skillId`, can use the agent): a JSON `skill` field (`submit-expense`, `approve-expense`, `list-expenses`);
+ * else JSON with an `amount` → submit; else a text command `submit …` / `approve <id>` / `list` / `show <id>`;
+ * anything else → `list-expenses` (read-only).
+ */
+export function routeExpenseMessage(msg: Message): 'submit-expense' | 'approve-expense' | 'list-expenses' {
+  const j = jsonInput(msg);
+  const named = typeof j?.skill === 'string' ? j.skill : undefined;
+  if (named === 'submit-expense' || named === 'approve-expense' || named === 'list-expenses') return named;
+  if (j && 'amount' in j) return 'submit-expense';
+  const t = j ? '' : (textInput(msg) ?? '').toLowerCase();
+  if (/^submit\b/.test(t)) return 'submit-expense';
+  if (/^approve\s+\S/.test(t)) return 'approve-expense';
+  return 'list-expenses';
+}
+
+/** Default of `EXPENSE_APPROVAL_LIMIT`: approving an amount above it needs `expense:approve-large` as well. */
+export const DEFAULT_APPROVAL_LIMIT = 1000;
+
+/**
  * The Expense agent's A2A executor. It dispatches on the skill the library authorized
- * (`authorizedSkillOf(ctx.context)`, never a re-read of `metadata.skillId`) to the same {@link ExpenseStore} the
- * REST routes use, and answers with one agent `Message` whose single `data` part is the result:
+ * (`authorizedSkillOf(ctx.context)`, never a re-read of `metadata.skillId`), or, for a message that names no skill, on
+ * the skill its content asks for ({@link routeExpenseMessage}) after `A2AInTaskAuthorization.authorizeSkill` allowed it
+ * (refused: the library rejects the task, naming the missing scopes). It uses the same {@link ExpenseStore} as the
+ * REST routes, and answers with one agent `Message` whose single `data` part is the result:
  *
  * - `submit-expense`: input `{ amount, currency, description }` (a data part, or a text part with that JSON)
  *   → `{ expense }`.
@@ -57,11 +81,22 @@ function textInput(msg: Message): string | undefined {
 @Injectable()
 export class ExpenseA2AExecutor implements AgentExecutor {
   private store?: ExpenseStore;
+  private limit?: number;
 
   constructor(
     private readonly moduleRef: ModuleRef,
+    private readonly inTask: A2AInTaskAuthorization,
     @Optional() @Inject(EXPENSE_APPROVAL) private readonly approval: ExpenseApproval = {},
   ) {}
+
+  /** `EXPENSE_APPROVAL_LIMIT` (an amount, in the expense's currency units), default {@link DEFAULT_APPROVAL_LIMIT}. */
+  private approvalLimit(): number {
+    if (this.limit === undefined) {
+      const v = Number(this.moduleRef.get(ConfigService, { strict: false }).get<string>(ENV.approvalLimit) ?? DEFAULT_APPROVAL_LIMIT);
+      this.limit = Number.isFinite(v) && v >= 0 ? v : DEFAULT_APPROVAL_LIMIT;
+    }
+    return this.limit;
+  }
 
   /** The sample's store, shared with the REST controller (provided by the app module). */
   private expenses(): ExpenseStore {
@@ -84,11 +119,12 @@ export class ExpenseA2AExecutor implements AgentExecutor {
       bus.publish(AgentEvent.message(m));
       bus.finished();
     };
-    const authorized = authorizedSkillOf(ctx.context);
-    const caller = a2aCallerOf(ctx.context);
-    if (!authorized || !caller) return reply({ error: { status: 403, message: 'no authorized skill for this call' } });
-    const who = caller.clientId ?? caller.subject ?? 'unknown';
     const msg = ctx.userMessage;
+    // The fast path (metadata.skillId) was checked before this runs; otherwise route, and ask the library first.
+    const authorized = authorizedSkillOf(ctx.context) ?? (await this.inTask.authorizeSkill(ctx, routeExpenseMessage(msg)));
+    const caller = a2aCallerOf(ctx.context);
+    if (!caller) return reply({ error: { status: 403, message: 'no authorized skill for this call' } });
+    const who = caller.clientId ?? caller.subject ?? 'unknown';
     try {
       switch (authorized.skillId) {
         case 'submit-expense': {
@@ -130,10 +166,20 @@ export class ExpenseA2AExecutor implements AgentExecutor {
         case 'approve-expense': {
           const id = idOf(msg);
           if (!id) return reply({ error: { status: 400, message: 'send the expense id as {"id": "..."} or as text' } });
+          const e = this.expenses().get(id);
+          if (e.amount > this.approvalLimit() && e.status !== 'approved') {
+            // Mid-task step-up: the task waits in TASK_STATE_AUTH_REQUIRED until the caller's follow-up brings a token
+            // with expense:approve-large; that grant covers approving this expense only.
+            const approver = await this.inTask.requireScopes(ctx, ['expense:approve-large'], {
+              operation: `approve-expense:${id}`,
+              reason: `approving ${e.amount} ${e.currency} (above ${this.approvalLimit()}) needs expense:approve-large`,
+            });
+            return reply({ expense: this.expenses().approve(id, approver.clientId ?? approver.subject ?? who) });
+          }
           return reply({ expense: this.expenses().approve(id, who) });
         }
         case 'list-expenses': {
-          const id = jsonInput(msg)?.id;
+          const id = jsonInput(msg)?.id ?? (/^show\s+\S/i.test(textInput(msg) ?? '') ? idOf(msg) : undefined);
           if (typeof id === 'string' && id) return reply({ expense: this.expenses().get(id) });
           return reply({ expenses: this.expenses().list() });
         }
@@ -173,6 +219,6 @@ function agentMessage(ctx: RequestContext, data: Record<string, unknown>): Messa
 function idOf(msg: Message): string | undefined {
   const j = jsonInput(msg);
   if (j) return typeof j.id === 'string' && j.id ? j.id.slice(0, 100) : undefined;
-  const t = textInput(msg);
+  const t = textInput(msg)?.replace(/^(approve|show)\s+/i, '');
   return t ? t.slice(0, 100) : undefined;
 }

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { A2AHttpTransport, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
+import { A2AHttpTransport, A2AInTaskAuthorization, A2ASkillAuthorizer, AgentCardService, createA2ARequestHandler } from 'nestjs-a2a-auth';
 import { A2AJsonRpcController, A2ARestController } from './a2a.controllers';
 import { ExpenseA2AExecutor } from './expense-a2a.executor';
 import { EXPENSE_APPROVAL, expenseApprovalFromConfig } from './expense-approval';
@@ -14,6 +14,7 @@ import { EXPENSE_APPROVAL, expenseApprovalFromConfig } from './expense-approval'
   controllers: [A2AJsonRpcController, A2ARestController],
   providers: [
     A2ASkillAuthorizer,
+    A2AInTaskAuthorization,
     ExpenseA2AExecutor,
     // Human approval through OpenID Connect CIBA (off unless A2A_APPROVAL_CLIENT_ID is set; bootstrap() sets it for the dev server).
     { provide: EXPENSE_APPROVAL, useFactory: expenseApprovalFromConfig, inject: [ConfigService] },

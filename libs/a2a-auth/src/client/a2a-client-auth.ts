@@ -1,4 +1,6 @@
+import type { Message, SendMessageRequest, Task } from '@a2a-js/sdk';
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
+import { sendMessageWithStepUp } from './in-task';
 import { sdkClient } from './sdk';
 import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
 import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
@@ -246,9 +248,11 @@ export interface ConnectA2AAgentOptions extends DiscoveryOptions {
   /** Or request these scopes. Default: the scopes of `skillId`, else the card-level scopes. */
   scopes?: readonly string[];
   /**
-   * Scopes the client may add when the agent answers 403 `insufficient_scope` (RFC 6750 §3.1) naming them: it gets a
-   * token with them and retries once. Scopes outside `scopes` (or the skill's) and these are never requested; the call
-   * fails with {@link InsufficientScopeError}. Default none.
+   * Scopes the client may ask for beyond `scopes` (or the skill's), in two cases: when the agent answers HTTP 403
+   * `insufficient_scope` (RFC 6750 §3.1) naming them, it gets a token with them and retries once; when a task waits in
+   * `TASK_STATE_AUTH_REQUIRED` for more scopes (A2A §7.6), {@link ConnectedA2AAgent.sendMessage} gets a token for
+   * exactly those and sends the follow-up ({@link sendMessageWithStepUp}). Scopes outside both are never requested: the
+   * call fails with {@link InsufficientScopeError} or `A2AAuthorizationRequiredError`. Default none.
    */
   stepUpScopes?: readonly string[];
   /** Binding preference, e.g. `['JSONRPC']` or `['HTTP+JSON']`. Default: the card's order. */
@@ -275,6 +279,11 @@ export interface ConnectedA2AAgent {
   auth: DiscoveredAgentAuth;
   /** The authenticating fetch used by the client. */
   fetch: typeof fetch;
+  /**
+   * `client.sendMessage` that continues a task waiting for more scopes (`stepUpScopes` only) with a follow-up
+   * message carrying a token for exactly those scopes ({@link sendMessageWithStepUp}).
+   */
+  sendMessage(params: SendMessageRequest): Promise<Message | Task>;
 }
 
 /**
@@ -328,5 +337,20 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
   );
   // The card discovery checked (and verified, with cardTrust): fetching it again could give another one.
   const client = await factory.createFromAgentCard(auth.card as never);
-  return { client, provider, exchange, auth, fetch: fetchImpl };
+  const clientForScopes = (scopes: readonly string[]): Promise<Client> => {
+    const scoped = a2aAuthFetch(
+      source,
+      { scopes, allowedOrigins: [cardOrigin, ...(o.allowedOrigins ?? [])], trustBearerUrl: o.trustBearerUrl },
+      o.fetch ?? fetch,
+    );
+    const f = new sdk.ClientFactory(
+      sdk.ClientFactoryOptions.createFrom(sdk.ClientFactoryOptions.default, {
+        transports: [new sdk.JsonRpcTransportFactory({ fetchImpl: scoped }), new sdk.RestTransportFactory({ fetchImpl: scoped })],
+        ...(o.preferredTransports ? { preferredTransports: o.preferredTransports } : {}),
+      }),
+    );
+    return f.createFromAgentCard(auth.card as never);
+  };
+  const stepUp = { stepUpScopes: o.stepUpScopes ?? [], clientForScopes, unsupported: exchange !== undefined };
+  return { client, provider, exchange, auth, fetch: fetchImpl, sendMessage: (params) => sendMessageWithStepUp(client, params, stepUp) };
 }

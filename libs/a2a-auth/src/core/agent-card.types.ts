@@ -51,6 +51,14 @@ export interface AgentCardSignatureJson {
   header?: Record<string, unknown>;
 }
 
+/** A2A `AgentExtension` on the wire (ProtoJSON: `required` only when true). */
+export interface AgentExtensionJson {
+  uri: string;
+  description?: string;
+  required?: boolean;
+  params?: Record<string, unknown>;
+}
+
 /** `AgentCard` (A2A v1.0). */
 export interface AgentCardJson {
   name: string;
@@ -60,7 +68,7 @@ export interface AgentCardJson {
   provider?: { url: string; organization: string };
   version: string;
   documentationUrl?: string;
-  capabilities: { streaming?: boolean; pushNotifications?: boolean; extendedAgentCard?: boolean };
+  capabilities: { streaming?: boolean; pushNotifications?: boolean; extendedAgentCard?: boolean; extensions?: AgentExtensionJson[] };
   securitySchemes?: Record<string, SecuritySchemeJson>;
   securityRequirements?: SecurityRequirementJson[];
   defaultInputModes?: string[];

@@ -82,6 +82,16 @@ export {
 } from './verifier';
 export { createAuthRuntime, type AuthRuntime } from './runtime';
 export { combineRoutePolicy, assertAuthorized, RoutePolicyError, type RoutePolicy, type RouteDecorators, type AgentSkillOptions } from './route-policy';
+export {
+  IN_TASK_AUTH_EXTENSION_URI,
+  InMemoryPendingAuthorizationStore,
+  checkPendingAnswer,
+  taskOwnerOf,
+  type A2AAuthorizationRequest,
+  type PendingAuthorization,
+  type PendingAuthorizationStore,
+  type TaskOwner,
+} from './in-task-authorization';
 export { VerifiedTokenCache, tokenHash, cacheNotAfter, type KeyMaterialResolver } from './token-cache';
 export {
   JwksKeyStore,

@@ -93,8 +93,12 @@ export interface CardOptions {
    * lists none (A2A clients cannot call it) and a warning is logged at boot.
    */
   interfaces: AgentInterfaceOptions[];
-  /** `AgentCard.capabilities`. Defaults: `streaming` false, `pushNotifications` false. */
-  capabilities?: { streaming?: boolean; pushNotifications?: boolean };
+  /**
+   * `AgentCard.capabilities`. Defaults: `streaming` false, `pushNotifications` false, no `extensions`. `extensions` are
+   * A2A `AgentExtension`s (`uri`, `description`, `required` default false, `params`), e.g. the library's in-task
+   * authorization extension `IN_TASK_AUTH_EXTENSION_URI` for an agent whose executor calls `requireScopes`.
+   */
+  capabilities?: { streaming?: boolean; pushNotifications?: boolean; extensions?: AgentExtensionOptions[] };
   /** Default `['text/plain', 'application/json']`. */
   defaultInputModes?: string[];
   /** Default `['text/plain', 'application/json']`. */
@@ -160,6 +164,18 @@ export interface DPoPNonceOptions {
   secret: string | Buffer;
   /** Length of a nonce window in seconds; a nonce of the current or the previous window is accepted. Default 300. */
   rotateSeconds?: number;
+}
+
+/** An A2A `AgentExtension` declared in the card's `capabilities.extensions` (A2A v1.0 §4.4.4). */
+export interface AgentExtensionOptions {
+  /** The extension's URI. */
+  uri: string;
+  /** What the agent uses it for. */
+  description?: string;
+  /** The client must support it. Default false. */
+  required?: boolean;
+  /** Extension parameters (JSON). */
+  params?: Record<string, unknown>;
 }
 
 /** DPoP (RFC 9449) at the resource server. */

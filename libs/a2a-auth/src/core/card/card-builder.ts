@@ -1,6 +1,6 @@
 import type { AgentSkillOptions } from '../route-policy';
-import type { ResolvedOptions } from '../options';
-import type { AgentCardJson, AgentSkillJson, SecurityRequirementJson, SecuritySchemeJson } from './agent-card.types';
+import type { AgentExtensionOptions, ResolvedOptions } from '../options';
+import type { AgentCardJson, AgentExtensionJson, AgentSkillJson, SecurityRequirementJson, SecuritySchemeJson } from './agent-card.types';
 
 /** A skill found on a handler, with the auth metadata the guard enforces for it. */
 export interface DiscoveredSkill {
@@ -106,6 +106,7 @@ export function buildAgentCard(o: CardBuildOptions, skills: readonly DiscoveredS
       streaming: c.capabilities?.streaming ?? false,
       pushNotifications: c.capabilities?.pushNotifications ?? false,
       extendedAgentCard: c.extendedCard ?? false,
+      ...(c.capabilities?.extensions?.length ? { extensions: c.capabilities.extensions.map(extensionJson) } : {}),
     },
     securitySchemes,
     securityRequirements: requirements([]),
@@ -130,7 +131,7 @@ export interface AgentCardV03Json {
   iconUrl?: string;
   version: string;
   documentationUrl?: string;
-  capabilities: { streaming: boolean; pushNotifications: boolean };
+  capabilities: { streaming: boolean; pushNotifications: boolean; extensions?: AgentExtensionJson[] };
   securitySchemes: Record<string, Record<string, unknown>>;
   security: Array<Record<string, string[]>>;
   defaultInputModes: string[];
@@ -197,7 +198,11 @@ export function toV03Card(card: AgentCardJson, agentUrl?: string): AgentCardV03J
     ...(card.iconUrl ? { iconUrl: card.iconUrl } : {}),
     version: card.version,
     ...(card.documentationUrl ? { documentationUrl: card.documentationUrl } : {}),
-    capabilities: { streaming: card.capabilities.streaming ?? false, pushNotifications: card.capabilities.pushNotifications ?? false },
+    capabilities: {
+      streaming: card.capabilities.streaming ?? false,
+      pushNotifications: card.capabilities.pushNotifications ?? false,
+      ...(card.capabilities.extensions?.length ? { extensions: card.capabilities.extensions.map((e) => ({ ...e })) } : {}),
+    },
     securitySchemes: schemes,
     security: v03Requirements(card.securityRequirements),
     defaultInputModes: [...(card.defaultInputModes ?? [])],
@@ -213,5 +218,15 @@ export function toV03Card(card: AgentCardJson, agentUrl?: string): AgentCardV03J
       ...(s.securityRequirements ? { security: v03Requirements(s.securityRequirements) } : {}),
     })),
     supportsAuthenticatedExtendedCard: card.capabilities.extendedAgentCard ?? false,
+  };
+}
+
+/** An `AgentExtension` in ProtoJSON form: empty and default fields omitted, so it round-trips through the SDK unchanged. */
+function extensionJson(e: AgentExtensionOptions): AgentExtensionJson {
+  return {
+    uri: e.uri,
+    ...(e.description ? { description: e.description } : {}),
+    ...(e.required ? { required: true } : {}),
+    ...(e.params !== undefined ? { params: { ...e.params } } : {}),
   };
 }

@@ -8,7 +8,8 @@ import { A2A_JSON_CONTENT_TYPE, sendA2AJson } from '../http/a2a-rest-error';
 import { requestedA2AVersion, type HttpRequestLike } from '../http/request-info';
 import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from './a2a-user';
 import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
-import { A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
+import { A2A_MESSAGE_METHODS, A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
+import { authorizingExecutor, bindRequest, bindStepUpGrant, inTaskBusManager } from './in-task-auth';
 import type { A2ACaller } from '../../core/caller';
 import { createPushNotifications, type A2APushNotificationOptions } from './push-sender';
 
@@ -36,7 +37,9 @@ export interface A2ARequestHandlerOptions {
  * document as `GET /extendedAgentCard`) to authenticated callers (the base card otherwise); it fails with the SDK's
  * "unsupported operation" when `card.extendedCard` is off, and with JSON-RPC `-32603` (fixed message) when
  * `card.extendedCardFor` fails.
- * With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
+ * The executor is wrapped for in-task authorization (fail closed until a skill is authorized; follow-ups resume a task
+ * waiting for scopes, see `A2AInTaskAuthorization`), and the SDK's event-bus manager gives such a follow-up a bus of
+ * its own. With `card.capabilities.pushNotifications` on, the handler gets the library's push-notification store and sender
  * ({@link createPushNotifications}: the webhook policy of `o.pushNotifications`) instead of the SDK's defaults.
  * Call it after the app has initialised (cards are built in `onModuleInit`); {@link A2AHttpTransport} does so lazily.
  * @throws Error when `@a2a-js/sdk` is not installed, no card is configured, or `o.pushNotifications` is invalid.
@@ -49,8 +52,8 @@ export function createA2ARequestHandler(cards: AgentCardService, executor: Agent
   return new DefaultRequestHandler(
     base,
     o.taskStore ?? new InMemoryTaskStore(a2aTaskOwner),
-    withGenericErrors(executor),
-    undefined,
+    withGenericErrors(authorizingExecutor(executor)),
+    inTaskBusManager(),
     push?.store,
     push?.sender,
     async (ctx: ServerCallContext) => {
@@ -101,9 +104,12 @@ type Query = Record<string, unknown>;
  *    `ServerCallContext`; the caller and the authorized skill are also put in `context.state`
  *    ({@link A2A_CALLER_STATE_KEY}, {@link A2A_SKILL_STATE_KEY}). No caller: HTTP 401 (fail closed).
  * 2. Messages (`SendMessage`, `SendStreamingMessage`, `POST /message:send|stream`) go through
- *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown or missing skill
- *    id is an A2A invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`); past the
- *    skill handler's own `@ClientRateLimit()`, HTTP 429 with `Retry-After` on both bindings.
+ *    {@link A2ASkillAuthorizer}: HTTP 403 `insufficient_scope` before the executor runs; an unknown skill id is an A2A
+ *    invalid-params error (JSON-RPC `-32602` with HTTP 200; HTTP+JSON `400 INVALID_ARGUMENT`); past the skill
+ *    handler's own `@ClientRateLimit()`, HTTP 429 with `Retry-After` on both bindings; no skill id on an agent
+ *    with several skills: the executor routes the message and must call `A2AInTaskAuthorization.authorizeSkill` (the
+ *    executor wrapper refuses results otherwise). A message on a task waiting in `TASK_STATE_AUTH_REQUIRED` for more
+ *    scopes must come from its owner (else the A2A task-not-found error) with a token that grants them (else 403).
  * 3. `A2A-Version` is checked with the SDK's `validateVersion` against the card's `supportedInterfaces`: JSON-RPC
  *    `-32009` / HTTP+JSON `400 FAILED_PRECONDITION`. It is the header, else the `A2A-Version` query parameter
  *    (A2A v1.0 §3.6.1: "as a request parameter instead of a header"); the header wins when both are sent, and neither
@@ -154,11 +160,15 @@ export class A2AHttpTransport {
     }
     const skill = call.skill;
     const ctx = this.context(req, call.caller, skill);
+    const isMessage = A2A_MESSAGE_METHODS.includes(String((body as { method?: unknown }).method));
     try {
       validateVersion(ctx.requestedVersion, await this.requestHandler.getAgentCard(), 'JSONRPC');
-      if (skill) parseSendMessage((body as { params?: unknown }).params); // malformed params: -32602, not -32603
+      if (isMessage) parseSendMessage((body as { params?: unknown }).params); // malformed params: -32602, not -32603
     } catch (e) {
       return fail(e);
+    }
+    if (isMessage && !(await this.followUp(req, res, (body as { params?: unknown }).params, ctx, call.caller))) {
+      return fail(new (sdkErrors().TaskNotFoundError)('Task not found'));
     }
     const out = await new JsonRpcTransportHandler(this.requestHandler).handle(body as Record<string, unknown>, ctx);
     if (isAsyncIterable(out)) {
@@ -330,12 +340,14 @@ export class A2AHttpTransport {
       [A2A_CALLER_STATE_KEY, caller],
     ]);
     if (skill) state.set(A2A_SKILL_STATE_KEY, skill);
-    return new ServerCallContext({
+    const ctx = new ServerCallContext({
       user: new A2AUser(caller),
       requestedVersion: requestedA2AVersion(req),
       requestedExtensions: Extensions.parseServiceParameter(header(req, 'a2a-extensions')),
       state,
     });
+    bindRequest(ctx, req);
+    return ctx;
   }
 
   /** @param status the success status: 200, 201 (created) or 204 (no content: `run`'s result is not sent). */
@@ -404,13 +416,12 @@ export class A2AHttpTransport {
     let caller: A2ACaller | undefined;
     if (isMessage) {
       try {
-        skill = await this.authorizer.authorizeMessage(req, res, body);
+        ({ skill, caller } = await this.authorizer.authorizeMessage(req, res, body));
       } catch (e) {
         if (!(e instanceof A2ASkillResolutionError)) throw e;
         sendJson(res, 400, A2A_JSON, toRestErrorBody(new RequestMalformedError(e.message), 400));
         return undefined;
       }
-      caller = skill.caller;
     } else {
       caller = this.authorizer.authorizeCall(req, res);
     }
@@ -422,7 +433,25 @@ export class A2AHttpTransport {
       sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
       return undefined;
     }
+    if (isMessage && !(await this.followUp(req, res, body, ctx, caller))) {
+      const e = new (sdkErrors().TaskNotFoundError)('Task not found');
+      sendJson(res, 404, A2A_JSON, toRestErrorBody(e, 404));
+      return undefined;
+    }
     return ctx;
+  }
+
+  /**
+   * A message on a task that waits for more scopes answers it ({@link A2ASkillAuthorizer.authorizeFollowUp}): when the
+   * owner's token grants them, the call context is marked so the waiting executor resumes (and no second one runs).
+   * @returns `false` for a follow-up from another owner (answered as an unknown task; nothing changes on it).
+   * @throws HttpException 401/403 (headers on `res`) when the token lacks the pending scopes.
+   */
+  private async followUp(req: HttpRequestLike, res: unknown, params: unknown, ctx: ServerCallContext, caller: A2ACaller | undefined): Promise<boolean> {
+    const p = await this.authorizer.authorizeFollowUp(req, res, params, caller);
+    if (p === 'not_owner') return false;
+    if (p && caller) bindStepUpGrant(ctx, { taskId: p.taskId, operation: p.operation, caller, store: this.authorizer.pending });
+    return true;
   }
 }
 

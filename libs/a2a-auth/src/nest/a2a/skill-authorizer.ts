@@ -10,6 +10,12 @@ import { delegationFor } from '../../core/delegation';
 import type { ResolvedOptions } from '../../core/options';
 import { assertAuthorized } from '../../core/route-policy';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
+import {
+  checkPendingAnswer,
+  InMemoryPendingAuthorizationStore,
+  type PendingAuthorization,
+  type PendingAuthorizationStore,
+} from '../../core/in-task-authorization';
 
 /** The metadata key that names the skill of an A2A message: `message.metadata.skillId` (or request-level `metadata.skillId`). */
 export const A2A_SKILL_ID_KEY = 'skillId';
@@ -92,7 +98,10 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  * guard has authenticated the request and before the SDK runs the executor.
  *
  * - The skill comes from `message.metadata.skillId` (or request-level `metadata.skillId`); an agent with exactly one
- *   skill also accepts a message without one.
+ *   skill also accepts a message without one. With several skills, a message without one goes to the executor, which
+ *   routes it and asks `A2AInTaskAuthorization.authorizeSkill` ({@link decideSkill}: the same policy) before it acts.
+ * - A follow-up message on a task that waits for more scopes is checked against that task's pending operation
+ *   ({@link authorizeFollowUp}).
  * - It is looked up in the {@link SkillRegistry}: the same `@AgentSkill` / `@RequireScopes` / `@Public` metadata that the
  *   guard enforces on REST routes and the card advertises.
  * - A delegation chain (`act`, RFC 8693 §4.1) the skill's `@Delegation()` over the module-wide `delegation` option
@@ -107,6 +116,19 @@ function callerOn(req: HttpRequestLike): A2ACaller | undefined {
  */
 @Injectable()
 export class A2ASkillAuthorizer {
+  /**
+   * Operations of tasks waiting for more scopes (`A2AInTaskAuthorization.requireScopes`), one per task, in this
+   * process's memory (several instances would need a shared store and a way to reach the waiting executor: not yet).
+   */
+  readonly pending: PendingAuthorizationStore = new InMemoryPendingAuthorizationStore();
+
+  /**
+   * Messages without a skill id go to the executor (several skills). Set when the app provides
+   * `A2AInTaskAuthorization` (the executor can then ask `authorizeSkill`); otherwise such a message is the
+   * `missing_skill_id` invalid-params error, as an executor that cannot route would only fail. Default false.
+   */
+  executorRouting = false;
+
   constructor(
     private readonly skills: SkillRegistry,
     private readonly guard: A2AAuthGuard,
@@ -131,21 +153,39 @@ export class A2ASkillAuthorizer {
   }
 
   /**
-   * {@link authorize}, then the skill handler's own `@ClientRateLimit()` (class or method; the module-wide
-   * `clientRateLimit` was already counted by the guard for the request), per verified client, in the shared store:
-   * past it HTTP 429 with `Retry-After` (seconds) and the guard's `rate_limited` body on both bindings (A2A v1.0 defines
-   * no rate-limit error of its own). Anonymous messages to a public skill are not counted. One audit event per call.
+   * A message (`SendMessage` / `SendStreamingMessage`).
+   * - With `metadata.skillId` (or on a single-skill agent, or without {@link executorRouting}): {@link authorize}, then
+   *   the skill handler's own `@ClientRateLimit()` (class or method; the module-wide `clientRateLimit` was already
+   *   counted by the guard for the request), per verified client, in the shared store: past it HTTP 429 with
+   *   `Retry-After` (seconds) and the guard's `rate_limited` body on both bindings (A2A v1.0 defines no rate-limit
+   *   error of its own). Anonymous messages to a public skill are not counted.
+   * - Without one on an agent with several skills, the executor routes it and must call
+   *   `A2AInTaskAuthorization.authorizeSkill` before it publishes a result (the library's executor wrapper refuses
+   *   otherwise), so here only the caller is checked (module-wide delegation policy; anonymous only when the agent has
+   *   public skills).
+   * One audit event per call.
    * @throws as {@link authorize}, and HttpException 429 (headers already set on `res`).
    */
-  async authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): Promise<AuthorizedSkill> {
-    const s = this.decide(req, res, params);
-    const limits = s.caller ? this.limiter.ownLimitsFor(s.skill.cls, s.skill.cls.prototype[s.skill.methodName]) : [];
-    if (limits.length > 0) {
-      const wait = await this.limiter.consume(s.caller!, limits);
-      if (wait !== undefined) throw this.guard.rateLimited(req, res, wait, { skillId: s.skillId, requiredScopes: s.skill.scopes }, s.caller!);
+  async authorizeMessage(req: HttpRequestLike, res: unknown, params: unknown): Promise<AuthorizedCall> {
+    if (skillIdOf(params) !== undefined || this.skills.all().length === 1 || !this.executorRouting) {
+      const s = this.decide(req, res, params);
+      const limits = s.caller ? this.limiter.ownLimitsFor(s.skill.cls, s.skill.cls.prototype[s.skill.methodName]) : [];
+      if (limits.length > 0) {
+        const wait = await this.limiter.consume(s.caller!, limits);
+        if (wait !== undefined) throw this.guard.rateLimited(req, res, wait, { skillId: s.skillId, requiredScopes: s.skill.scopes }, s.caller!);
+      }
+      if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
+      return { skill: s, caller: s.caller };
     }
-    if (s.caller) this.audit.success(req, s.caller, {}, { skillId: s.skillId, requiredScopes: s.skill.scopes });
-    return s;
+    const caller = this.precheck(req, res);
+    if (!caller) return {};
+    try {
+      assertAuthorized(caller, [], this.opts.delegation);
+    } catch (e) {
+      this.refuse(req, res, e as AuthError, {}, caller);
+    }
+    this.audit.success(req, caller, {}, {});
+    return { caller };
   }
 
   // The decision of authorize() without its audit event.
@@ -153,16 +193,90 @@ export class A2ASkillAuthorizer {
     const caller = this.precheck(req, res);
     const { skillId, skill } = this.resolve(params);
     const route = { skillId, requiredScopes: skill.scopes };
-    if (!skill.isPublic && !caller) this.refuse(req, res, new AuthError('missing_token', `skill ${skillId} needs a token`), route);
-    if (caller) {
-      // A public skill still refuses a delegation chain its policy does not accept: the executor would act for it.
-      try {
-        assertAuthorized(caller, skill.isPublic ? [] : skill.scopes, delegationFor(this.opts.delegation, skill.delegation));
-      } catch (e) {
-        this.refuse(req, res, e as AuthError, route, caller);
-      }
-    }
+    const err = this.check(caller, skillId, skill);
+    if (err) this.refuse(req, res, err, route, caller);
     return { skillId, skill, caller };
+  }
+
+  /**
+   * The in-task decision on a skill the executor chose (same policy and scope check as {@link authorize}), recorded in
+   * the audit trail. Returns the refusal instead of answering HTTP: the task is answered in A2A terms.
+   * @throws Error for a skill id the agent does not have (a bug in the executor, not the caller's fault).
+   */
+  decideSkill(req: HttpRequestLike | object, caller: A2ACaller | undefined, skillId: string): { skill: RegisteredSkill; error?: AuthError } {
+    const skill = this.skills.get(skillId);
+    if (!skill) throw new Error(`authorizeSkill: this agent has no skill ${JSON.stringify(skillId)}`);
+    const route = { skillId, requiredScopes: skill.scopes };
+    const error = this.check(caller, skillId, skill);
+    if (error) this.audit.failure(req as HttpRequestLike, error, {}, route, caller);
+    else if (caller) this.audit.success(req as HttpRequestLike, caller, {}, route);
+    return { skill, error };
+  }
+
+  /**
+   * The in-task decision on extra scopes for one operation (the same delegation and scope check), recorded in the
+   * audit trail. The skill's own `@Delegation()` applies when `skillId` names one.
+   * @returns the refusal, or `undefined` when the caller has them.
+   */
+  decideScopes(req: HttpRequestLike | object, caller: A2ACaller, scopes: readonly string[], skillId?: string): AuthError | undefined {
+    const skill = skillId === undefined ? undefined : this.skills.get(skillId);
+    const route = { skillId, requiredScopes: scopes };
+    try {
+      assertAuthorized(caller, scopes, delegationFor(this.opts.delegation, skill?.delegation));
+    } catch (e) {
+      this.audit.failure(req as HttpRequestLike, e as AuthError, {}, route, caller);
+      return e as AuthError;
+    }
+    this.audit.success(req as HttpRequestLike, caller, {}, route);
+    return undefined;
+  }
+
+  /**
+   * A follow-up message on a task that waits for more scopes (`A2AInTaskAuthorization.requireScopes`): the caller must
+   * be the task's owner and its token must grant the pending scopes ({@link checkPendingAnswer}); recorded in the audit
+   * trail. Nothing is changed on the task when it is refused.
+   * @returns the pending record it answers, `undefined` when the task waits for none (an ordinary message), or
+   *   `'not_owner'` (answer as for an unknown task).
+   * @throws HttpException 403 `insufficient_scope` with the pending scopes in the challenge.
+   */
+  async authorizeFollowUp(
+    req: HttpRequestLike,
+    res: unknown,
+    params: unknown,
+    caller: A2ACaller | undefined,
+  ): Promise<PendingAuthorization | 'not_owner' | undefined> {
+    const taskId = isObj(params) && isObj(params.message) && typeof params.message.taskId === 'string' ? params.message.taskId : '';
+    if (!taskId) return undefined;
+    const p = await this.pending.get(taskId);
+    if (!p) return undefined;
+    const route = { skillId: p.skillId, requiredScopes: p.scopes };
+    if (!caller) this.refuse(req, res, new AuthError('missing_token', 'the task waits for a token with more scopes'), route);
+    const skill = p.skillId === undefined ? undefined : this.skills.get(p.skillId);
+    let verdict: 'not_owner' | undefined;
+    try {
+      verdict = checkPendingAnswer(p, caller!, delegationFor(this.opts.delegation, skill?.delegation));
+    } catch (e) {
+      this.refuse(req, res, e as AuthError, route, caller);
+    }
+    if (verdict) {
+      this.audit.failure(req, new AuthError('insufficient_scope', 'follow-up from another owner than the task'), {}, route, caller);
+      return verdict;
+    }
+    this.audit.success(req, caller!, {}, route);
+    return p;
+  }
+
+  /** The one policy decision of a skill for a caller (anonymous: `undefined`). */
+  private check(caller: A2ACaller | undefined, skillId: string, skill: RegisteredSkill): AuthError | undefined {
+    if (!skill.isPublic && !caller) return new AuthError('missing_token', `skill ${skillId} needs a token`);
+    if (!caller) return undefined;
+    // A public skill still refuses a delegation chain its policy does not accept: the executor would act for it.
+    try {
+      assertAuthorized(caller, skill.isPublic ? [] : skill.scopes, delegationFor(this.opts.delegation, skill.delegation));
+    } catch (e) {
+      return e as AuthError;
+    }
+    return undefined;
   }
 
   /**
@@ -204,8 +318,7 @@ export class A2ASkillAuthorizer {
   async authorizeJsonRpc(req: HttpRequestLike, res: unknown, body: unknown): Promise<AuthorizedCall> {
     if (!isObj(body)) throw new A2ASkillResolutionError('invalid_skill_id', 'the JSON-RPC request must be a parsed JSON object');
     if (typeof body.method !== 'string' || !A2A_MESSAGE_METHODS.includes(body.method)) return { caller: this.authorizeCall(req, res) };
-    const skill = await this.authorizeMessage(req, res, body.params);
-    return { skill, caller: skill.caller };
+    return this.authorizeMessage(req, res, body.params);
   }
 
   private refuse(

@@ -5,6 +5,7 @@ import { A2AAuthConfigError, type ResolvedOptions } from '../../core/options';
 import { routeAuth } from '../guard/route-auth';
 import type { DiscoveredSkill } from '../../core/card/card-builder';
 import type { DelegationOptions } from '../../core/delegation';
+import { IN_TASK_AUTH_EXTENSION_URI } from '../../core/in-task-authorization';
 
 /** A discovered skill plus where it lives (for A2A message routing). */
 export interface RegisteredSkill extends DiscoveredSkill {
@@ -93,6 +94,11 @@ export class SkillRegistry {
         this.index.set(meta.skill.id, s);
         found.push(s);
       }
+    }
+    // Scopes an executor asks for mid-task, declared with the in-task authorization extension, are in use too.
+    for (const e of this.opts.card?.capabilities?.extensions ?? []) {
+      const inTask = e.uri === IN_TASK_AUTH_EXTENSION_URI && Array.isArray(e.params?.scopes) ? (e.params.scopes as unknown[]) : [];
+      for (const s of inTask) if (typeof s === 'string') usedScopes.add(s);
     }
     const unused = Object.keys(this.opts.scopes).filter((s) => !usedScopes.has(s));
     if (unused.length) this.logger.log(`scopes in the catalog that no handler requires: ${unused.join(', ')}`);
