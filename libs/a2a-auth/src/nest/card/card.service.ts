@@ -19,9 +19,16 @@ function iconLast<T extends object>(card: T): T {
   return (iconUrl === undefined ? card : { ...rest, iconUrl }) as T;
 }
 
+/** Freezes a JSON value and everything in it. */
+function deepFreeze(v: unknown): void {
+  if (v === null || typeof v !== 'object' || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const child of Object.values(v as object)) deepFreeze(child);
+}
+
 /** A document ready to serve: serialized once, with its validators. */
 export interface ServedDocument {
-  /** The JSON value. */
+  /** The JSON value (deeply frozen: shared by every caller). */
   json: unknown;
   /** UTF-8 JSON bytes. */
   body: Buffer;
@@ -200,7 +207,9 @@ export class AgentCardService implements OnModuleInit {
 
   /** Both served views of one v1.0 card, signed when configured. */
   private async views(card: AgentCardJson): Promise<ExtendedCardDocuments> {
-    return { card, v1: await this.signed(card), v03: await this.signed(toV03Card(card, this.opts.card!.url)) };
+    const docs = { card, v1: await this.signed(card), v03: await this.signed(toV03Card(card, this.opts.card!.url)) };
+    deepFreeze(card);
+    return docs;
   }
 
   private async signed(json: object): Promise<ServedDocument> {
@@ -243,7 +252,10 @@ export class AgentCardService implements OnModuleInit {
     return this.metadata?.json as ProtectedResourceMetadata | undefined;
   }
 
+  // Frozen: one object serves every caller (the JSON-RPC binding reads it on each call, the HTTP routes serve its bytes),
+  // so app code holding it must not be able to change the card for the next caller or set it apart from the bytes.
   private serve(json: object): ServedDocument {
+    deepFreeze(json);
     const body = Buffer.from(JSON.stringify(json), 'utf8');
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     return { json, body, etag, lastModified: this.bootTime };

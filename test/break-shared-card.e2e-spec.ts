@@ -1,0 +1,215 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import Redis from 'ioredis';
+import request from 'supertest';
+import {
+  A2AAuthConfigError,
+  A2AAuthModule,
+  A2ACaller,
+  A2ASkillAuthorizer,
+  AgentCardService,
+  resolveOptions,
+  type A2AAuthModuleOptions,
+  type AgentCardJson,
+} from 'nestjs-a2a-auth';
+import { A2AJsonRpcController } from '../apps/expense-agent/src/a2a/a2a.controllers';
+import { TestIssuer } from './fixtures/auth-harness';
+import { RedisServer } from './fixtures/redis-server';
+import { CapturingLogger, PLATFORMS, type Platform, type TestApp } from './fixtures/test-app';
+import { generateTestKey, type TestKey } from './fixtures/keys';
+import { JwksServer } from './fixtures/jwks-server';
+import { mintToken } from './fixtures/tokens';
+import { replyingTransport } from './fixtures/a2a-reply';
+import { CARD_CONTROLLERS, CARD_PROVIDERS, cardOptions, freePort } from './fixtures/card-app';
+import { mintProof, proofKey, type ProofKey } from './dpop-helpers';
+
+// Attacks on the shared state (DPoP replay cache and rate limits in one Redis, several instances, several agents)
+// and on the per-caller extended Agent Card, with real parts: redis-server, Nest on express and fastify, real tokens.
+
+@Controller('ops')
+class OpsController {
+  @Get('read')
+  read(@A2ACaller() caller: A2ACaller) {
+    return { clientId: caller.clientId };
+  }
+}
+
+const AUDIENCE = 'https://agent.test/expenses';
+const ORIGIN = 'https://agent.test';
+const REPLAYED_BODY = { error: 'invalid_dpop_proof', error_description: 'The DPoP proof was already used' };
+const CLIENT_LIMIT = { error: 'rate_limited', error_description: 'Too many requests from this client; retry later' };
+
+describe.each(PLATFORMS)('shared state under attack (%s)', (platform) => {
+  let redis: RedisServer;
+  let admin: Redis;
+  let idp: TestIssuer;
+  let pk: ProofKey;
+  const instances: TestApp[] = [];
+  // Two different agents (audiences that are not URLs, no card, no resource) on the same Redis, default prefix.
+  let orders: TestApp;
+  let billing: TestApp;
+  const logger = new CapturingLogger();
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    idp = await TestIssuer.start({ audience: AUDIENCE });
+    pk = await proofKey('ES256');
+    for (let i = 0; i < 2; i++) {
+      instances.push(
+        await idp.startApp({
+          platform,
+          controllers: [OpsController],
+          logger,
+          auth: {
+            tokenUrl: `${idp.issuer}/token`,
+            card: { name: 'Ops Agent', description: 'Ops', url: AUDIENCE, interfaces: [] },
+            dpop: { mode: 'allowed', publicOrigin: ORIGIN },
+            store: { redis: { url: redis.url } },
+          },
+        }),
+      );
+    }
+    const agent = (audience: string) =>
+      idp.startApp({
+        platform,
+        controllers: [OpsController],
+        logger,
+        auth: { audience, clientRateLimit: { limit: 2, ttl: 60 }, store: { redis: { url: redis.url } } },
+      });
+    orders = await agent('orders-api');
+    billing = await agent('billing-api');
+  });
+
+  afterAll(async () => {
+    await idp?.close();
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  beforeEach(async () => {
+    await admin.flushall();
+  });
+
+  it('one DPoP proof sent to two instances at the same moment (6 copies): exactly one succeeds, the others are replays', async () => {
+    const token = await idp.mint({ claims: { client_id: 'race', sub: 'race', cnf: { jkt: pk.jkt } } });
+    for (let round = 0; round < 3; round++) {
+      const p = mintProof(pk, { htm: 'GET', htu: `${ORIGIN}/ops/read`, token, jti: randomUUID() });
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          request(instances[i % 2].url)
+            .get('/ops/read')
+            .set('Authorization', `DPoP ${token}`)
+            .set('DPoP', p)
+            .then((r) => ({ status: r.status, body: r.body as unknown })),
+        ),
+      );
+      const ok = answers.filter((a) => a.status === 200);
+      expect(ok).toStrictEqual([{ status: 200, body: { clientId: 'race' } }]);
+      expect(answers.filter((a) => a.status !== 200)).toStrictEqual(Array(5).fill({ status: 401, body: REPLAYED_BODY }));
+    }
+  });
+
+  it('two agents whose audiences are not URLs keep apart in one Redis: one agent’s traffic does not use up the other’s client limit', async () => {
+    const atOrders = await idp.mint({ audience: 'orders-api', claims: { client_id: 'shared-client', sub: 'shared-client' } });
+    const atBilling = await idp.mint({ audience: 'billing-api', claims: { client_id: 'shared-client', sub: 'shared-client' } });
+    for (let i = 0; i < 2; i++) expect((await request(orders.url).get('/ops/read').set('Authorization', `Bearer ${atOrders}`)).status).toBe(200);
+    const third = await request(orders.url).get('/ops/read').set('Authorization', `Bearer ${atOrders}`);
+    expect([third.status, third.body]).toStrictEqual([429, CLIENT_LIMIT]);
+    // The billing agent has never seen this client: its budget is whole.
+    const other = await request(billing.url).get('/ops/read').set('Authorization', `Bearer ${atBilling}`);
+    expect([other.status, other.body]).toStrictEqual([200, { clientId: 'shared-client' }]);
+    const keys = await admin.keys('*');
+    // Each agent counts under its own audience (the throttler storage wraps keys in a {hash tag}).
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((k) => /^\{?a2a:(orders-api|billing-api):/.test(k))).toBe(true);
+    expect(keys.some((k) => k.includes('a2a:orders-api:'))).toBe(true);
+    expect(keys.some((k) => k.includes('a2a:billing-api:'))).toBe(true);
+  });
+});
+
+describe('store.timeoutMs beyond what a timer can wait', () => {
+  const base = { issuer: 'https://issuer.test', jwksUri: 'https://issuer.test/jwks', audience: AUDIENCE };
+
+  it('is refused at boot (a larger delay would make every store operation time out at once: DPoP always 503)', () => {
+    for (const timeoutMs of [3_000_000_000, 2 ** 31, Infinity]) {
+      expect(() => resolveOptions({ ...base, store: { timeoutMs } } as A2AAuthModuleOptions)).toThrow(A2AAuthConfigError);
+    }
+    expect(resolveOptions({ ...base, store: { timeoutMs: 60_000 } } as A2AAuthModuleOptions).store.timeoutMs).toBe(60_000);
+  });
+});
+
+async function startCardApp(platform: Platform, port: number, auth: A2AAuthModuleOptions): Promise<INestApplication> {
+  @Module({
+    imports: [A2AAuthModule.forRoot(auth)],
+    controllers: [...CARD_CONTROLLERS, A2AJsonRpcController],
+    providers: [...CARD_PROVIDERS, A2ASkillAuthorizer, replyingTransport('ok')],
+  })
+  class BreakCardModule {}
+  const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
+  const app = await NestFactory.create(BreakCardModule, adapter as never, { logger: new CapturingLogger(), abortOnError: false });
+  await app.listen(port, '127.0.0.1');
+  return app;
+}
+
+describe.each(PLATFORMS)('per-caller extended card under attack (%s)', (platform) => {
+  let jwks: JwksServer;
+  let key: TestKey;
+  let app: INestApplication;
+  let base: string;
+
+  beforeAll(async () => {
+    jwks = await new JwksServer().start();
+    key = generateTestKey('RS256');
+    jwks.keys = [key.publicJwk];
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    app = await startCardApp(
+      platform,
+      port,
+      cardOptions(base, jwks.issuer, jwks.jwksUri, {}, { interfaces: [{ url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' }] }),
+    );
+  });
+  afterAll(async () => {
+    await app?.close();
+    await jwks?.stop();
+  });
+
+  const token = (clientId: string, scope: string) =>
+    mintToken({ key, issuer: jwks.issuer, audience: `${base}/expense-agent`, claims: { scope, client_id: clientId, sub: clientId } });
+  const rpc = async (tok: string) =>
+    (
+      await request(base)
+        .post('/a2a/jsonrpc')
+        .set('Content-Type', 'application/json')
+        .set('A2A-Version', '1.0')
+        .set('Authorization', `Bearer ${tok}`)
+        .send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'GetExtendedAgentCard' }))
+    ).body.result as AgentCardJson;
+
+  it('a card handed out by AgentCardService cannot be changed for the next caller (JSON-RPC and HTTP stay the same)', async () => {
+    const reader = await token('reader-co', 'expense:read');
+    const http = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${reader}`);
+    expect(http.status).toBe(200);
+    expect(await rpc(reader)).toStrictEqual(http.body);
+    // App code that decorates the card it was given (e.g. in its own controller) must work on its own copy.
+    const cards = app.get(AgentCardService);
+    const caller = { clientId: 'someone', subject: 'someone', issuer: jwks.issuer, scopes: ['expense:read'], claims: {} } as unknown as A2ACaller;
+    const given = await cards.extendedCardFor(caller);
+    try {
+      given.description = 'changed by app code';
+      (given.skills as unknown[]).length = 0;
+    } catch {
+      // frozen: fine
+    }
+    const again = await rpc(reader);
+    expect(again).toStrictEqual(http.body);
+    expect((await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${reader}`)).body).toStrictEqual(http.body);
+  });
+});
