@@ -26,6 +26,8 @@ import { mintToken } from './fixtures/tokens';
 import { replyingTransport } from './fixtures/a2a-reply';
 import { CARD_CONTROLLERS, CARD_PROVIDERS, cardOptions, freePort } from './fixtures/card-app';
 import { mintProof, proofKey, type ProofKey } from './dpop-helpers';
+import { startCountingAuthServer, TEST_CLIENTS, TEST_INTROSPECTOR, type CountingAuthServer } from './fixtures/oidc-dev';
+import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth/client';
 
 // Attacks on the shared state (DPoP replay cache and rate limits in one Redis, several instances, several agents)
 // and on the per-caller extended Agent Card, with real parts: redis-server, Nest on express and fastify, real tokens.
@@ -131,6 +133,76 @@ describe.each(PLATFORMS)('shared state under attack (%s)', (platform) => {
     expect(keys.every((k) => /^\{?a2a:(orders-api|billing-api):/.test(k))).toBe(true);
     expect(keys.some((k) => k.includes('a2a:orders-api:'))).toBe(true);
     expect(keys.some((k) => k.includes('a2a:billing-api:'))).toBe(true);
+  });
+});
+
+describe.each(PLATFORMS)('an introspected token that expires while cached in Redis (%s)', (platform) => {
+  let redis: RedisServer;
+  let admin: Redis;
+  let as: CountingAuthServer;
+  let idp: TestIssuer;
+  const instances: TestApp[] = [];
+  const OPAQUE = TEST_CLIENTS.find((c) => c.accessTokenFormat === 'opaque')!;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    idp = await TestIssuer.start({ audience: AUDIENCE });
+    as = await startCountingAuthServer({ audience: AUDIENCE, ttl: 2 }); // tokens live 2 s
+    for (let i = 0; i < 2; i++) {
+      instances.push(
+        await idp.startApp({
+          platform,
+          controllers: [OpsController],
+          auth: {
+            issuer: as.issuer,
+            jwksUri: as.dev.jwksUri,
+            // A maximum far beyond the token's life: the entry must still end at its exp.
+            introspection: {
+              endpoint: as.introspectionUrl,
+              clientId: TEST_INTROSPECTOR.clientId,
+              clientSecret: TEST_INTROSPECTOR.clientSecret,
+              cacheMaxTtl: 3600,
+            },
+            store: { redis: { url: redis.url } },
+          },
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    await idp?.close();
+    await as?.close();
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  it('its shared entry ends at the token’s exp, and after exp no instance accepts it (the endpoint is asked again)', async () => {
+    const token = (
+      await new ClientCredentialsTokenProvider({
+        tokenUrl: as.dev.tokenUrl,
+        clientId: OPAQUE.clientId,
+        clientSecret: OPAQUE.clientSecret,
+        scopes: ['expense:read'],
+      }).getToken()
+    ).accessToken;
+    const r0 = await request(instances[0].url).get('/ops/read').set('Authorization', `Bearer ${token}`);
+    expect([r0.status, r0.body]).toStrictEqual([200, { clientId: OPAQUE.clientId }]);
+    const [key] = await admin.keys('*introspection*');
+    const { claims } = JSON.parse((await admin.get(key))!) as { claims: { exp: number } };
+    const pttl = await admin.pttl(key);
+    expect(pttl).toBeGreaterThan(0);
+    expect(Date.now() + pttl).toBeLessThanOrEqual(claims.exp * 1000 + 50);
+    expect((await request(instances[1].url).get('/ops/read').set('Authorization', `Bearer ${token}`)).status).toBe(200);
+    const before = as.introspectionRequests;
+    await new Promise((r) => setTimeout(r, Math.max(0, claims.exp * 1000 - Date.now()) + 300));
+    for (const app of instances) {
+      const r = await request(app.url).get('/ops/read').set('Authorization', `Bearer ${token}`);
+      expect([r.status, r.body]).toStrictEqual([401, { error: 'invalid_token', error_description: 'The access token is invalid' }]);
+    }
+    expect(as.introspectionRequests - before).toBe(1); // asked again once, the inactive answer then shared
   });
 });
 
