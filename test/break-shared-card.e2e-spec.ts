@@ -19,7 +19,7 @@ import {
 import { A2AJsonRpcController } from '../apps/expense-agent/src/a2a/a2a.controllers';
 import { TestIssuer } from './fixtures/auth-harness';
 import { RedisServer } from './fixtures/redis-server';
-import { CapturingLogger, PLATFORMS, type Platform, type TestApp } from './fixtures/test-app';
+import { CapturingLogger, PLATFORMS, startTestApp, type Platform, type TestApp } from './fixtures/test-app';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';
@@ -116,6 +116,72 @@ describe.each(PLATFORMS)('shared state under attack (%s)', (platform) => {
       expect(ok).toStrictEqual([{ status: 200, body: { clientId: 'race' } }]);
       expect(answers.filter((a) => a.status !== 200)).toStrictEqual(Array(5).fill({ status: 401, body: REPLAYED_BODY }));
     }
+  });
+
+  const proofCall = async (i: number, token: string, p: string) => {
+    const r = await request(instances[i].url).get('/ops/read').set('Authorization', `DPoP ${token}`).set('DPoP', p);
+    return { status: r.status, retryAfter: r.headers['retry-after'] as string | undefined, body: r.body as unknown };
+  };
+
+  it('a full Redis that refuses writes (noeviction): a proof is refused with 503, never accepted unchecked; then it recovers', async () => {
+    const token = await idp.mint({ claims: { client_id: 'full', sub: 'full', cnf: { jkt: pk.jkt } } });
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      const p = mintProof(pk, { htm: 'GET', htu: `${ORIGIN}/ops/read`, token, jti: randomUUID() });
+      expect(await proofCall(0, token, p)).toStrictEqual({
+        status: 503,
+        retryAfter: '5',
+        body: { error: 'temporarily_unavailable', error_description: 'The DPoP replay check is temporarily unavailable; retry later' },
+      });
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    const p = mintProof(pk, { htm: 'GET', htu: `${ORIGIN}/ops/read`, token, jti: randomUUID() });
+    expect((await proofCall(1, token, p)).status).toBe(200);
+    expect((await proofCall(0, token, p)).body).toStrictEqual(REPLAYED_BODY);
+  });
+
+  const startPlain = () =>
+    startTestApp({
+      platform,
+      controllers: [OpsController],
+      logger,
+      auth: { issuer: idp.issuer, jwksUri: idp.jwks.jwksUri, audience: AUDIENCE, store: { redis: { url: redis.url } } },
+    });
+
+  it('a Redis that evicts keys early forgets proofs (a replay passes), so the boot warns about its maxmemory-policy', async () => {
+    const token = await idp.mint({ claims: { client_id: 'evict', sub: 'evict', cnf: { jkt: pk.jkt } } });
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    await admin.config('SET', 'maxmemory', String(used + 256 * 1024));
+    let extra: TestApp | undefined;
+    try {
+      const jti = randomUUID();
+      const p = mintProof(pk, { htm: 'GET', htu: `${ORIGIN}/ops/read`, token, jti });
+      expect((await proofCall(0, token, p)).status).toBe(200);
+      // Other data fills the Redis: the least recently used keys go, the proof's replay entry among them (bounded).
+      const entry = `a2a:agent.test/expenses:dpop:${pk.jkt}:${jti}`;
+      for (let i = 0; i < 4000 && (await admin.exists(entry)) === 1; i++) await admin.set(`junk:${i}`, 'x'.repeat(1024));
+      expect(await admin.exists(entry)).toBe(0);
+      // The same proof passes again: what the boot warning is about.
+      expect((await proofCall(1, token, p)).status).toBe(200);
+      logger.lines.length = 0;
+      extra = await startPlain();
+      const warned = logger.lines.filter((l) => l.includes('a2a.store.eviction_policy'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toContain('"policy":"allkeys-lru"');
+      expect(warned[0]).not.toContain(redis.url);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await extra?.close();
+    }
+    // The same Redis without a memory limit (or with noeviction): no warning.
+    logger.lines.length = 0;
+    const quiet = await startPlain();
+    await quiet.close();
+    expect(logger.lines.filter((l) => l.includes('a2a.store.eviction_policy'))).toStrictEqual([]);
   });
 
   it('two agents whose audiences are not URLs keep apart in one Redis: one agent’s traffic does not use up the other’s client limit', async () => {

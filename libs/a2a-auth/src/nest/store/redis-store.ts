@@ -58,6 +58,37 @@ export async function openRedis(
   return { client, owned: true };
 }
 
+/**
+ * Warns (once, at boot) when the Redis can evict keys before they expire: `maxmemory` set and a `maxmemory-policy`
+ * other than `noeviction`. Under memory pressure such a Redis may drop a DPoP `jti` still within its lifetime, and the
+ * replayed proof is then accepted; with `noeviction` a full Redis refuses the write instead, and the proof is refused
+ * with 503 (fail closed). Says nothing when the server does not answer `CONFIG GET` (managed services often disable
+ * it) within `timeoutMs` milliseconds, or is not connected yet.
+ */
+export async function warnIfEvicting(client: unknown, timeoutMs: number, warn: (line: string) => void): Promise<void> {
+  const c = client as { status?: string; config?: (op: string, name: string) => Promise<unknown> };
+  if (c.status !== 'ready' || typeof c.config !== 'function') return;
+  try {
+    const get = async (name: string) => {
+      const r = await withStoreTimeout(c.config!('GET', name), timeoutMs, 'redis CONFIG GET');
+      return Array.isArray(r) && typeof r[1] === 'string' ? r[1] : undefined;
+    };
+    const [maxmemory, policy] = [await get('maxmemory'), await get('maxmemory-policy')];
+    if (maxmemory === undefined || policy === undefined || maxmemory === '0' || policy === 'noeviction') return;
+    warn(
+      JSON.stringify({
+        type: 'a2a.store.eviction_policy',
+        store: 'redis',
+        policy,
+        detail:
+          'this Redis may evict keys before they expire: a DPoP proof whose replay entry was evicted would be accepted again; use maxmemory-policy noeviction',
+      }),
+    );
+  } catch {
+    // Not allowed or not answered: nothing to say.
+  }
+}
+
 /** Closes a connection {@link openRedis} opened (a caller's own client is left open). */
 export async function closeRedis(c: { client: RedisClientLike; owned: boolean } | undefined, logger?: Logger): Promise<void> {
   if (!c?.owned) return;
