@@ -283,7 +283,7 @@ describe('store.timeoutMs beyond what a timer can wait', () => {
   });
 });
 
-async function startCardApp(platform: Platform, port: number, auth: A2AAuthModuleOptions): Promise<INestApplication> {
+async function startCardApp(platform: Platform, port: number, auth: A2AAuthModuleOptions, logger = new CapturingLogger()): Promise<INestApplication> {
   @Module({
     imports: [A2AAuthModule.forRoot(auth)],
     controllers: [...CARD_CONTROLLERS, A2AJsonRpcController],
@@ -291,7 +291,7 @@ async function startCardApp(platform: Platform, port: number, auth: A2AAuthModul
   })
   class BreakCardModule {}
   const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
-  const app = await NestFactory.create(BreakCardModule, adapter as never, { logger: new CapturingLogger(), abortOnError: false });
+  const app = await NestFactory.create(BreakCardModule, adapter as never, { logger, abortOnError: false });
   await app.listen(port, '127.0.0.1');
   return app;
 }
@@ -330,6 +330,31 @@ describe.each(PLATFORMS)('per-caller extended card under attack (%s)', (platform
         .set('Authorization', `Bearer ${tok}`)
         .send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'GetExtendedAgentCard' }))
     ).body.result as AgentCardJson;
+
+  it('an HTTP+JSON interface away from card.url, where SDK clients would not find /extendedAgentCard, is warned about at boot', async () => {
+    const logger = new CapturingLogger();
+    const port = await freePort();
+    const other = `http://127.0.0.1:${port}`;
+    // The fixture's default interfaces: JSON-RPC at /a2a/jsonrpc, HTTP+JSON at /a2a/rest (the SDK would GET /a2a/rest/extendedAgentCard).
+    const misplaced = await startCardApp(platform, port, cardOptions(other, jwks.issuer, jwks.jwksUri), logger);
+    try {
+      const reader = await mintToken({
+        key,
+        issuer: jwks.issuer,
+        audience: `${other}/expense-agent`,
+        claims: { scope: 'expense:read', client_id: 'r', sub: 'r' },
+      });
+      expect((await request(other).get('/a2a/rest/extendedAgentCard').set('Authorization', `Bearer ${reader}`)).status).toBe(404);
+      expect((await request(other).get('/extendedAgentCard').set('Authorization', `Bearer ${reader}`)).status).toBe(200);
+    } finally {
+      await misplaced.close();
+    }
+    const warned = logger.lines.filter((l) => l.includes('card.extendedCard: the HTTP+JSON interface'));
+    expect(warned).toStrictEqual([
+      `warn card.extendedCard: the HTTP+JSON interface ${other}/a2a/rest is not at card.url, so HTTP+JSON clients will ask ${other}/a2a/rest/extendedAgentCard ` +
+        'while the library serves the extended card at /extendedAgentCard of this app: route that path to it, or serve the HTTP+JSON binding at card.url A2AAgentCard',
+    ]);
+  });
 
   it('a card handed out by AgentCardService cannot be changed for the next caller (JSON-RPC and HTTP stay the same)', async () => {
     const reader = await token('reader-co', 'expense:read');

@@ -26,6 +26,29 @@ function deepFreeze(v: unknown): void {
   for (const child of Object.values(v as object)) deepFreeze(child);
 }
 
+/**
+ * A2A HTTP+JSON clients (the official SDK's among them) fetch the extended card at `<interface url>/extendedAgentCard`,
+ * and the library serves it at `/extendedAgentCard` of the app, i.e. under `card.url`: an HTTP+JSON interface elsewhere
+ * (say `card.url` + `/a2a/rest`) would make such a client's `getAgentCard()` fail with 404. Warns once per interface.
+ */
+function warnMisplacedRestInterfaces(card: AgentCardJson, cardUrl: string): void {
+  const path = (u: string) => {
+    try {
+      return new URL(u).pathname.replace(/\/+$/, '');
+    } catch {
+      return undefined;
+    }
+  };
+  const root = path(cardUrl);
+  for (const i of card.supportedInterfaces ?? []) {
+    if (i.protocolBinding !== 'HTTP+JSON' || path(i.url) === root) continue;
+    new Logger('A2AAgentCard').warn(
+      `card.extendedCard: the HTTP+JSON interface ${i.url} is not at card.url, so HTTP+JSON clients will ask ${i.url.replace(/\/+$/, '')}/extendedAgentCard ` +
+        'while the library serves the extended card at /extendedAgentCard of this app: route that path to it, or serve the HTTP+JSON binding at card.url',
+    );
+  }
+}
+
 /** A document ready to serve: serialized once, with its validators. */
 export interface ServedDocument {
   /** The JSON value (deeply frozen: shared by every caller). */
@@ -129,6 +152,7 @@ export class AgentCardService implements OnModuleInit {
     ];
     for (const [view, json] of views) this.docs.set(view, await this.signed(json));
     if (o.card.extendedCard) {
+      warnMisplacedRestInterfaces(base, o.card.url);
       this.skillList = skills;
       const all = skills.filter((s) => s.skill.extendedOnly).map((s) => s.skill.id);
       const docs = await this.views(buildAgentCard(o, skills, true));
