@@ -356,6 +356,33 @@ describe.each(PLATFORMS)('per-caller extended card under attack (%s)', (platform
     ]);
   });
 
+  it('huge, random or malformed scope claims do not grow the variant cache or reach the card', async () => {
+    const cards = app.get(AgentCardService) as unknown as { variants: Map<string, unknown> };
+    const skillIds = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const junk = Array.from({ length: 80 }, () => randomUUID()).join(' '); // ~3 KB of scopes nobody defined
+      const tok = await token(`c${i}`, i % 2 ? `expense:read ${junk}` : `${junk} expense:audit expense:read`);
+      const h = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`);
+      expect(h.status).toBe(200);
+      expect(h.text).not.toContain(junk.slice(0, 36));
+      for (const sk of h.body.skills as Array<{ id: string }>) skillIds.add(sk.id);
+    }
+    expect(cards.variants.size).toBeLessThanOrEqual(1); // the full variant is kept apart; one more: the reader's
+    expect(skillIds.has('audit-report')).toBe(true);
+    // Claims that are not scope strings grant nothing (entries of an array that are not strings are ignored): still a card.
+    for (const [scope, audit] of [
+      [{ a: 1 }, false],
+      [42, false],
+      ['', false],
+      [['expense:audit', { x: 1 }], true],
+    ] as Array<[unknown, boolean]>) {
+      const tok = await mintToken({ key, issuer: jwks.issuer, audience: `${base}/expense-agent`, claims: { scope, client_id: 'odd', sub: 'odd' } });
+      const h = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${tok}`);
+      expect(h.status).toBe(200);
+      expect((h.body.skills as Array<{ id: string }>).some((sk) => sk.id === 'audit-report')).toBe(audit);
+    }
+  });
+
   it('a card handed out by AgentCardService cannot be changed for the next caller (JSON-RPC and HTTP stay the same)', async () => {
     const reader = await token('reader-co', 'expense:read');
     const http = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${reader}`);
