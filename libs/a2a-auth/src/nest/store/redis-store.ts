@@ -69,11 +69,12 @@ export async function warnIfEvicting(client: unknown, timeoutMs: number, warn: (
   const c = client as { status?: string; config?: (op: string, name: string) => Promise<unknown> };
   if (c.status !== 'ready' || typeof c.config !== 'function') return;
   try {
-    const get = async (name: string) => {
-      const r = await withStoreTimeout(c.config!('GET', name), timeoutMs, 'redis CONFIG GET');
-      return Array.isArray(r) && typeof r[1] === 'string' ? r[1] : undefined;
-    };
-    const [maxmemory, policy] = [await get('maxmemory'), await get('maxmemory-policy')];
+    // One round trip: `CONFIG GET maxmemory*` answers name/value pairs (maxmemory, maxmemory-policy, …).
+    const r = await withStoreTimeout(c.config('GET', 'maxmemory*'), timeoutMs, 'redis CONFIG GET');
+    const pairs = new Map<string, string>();
+    if (Array.isArray(r)) for (let i = 0; i + 1 < r.length; i += 2) if (typeof r[i] === 'string' && typeof r[i + 1] === 'string') pairs.set(r[i], r[i + 1]);
+    const maxmemory = pairs.get('maxmemory');
+    const policy = pairs.get('maxmemory-policy');
     if (maxmemory === undefined || policy === undefined || maxmemory === '0' || policy === 'noeviction') return;
     warn(
       JSON.stringify({

@@ -47,7 +47,7 @@ export const STORE_PROVIDERS: Provider[] = [
       const log = new RateLimitedLog(storeLog, 5, 'a2a.store.error.suppressed');
       const c = await openRedis(o.store.redis, BOOT_WAIT_MS, (line) => log.write('warn', () => line));
       // The DPoP replay cache is only as good as Redis keeping its keys: say so at boot when it may evict them.
-      await warnIfEvicting(c.client, BOOT_WAIT_MS, (line) => storeLog.warn(line));
+      await warnIfEvicting(c.client, 1000, (line) => storeLog.warn(line));
       return c;
     },
     inject: [A2A_AUTH_RESOLVED_OPTIONS],
