@@ -202,7 +202,7 @@ describe.each(PLATFORMS)('shared state under attack (%s)', (platform) => {
   });
 });
 
-describe.each(PLATFORMS)('an introspected token that expires while cached in Redis (%s)', (platform) => {
+describe.each(PLATFORMS)('introspection answers cached in Redis, attacked (%s)', (platform) => {
   let redis: RedisServer;
   let admin: Redis;
   let as: CountingAuthServer;
@@ -238,11 +238,42 @@ describe.each(PLATFORMS)('an introspected token that expires while cached in Red
       );
     }
   });
+  let stranger: TestApp;
   afterAll(async () => {
+    await stranger?.close();
     await idp?.close();
     await as?.close();
     admin?.disconnect();
     await redis?.stop();
+  });
+
+  it('another agent given the same keyPrefix reads the cached answer but still checks the audience: no cross-agent acceptance', async () => {
+    stranger = await startTestApp({
+      platform,
+      controllers: [OpsController],
+      auth: {
+        issuer: as.issuer,
+        jwksUri: as.dev.jwksUri,
+        audience: 'https://other.test/agent',
+        introspection: { endpoint: as.introspectionUrl, clientId: TEST_INTROSPECTOR.clientId, clientSecret: TEST_INTROSPECTOR.clientSecret },
+        store: { redis: { url: redis.url }, keyPrefix: 'a2a:agent.test/expenses:' }, // the first agent's default prefix
+      },
+    });
+    const token = (
+      await new ClientCredentialsTokenProvider({
+        tokenUrl: as.dev.tokenUrl,
+        clientId: OPAQUE.clientId,
+        clientSecret: OPAQUE.clientSecret,
+        scopes: ['expense:read'],
+      }).getToken()
+    ).accessToken;
+    expect((await request(instances[0].url).get('/ops/read').set('Authorization', `Bearer ${token}`)).status).toBe(200);
+    expect(await admin.keys('a2a:agent.test/expenses:introspection:*')).toHaveLength(1);
+    const before = as.introspectionRequests;
+    const r = await request(stranger.url).get('/ops/read').set('Authorization', `Bearer ${token}`);
+    expect([r.status, r.body]).toStrictEqual([401, { error: 'invalid_token', error_description: 'The access token is invalid' }]);
+    expect(r.headers['www-authenticate']).toMatch(/^Bearer .*error="invalid_token"/);
+    expect(as.introspectionRequests - before).toBe(0); // it used the shared answer, and refused it for its audience
   });
 
   it('its shared entry ends at the token’s exp, and after exp no instance accepts it (the endpoint is asked again)', async () => {
