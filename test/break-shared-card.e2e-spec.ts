@@ -387,6 +387,23 @@ describe.each(PLATFORMS)('per-caller extended card under attack (%s)', (platform
     ]);
   });
 
+  it('validators never cross callers: another variant’s ETag in If-None-Match gets the caller’s own card (200, private, no-store)', async () => {
+    const auditor = await token('auditor-co', 'expense:read expense:audit');
+    const reader = await token('reader-co', 'expense:read');
+    const a = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${auditor}`);
+    const r = await request(base).get('/extendedAgentCard').set('Authorization', `Bearer ${reader}`).set('If-None-Match', a.headers.etag);
+    expect([a.status, r.status]).toStrictEqual([200, 200]);
+    expect(r.headers.etag).not.toBe(a.headers.etag);
+    expect(r.headers['cache-control']).toBe('private, no-store');
+    expect((r.body.skills as Array<{ id: string }>).some((sk) => sk.id === 'audit-report')).toBe(false);
+    expect((a.body.skills as Array<{ id: string }>).some((sk) => sk.id === 'audit-report')).toBe(true);
+    // The public card stays the public card whatever token comes along, and never lists the extendedOnly skill.
+    const pub = await request(base).get('/.well-known/agent-card.json').set('Authorization', `Bearer ${auditor}`);
+    expect(pub.status).toBe(200);
+    expect(pub.headers['cache-control']).toMatch(/^public, max-age=/);
+    expect((pub.body.skills as Array<{ id: string }>).some((sk) => sk.id === 'audit-report')).toBe(false);
+  });
+
   it('huge, random or malformed scope claims do not grow the variant cache or reach the card', async () => {
     const cards = app.get(AgentCardService) as unknown as { variants: Map<string, unknown> };
     const skillIds = new Set<string>();
