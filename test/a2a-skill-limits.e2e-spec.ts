@@ -189,6 +189,27 @@ describe.each(PLATFORMS)('per-skill @ClientRateLimit inside A2A messages, two in
     expectLimited(await rest(0, e, 'report'));
   });
 
+  it('naming the skill in request-level metadata (or in both places) counts against the same budget: no way around the limit', async () => {
+    const f = await token('quota-f');
+    const requestLevel = (skillId: string) => ({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'go' }] }, metadata: { skillId } });
+    const r1 = await post(0, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: requestLevel('report') }, f);
+    expect([r1.status, r1.body.result?.message?.parts?.[0]?.text]).toStrictEqual([200, 'ran report']);
+    const both = { ...params('report'), metadata: { skillId: 'report' } };
+    const r2 = await post(1, '/message:send', both, f);
+    expect([r2.status, r2.body.message?.parts?.[0]?.text]).toStrictEqual([200, 'ran report']);
+    expectLimited(await post(0, '/message:stream', requestLevel('report'), f));
+    expectLimited(await post(1, '/a2a/jsonrpc', { jsonrpc: '2.0', id: 2, method: 'SendStreamingMessage', params: both }, f));
+    // Naming another skill at the request level than in the message is refused, not a way to pick the cheaper limit.
+    const conflict = await post(
+      0,
+      '/a2a/jsonrpc',
+      { jsonrpc: '2.0', id: 3, method: 'SendMessage', params: { ...params('report'), metadata: { skillId: 'ping' } } },
+      f,
+    );
+    expect(conflict.status).toBe(200);
+    expect(conflict.body.error?.code).toBe(-32602);
+  });
+
   it('a refusal for scopes comes first and is not counted: 403 for a token without quota:use, the budget is unchanged', async () => {
     const c = await token('quota-c');
     const noScope = await idp.mint({ claims: { client_id: 'quota-c', sub: 'quota-c', scope: 'other' } });

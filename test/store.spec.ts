@@ -36,7 +36,9 @@ describe('store and clientRateLimit options', () => {
     expect(o.clientRateLimit).toBeUndefined();
     expect(defaultKeyPrefix('https://a.example.com:8443/agents/one/')).toBe('a2a:a.example.com:8443/agents/one:');
     expect(defaultKeyPrefix(undefined)).toBe('a2a:');
-    expect(resolveOptions({ ...BASE, audience: 'plain' }).store.keyPrefix).toBe('a2a:');
+    expect(resolveOptions({ ...BASE, audience: 'plain' }).store.keyPrefix).toBe('a2a:plain:');
+    expect(resolveOptions({ ...BASE, audience: ['b-api', 'a-api'] }).store.keyPrefix).toBe('a2a:a-api,b-api:');
+    expect(defaultKeyPrefix(undefined, ['orders-api'])).toBe('a2a:orders-api:');
   });
   it.each([
     [{ store: { redis: {} } }, 'store.redis'],

@@ -231,9 +231,9 @@ export interface StoreOptions {
    * module opens and closes the connection) or `{ client }` (your ioredis `Redis` instance; you close it).
    */
   redis?: { url: string } | { client: unknown };
-  /** Prefix of every key, so that several agents can share one Redis. Default `a2a:<host><path>:` of `card.url`, else of `resource`, else `a2a:`. */
+  /** Prefix of every key, so that several agents can share one Redis. Default `a2a:<host><path>:` of `card.url`, else of `resource`, else `a2a:<audiences>:` (sorted, joined with `,`). */
   keyPrefix?: string;
-  /** Longest wait for one store operation, milliseconds. Default 200. Past it the operation counts as failed (rate limits then let the request through). */
+  /** Longest wait for one store operation, milliseconds (at most 2^31 − 1, a Node timer's limit). Default 200. Past it the operation counts as failed (rate limits then let the request through). */
   timeoutMs?: number;
 }
 
@@ -553,7 +553,7 @@ export function resolveOptions(o: A2AAuthModuleOptions): ResolvedOptions {
       : undefined,
     dpop,
     delegation: moduleDelegation(o.delegation),
-    store: resolveStore(o.store, o.card?.url ?? resource),
+    store: resolveStore(o.store, o.card?.url ?? resource, audience),
     clientRateLimit: o.clientRateLimit === undefined ? undefined : resolveClientRateLimit('clientRateLimit', o.clientRateLimit),
   };
 }
@@ -636,7 +636,10 @@ function moduleDelegation(o: DelegationOptions | undefined): DelegationPolicy {
   }
 }
 
-function resolveStore(s: StoreOptions | undefined, publicUrl: string | undefined): ResolvedOptions['store'] {
+/** The longest delay a Node timer can wait, ms (2^31 − 1). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function resolveStore(s: StoreOptions | undefined, publicUrl: string | undefined, audience: readonly string[]): ResolvedOptions['store'] {
   if (s !== undefined && (typeof s !== 'object' || s === null)) throw new A2AAuthConfigError('store', 'must be an object');
   const redis = s?.redis;
   if (redis !== undefined) {
@@ -652,7 +655,10 @@ function resolveStore(s: StoreOptions | undefined, publicUrl: string | undefined
   if (s?.keyPrefix !== undefined && (typeof s.keyPrefix !== 'string' || s.keyPrefix === '')) {
     throw new A2AAuthConfigError('store.keyPrefix', 'must be a non-empty string');
   }
-  return { redis, keyPrefix: s?.keyPrefix ?? defaultKeyPrefix(publicUrl), timeoutMs: positive('store.timeoutMs', s?.timeoutMs, 200) };
+  const timeoutMs = positive('store.timeoutMs', s?.timeoutMs, 200);
+  // Node fires a longer timer after 1 ms: every store operation would then time out at once (DPoP always 503).
+  if (timeoutMs > MAX_TIMER_MS) throw new A2AAuthConfigError('store.timeoutMs', `must be at most ${MAX_TIMER_MS} ms, got ${timeoutMs}`);
+  return { redis, keyPrefix: s?.keyPrefix ?? defaultKeyPrefix(publicUrl, audience), timeoutMs };
 }
 
 /**

@@ -93,14 +93,17 @@ function ttlMs(ttlSeconds: number): number {
 
 /**
  * The default key prefix of an agent: `a2a:<host><path>:` of its public URL (`card.url`, else the RFC 9728 resource),
- * so that several agents can share one Redis; `a2a:` when neither is set.
+ * so that several agents can share one Redis. Without a usable URL it is `a2a:<audiences>:` (the configured
+ * audiences, sorted, joined with `,`): an agent is the audience its tokens name, so two agents never share one
+ * namespace (rate-limit budgets, replay and introspection caches) by default; `a2a:` only when neither is given.
  */
-export function defaultKeyPrefix(publicUrl: string | undefined): string {
-  if (!publicUrl) return 'a2a:';
+export function defaultKeyPrefix(publicUrl: string | undefined, audience: readonly string[] = []): string {
+  const fallback = audience.length ? `a2a:${[...audience].sort().join(',')}:` : 'a2a:';
+  if (!publicUrl) return fallback;
   try {
     const u = new URL(publicUrl);
     return `a2a:${u.host}${u.pathname.replace(/\/+$/, '')}:`;
   } catch {
-    return 'a2a:';
+    return fallback;
   }
 }

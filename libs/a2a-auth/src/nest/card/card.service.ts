@@ -19,9 +19,39 @@ function iconLast<T extends object>(card: T): T {
   return (iconUrl === undefined ? card : { ...rest, iconUrl }) as T;
 }
 
+/** Freezes a JSON value and everything in it. */
+function deepFreeze(v: unknown): void {
+  if (v === null || typeof v !== 'object' || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const child of Object.values(v as object)) deepFreeze(child);
+}
+
+/**
+ * A2A HTTP+JSON clients (the official SDK's among them) fetch the extended card at `<interface url>/extendedAgentCard`,
+ * and the library serves it at `/extendedAgentCard` of the app, i.e. under `card.url`: an HTTP+JSON interface elsewhere
+ * (say `card.url` + `/a2a/rest`) would make such a client's `getAgentCard()` fail with 404. Warns once per interface.
+ */
+function warnMisplacedRestInterfaces(card: AgentCardJson, cardUrl: string): void {
+  const path = (u: string) => {
+    try {
+      return new URL(u).pathname.replace(/\/+$/, '');
+    } catch {
+      return undefined;
+    }
+  };
+  const root = path(cardUrl);
+  for (const i of card.supportedInterfaces ?? []) {
+    if (i.protocolBinding !== 'HTTP+JSON' || path(i.url) === root) continue;
+    new Logger('A2AAgentCard').warn(
+      `card.extendedCard: the HTTP+JSON interface ${i.url} is not at card.url, so HTTP+JSON clients will ask ${i.url.replace(/\/+$/, '')}/extendedAgentCard ` +
+        'while the library serves the extended card at /extendedAgentCard of this app: route that path to it, or serve the HTTP+JSON binding at card.url',
+    );
+  }
+}
+
 /** A document ready to serve: serialized once, with its validators. */
 export interface ServedDocument {
-  /** The JSON value. */
+  /** The JSON value (deeply frozen: shared by every caller). */
   json: unknown;
   /** UTF-8 JSON bytes. */
   body: Buffer;
@@ -122,6 +152,7 @@ export class AgentCardService implements OnModuleInit {
     ];
     for (const [view, json] of views) this.docs.set(view, await this.signed(json));
     if (o.card.extendedCard) {
+      warnMisplacedRestInterfaces(base, o.card.url);
       this.skillList = skills;
       const all = skills.filter((s) => s.skill.extendedOnly).map((s) => s.skill.id);
       const docs = await this.views(buildAgentCard(o, skills, true));
@@ -200,7 +231,9 @@ export class AgentCardService implements OnModuleInit {
 
   /** Both served views of one v1.0 card, signed when configured. */
   private async views(card: AgentCardJson): Promise<ExtendedCardDocuments> {
-    return { card, v1: await this.signed(card), v03: await this.signed(toV03Card(card, this.opts.card!.url)) };
+    const docs = { card, v1: await this.signed(card), v03: await this.signed(toV03Card(card, this.opts.card!.url)) };
+    deepFreeze(card);
+    return docs;
   }
 
   private async signed(json: object): Promise<ServedDocument> {
@@ -243,7 +276,10 @@ export class AgentCardService implements OnModuleInit {
     return this.metadata?.json as ProtectedResourceMetadata | undefined;
   }
 
+  // Frozen: one object serves every caller (the JSON-RPC binding reads it on each call, the HTTP routes serve its bytes),
+  // so app code holding it must not be able to change the card for the next caller or set it apart from the bytes.
   private serve(json: object): ServedDocument {
+    deepFreeze(json);
     const body = Buffer.from(JSON.stringify(json), 'utf8');
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     return { json, body, etag, lastModified: this.bootTime };

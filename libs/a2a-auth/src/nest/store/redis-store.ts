@@ -58,6 +58,38 @@ export async function openRedis(
   return { client, owned: true };
 }
 
+/**
+ * Warns (once, at boot) when the Redis can evict keys before they expire: `maxmemory` set and a `maxmemory-policy`
+ * other than `noeviction`. Under memory pressure such a Redis may drop a DPoP `jti` still within its lifetime, and the
+ * replayed proof is then accepted; with `noeviction` a full Redis refuses the write instead, and the proof is refused
+ * with 503 (fail closed). Says nothing when the server does not answer `CONFIG GET` (managed services often disable
+ * it) within `timeoutMs` milliseconds, or is not connected yet.
+ */
+export async function warnIfEvicting(client: unknown, timeoutMs: number, warn: (line: string) => void): Promise<void> {
+  const c = client as { status?: string; config?: (op: string, name: string) => Promise<unknown> };
+  if (c.status !== 'ready' || typeof c.config !== 'function') return;
+  try {
+    // One round trip: `CONFIG GET maxmemory*` answers name/value pairs (maxmemory, maxmemory-policy, …).
+    const r = await withStoreTimeout(c.config('GET', 'maxmemory*'), timeoutMs, 'redis CONFIG GET');
+    const pairs = new Map<string, string>();
+    if (Array.isArray(r)) for (let i = 0; i + 1 < r.length; i += 2) if (typeof r[i] === 'string' && typeof r[i + 1] === 'string') pairs.set(r[i], r[i + 1]);
+    const maxmemory = pairs.get('maxmemory');
+    const policy = pairs.get('maxmemory-policy');
+    if (maxmemory === undefined || policy === undefined || maxmemory === '0' || policy === 'noeviction') return;
+    warn(
+      JSON.stringify({
+        type: 'a2a.store.eviction_policy',
+        store: 'redis',
+        policy,
+        detail:
+          'this Redis may evict keys before they expire: a DPoP proof whose replay entry was evicted would be accepted again; use maxmemory-policy noeviction',
+      }),
+    );
+  } catch {
+    // Not allowed or not answered: nothing to say.
+  }
+}
+
 /** Closes a connection {@link openRedis} opened (a caller's own client is left open). */
 export async function closeRedis(c: { client: RedisClientLike; owned: boolean } | undefined, logger?: Logger): Promise<void> {
   if (!c?.owned) return;

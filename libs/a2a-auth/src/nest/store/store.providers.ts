@@ -6,7 +6,7 @@ import { A2AAuthConfigError } from '../../core/options';
 import { RateLimitedLog } from '../audit/rate-limited-log';
 import { A2A_AUTH_RESOLVED_OPTIONS, A2A_REDIS_CONNECTION, A2A_SHARED_STORE } from '../constants';
 import { FailOpenThrottlerStorage } from './fail-open-throttler-storage';
-import { closeRedis, openRedis, RedisStore, type RedisClientLike } from './redis-store';
+import { closeRedis, openRedis, RedisStore, warnIfEvicting, type RedisClientLike } from './redis-store';
 
 type Connection = { client: RedisClientLike; owned: boolean } | undefined;
 
@@ -45,7 +45,10 @@ export const STORE_PROVIDERS: Provider[] = [
     useFactory: async (o: ResolvedOptions): Promise<Connection> => {
       if (!o.store.redis) return undefined;
       const log = new RateLimitedLog(storeLog, 5, 'a2a.store.error.suppressed');
-      return openRedis(o.store.redis, BOOT_WAIT_MS, (line) => log.write('warn', () => line));
+      const c = await openRedis(o.store.redis, BOOT_WAIT_MS, (line) => log.write('warn', () => line));
+      // The DPoP replay cache is only as good as Redis keeping its keys: say so at boot when it may evict them.
+      await warnIfEvicting(c.client, 1000, (line) => storeLog.warn(line));
+      return c;
     },
     inject: [A2A_AUTH_RESOLVED_OPTIONS],
   },
