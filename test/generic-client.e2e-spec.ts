@@ -10,7 +10,6 @@ import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
 // their content, then the library checks the chosen skill's scopes: every skill the token allows works, the others are
 // refused with a reason (a task in TASK_STATE_REJECTED whose status message names the missing scope).
 //
-// The content-based routing of the sample is not on this branch yet. If its rules differ, adjust MESSAGES only.
 
 const SUBMITTER = { clientId: 'expense-submitter', clientSecret: 'e2e-generic-submitter-7d1e' };
 const APPROVER = { clientId: 'expense-approver', clientSecret: 'e2e-generic-approver-2b9a' };
@@ -36,8 +35,7 @@ function dataOf(r: Message | Task): Record<string, unknown> {
   return c.value as Record<string, unknown>;
 }
 
-// SKIPPED until the sample routes messages without metadata.skillId by content (the in-task authorization branch).
-describe.skip.each(PLATFORMS)('a generic A2A client (no metadata.skillId) drives the sample on %s', (platform) => {
+describe.each(PLATFORMS)('a generic A2A client (no metadata.skillId) drives the sample on %s', (platform) => {
   let agent: RunningAgent;
   const sent: string[] = [];
   let submitterToken: string;

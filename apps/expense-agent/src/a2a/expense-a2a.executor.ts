@@ -219,6 +219,6 @@ function agentMessage(ctx: RequestContext, data: Record<string, unknown>): Messa
 function idOf(msg: Message): string | undefined {
   const j = jsonInput(msg);
   if (j) return typeof j.id === 'string' && j.id ? j.id.slice(0, 100) : undefined;
-  const t = textInput(msg)?.replace(/^(approve|show)\s+/i, '');
+  const t = textInput(msg)?.replace(/^(approve|show)\s+(expense\s+)?/i, '');
   return t ? t.slice(0, 100) : undefined;
 }
