@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { SendMessageRequest, type Task } from '@a2a-js/sdk';
-import { A2AAuthorizationRequiredError, ClientCredentialsTokenProvider, IN_TASK_AUTH_EXTENSION_URI, connectA2AAgent } from 'nestjs-a2a-auth';
+import {
+  A2AAuthorizationRequiredError,
+  ClientCredentialsTokenProvider,
+  HUMAN_APPROVAL_EXTENSION_URI,
+  IN_TASK_AUTH_EXTENSION_URI,
+  connectA2AAgent,
+} from 'nestjs-a2a-auth';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { runInTaskDemo } from '../apps/expense-agent/src/a2a/demo-in-task';
 import { PLATFORMS, CapturingLogger } from './fixtures/test-app';
@@ -138,6 +144,11 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
     const res = await request(agent.url).get('/.well-known/agent-card.json');
     expect(res.body.capabilities.extensions).toEqual([
       { uri: IN_TASK_AUTH_EXTENSION_URI, description: expect.stringContaining('TASK_STATE_AUTH_REQUIRED'), params: { scopes: ['expense:approve-large'] } },
+      // The embedded dev server gives the agent a CIBA client, so human approval is declared as well.
+      {
+        uri: HUMAN_APPROVAL_EXTENSION_URI,
+        description: "A task may wait in TASK_STATE_AUTH_REQUIRED for a named user's approval (see docs/human-approval.md)",
+      },
     ]);
     expect(res.body.securitySchemes.oauth2.oauth2SecurityScheme.flows.clientCredentials.scopes['expense:approve-large']).toBeDefined();
   });

@@ -11,7 +11,7 @@ import {
 } from '@a2a-js/sdk';
 import { connectA2AAgent, type ConnectedA2AAgent } from '../libs/a2a-auth/src/client/a2a-client-auth';
 import { Test } from '@nestjs/testing';
-import { A2A_HUMAN_APPROVAL_EXTENSION, A2A_HUMAN_APPROVAL_OPTIONS, HumanApprovalService } from '../libs/a2a-auth/src/nest/a2a/approval';
+import { HUMAN_APPROVAL_EXTENSION_URI, A2A_HUMAN_APPROVAL_OPTIONS, HumanApprovalService } from '../libs/a2a-auth/src/nest/a2a/approval';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
 import { runApprovalDemo } from '../apps/expense-agent/src/a2a/demo-approval';
@@ -172,9 +172,9 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
           state: 'TASK_STATE_AUTH_REQUIRED',
           text: 'Waiting for alice to approve: Submit expense 1500 EUR',
           data: pendingData(1500),
-          extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+          extensions: [HUMAN_APPROVAL_EXTENSION_URI],
         },
-        { state: 'TASK_STATE_WORKING', text: 'Approved by alice', data: endData(1500, 'approved'), extensions: [A2A_HUMAN_APPROVAL_EXTENSION] },
+        { state: 'TASK_STATE_WORKING', text: 'Approved by alice', data: endData(1500, 'approved'), extensions: [HUMAN_APPROVAL_EXTENSION_URI] },
       ]);
       expect(statuses[2]).toMatchObject({
         state: 'TASK_STATE_COMPLETED',
@@ -193,7 +193,7 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
         state: 'TASK_STATE_AUTH_REQUIRED',
         text: 'Waiting for bob to approve: Submit expense 2000 EUR',
         data: pendingData(2000, 'bob'),
-        extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+        extensions: [HUMAN_APPROVAL_EXTENSION_URI],
       });
       await answer((await pendingFor('bob', before)).authReqId, 'deny');
       const done = await finalTask(c, snapshot.id, 'TASK_STATE_REJECTED');
@@ -201,7 +201,7 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
         state: 'TASK_STATE_REJECTED',
         text: 'bob denied the approval (access_denied)',
         data: endData(2000, 'denied', 'access_denied', 'bob'),
-        extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+        extensions: [HUMAN_APPROVAL_EXTENSION_URI],
       });
     });
 
@@ -223,7 +223,7 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
         state: 'TASK_STATE_CANCELED',
         text: "Canceled while waiting for alice's approval",
         data: endData(1200, 'canceled'),
-        extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+        extensions: [HUMAN_APPROVAL_EXTENSION_URI],
       });
       expect(approval.service!.pendingCount).toBe(0);
       // Approving the abandoned request afterwards changes nothing.
@@ -252,7 +252,7 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       state: 'TASK_STATE_FAILED',
       text: 'No approval from alice in time (timeout)',
       data: endData(3000, 'expired', 'timeout'),
-      extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+      extensions: [HUMAN_APPROVAL_EXTENSION_URI],
     });
   }, 30_000);
 
@@ -262,7 +262,7 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       state: 'TASK_STATE_FAILED',
       text: 'The approval request to mallory could not be completed (unknown_user_id)',
       data: endData(5000, 'failed', 'unknown_user_id', 'mallory'),
-      extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+      extensions: [HUMAN_APPROVAL_EXTENSION_URI],
     });
   });
 
@@ -334,7 +334,7 @@ describe.each(PLATFORMS)('human approval when the authorization server is down, 
       state: 'TASK_STATE_FAILED',
       text: 'The approval request to alice could not be completed (unavailable)',
       data: endData(1500, 'failed', 'unavailable'),
-      extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+      extensions: [HUMAN_APPROVAL_EXTENSION_URI],
     };
     const t0 = Date.now();
     expect(seen(((await c.client.sendMessage(submit(1500))) as Task).status)).toEqual(expected);

@@ -1,5 +1,6 @@
 import type { ConfigService } from '@nestjs/config';
-import { IN_TASK_AUTH_EXTENSION_URI, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { HUMAN_APPROVAL_EXTENSION_URI, IN_TASK_AUTH_EXTENSION_URI, type A2AAuthModuleOptions } from 'nestjs-a2a-auth';
+import { APPROVAL_ENV } from './a2a/expense-approval';
 import { EXPENSE_SCOPES } from './dev-clients';
 
 /**
@@ -288,6 +289,15 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
             description: 'A task may wait in TASK_STATE_AUTH_REQUIRED for a token with more scopes (see docs/in-task-authorization.md)',
             params: { scopes: ['expense:approve-large'] },
           },
+          // Human approval (OpenID Connect CIBA) is on when the agent has a CIBA client (A2A_APPROVAL_CLIENT_ID).
+          ...(get(APPROVAL_ENV.clientId)
+            ? [
+                {
+                  uri: HUMAN_APPROVAL_EXTENSION_URI,
+                  description: "A task may wait in TASK_STATE_AUTH_REQUIRED for a named user's approval (see docs/human-approval.md)",
+                },
+              ]
+            : []),
         ],
       },
     },

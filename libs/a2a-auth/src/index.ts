@@ -114,7 +114,7 @@ export { enableA2AMediaType, A2A_MEDIA_TYPE } from './nest/a2a/media-type';
 export {
   HumanApprovalService,
   TaskApproval,
-  A2A_HUMAN_APPROVAL_EXTENSION,
+  HUMAN_APPROVAL_EXTENSION_URI,
   A2A_HUMAN_APPROVAL_OPTIONS,
   HUMAN_APPROVAL_FIELD,
   DEFAULT_APPROVAL_TIMEOUT_MS,

@@ -10,7 +10,7 @@ import { sdkRoot, sdkServer } from '../../client/sdk';
  * for, or ended by, an approval list it in `message.extensions` and carry one `data` part `{ humanApproval: {...} }`
  * ({@link HumanApprovalData}).
  */
-export const A2A_HUMAN_APPROVAL_EXTENSION = 'urn:nestjs-a2a-auth:extension:human-approval:v1';
+export const HUMAN_APPROVAL_EXTENSION_URI = 'urn:nestjs-a2a-auth:extension:human-approval:v1';
 /** Name of the field of the `data` part that holds {@link HumanApprovalData}. */
 export const HUMAN_APPROVAL_FIELD = 'humanApproval';
 /** Injection token of {@link HumanApprovalOptions}. */
@@ -60,7 +60,7 @@ export interface ApprovalRequest {
 
 /**
  * The machine-readable part of every status message about an approval (field {@link HUMAN_APPROVAL_FIELD} of a `data`
- * part; extension {@link A2A_HUMAN_APPROVAL_EXTENSION}).
+ * part; extension {@link HUMAN_APPROVAL_EXTENSION_URI}).
  */
 export interface HumanApprovalData {
   /** `pending` (task in `TASK_STATE_AUTH_REQUIRED`), `approved` (back to `TASK_STATE_WORKING`), `denied` (`TASK_STATE_REJECTED`), `expired` / `failed` (`TASK_STATE_FAILED`), `canceled` (`TASK_STATE_CANCELED`). */
@@ -342,7 +342,7 @@ function statusMessage(taskId: string, contextId: string, text: string, data: Hu
     role: sdkRoot().Role.ROLE_AGENT,
     parts,
     metadata: undefined,
-    extensions: [A2A_HUMAN_APPROVAL_EXTENSION],
+    extensions: [HUMAN_APPROVAL_EXTENSION_URI],
     referenceTaskIds: [],
   };
 }
