@@ -85,10 +85,7 @@ describe('three instances of the sample on one Redis (express, fastify, express)
 
   /** A client_credentials token of the dev server (RFC 6749 §4.4), optionally DPoP-bound with a proof (RFC 9449 §5). */
   async function token(c: { clientId: string; clientSecret: string; scopes: string[] }, dpop?: ProofKey): Promise<string> {
-    const req = request(devAuth.issuer)
-      .post('/token')
-      .auth(c.clientId, c.clientSecret)
-      .type('form');
+    const req = request(devAuth.issuer).post('/token').auth(c.clientId, c.clientSecret).type('form');
     if (dpop) req.set('DPoP', mintProof(dpop, { htm: 'POST', htu: devAuth.tokenUrl }));
     const res = await req.send({ grant_type: 'client_credentials', scope: c.scopes.join(' ') });
     expect(res.status).toBe(200);
@@ -164,9 +161,7 @@ describe('three instances of the sample on one Redis (express, fastify, express)
       });
       const replay = await at(second).post('/expenses').set('Authorization', `DPoP ${dpopToken}`).set('DPoP', proof).send(EXPENSE);
       expect(replay.status).toBe(401);
-      expect(replay.headers['www-authenticate']).toBe(
-        `${BEARER}, ${DPOP}, error="invalid_dpop_proof", error_description="The DPoP proof was already used"`,
-      );
+      expect(replay.headers['www-authenticate']).toBe(`${BEARER}, ${DPOP}, error="invalid_dpop_proof", error_description="The DPoP proof was already used"`);
       expect(replay.headers['content-type']).toMatch(/^application\/json/);
       expect(replay.body).toStrictEqual({ error: 'invalid_dpop_proof', error_description: 'The DPoP proof was already used' });
     }
@@ -302,7 +297,10 @@ describe('without A2A_REDIS_URL each instance keeps its own state (what the Redi
 describe('start-up errors and the banner (A2A_REDIS_URL, A2A_STORE_KEY_PREFIX, A2A_CLIENT_RATE_LIMIT)', () => {
   // Refused before the dev authorization server starts, with one message naming the variable.
   it.each([
-    [{ A2A_REDIS_URL: 'http://127.0.0.1:6379' }, 'A2A_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0, got "http://127.0.0.1:6379"'],
+    [
+      { A2A_REDIS_URL: 'http://127.0.0.1:6379' },
+      'A2A_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0, got "http://127.0.0.1:6379"',
+    ],
     [{ A2A_REDIS_URL: 'redis://agent:hunter2@' }, 'A2A_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0, got "***"'],
     [{ A2A_REDIS_URL: 'redis:/agent:hunter2' }, 'A2A_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0, got "redis:/agent:hunter2"'],
     [{ A2A_STORE_KEY_PREFIX: 'expenses:' }, 'A2A_STORE_KEY_PREFIX needs A2A_REDIS_URL (without Redis the state stays in this process)'],
@@ -311,9 +309,7 @@ describe('start-up errors and the banner (A2A_REDIS_URL, A2A_STORE_KEY_PREFIX, A
     [{ A2A_CLIENT_RATE_LIMIT: '10/0' }, 'A2A_CLIENT_RATE_LIMIT must be <requests>/<seconds> with positive integers, e.g. 100/60, got "10/0"'],
     [{ A2A_CLIENT_RATE_LIMIT: '1.5/60' }, 'A2A_CLIENT_RATE_LIMIT must be <requests>/<seconds> with positive integers, e.g. 100/60, got "1.5/60"'],
   ])('%j → %s', async (vars, message) => {
-    await expect(bootstrap({ port: 0, env: { NODE_ENV: 'test', ...vars }, logger: false, banner: false })).rejects.toThrow(
-      new Error(message),
-    );
+    await expect(bootstrap({ port: 0, env: { NODE_ENV: 'test', ...vars }, logger: false, banner: false })).rejects.toThrow(new Error(message));
   });
 
   it('the banner masks the Redis password and names the configured key prefix', () => {
@@ -328,7 +324,9 @@ describe('start-up errors and the banner (A2A_REDIS_URL, A2A_STORE_KEY_PREFIX, A
         A2A_CLIENT_RATE_LIMIT: ' 100 / 60 ',
       },
     });
-    expect(banner).toContain('\n  State          shared in Redis rediss://agent:***@redis.internal:6380/2, keys expenses:*  (rate limits, DPoP replays, introspection cache)\n');
+    expect(banner).toContain(
+      '\n  State          shared in Redis rediss://agent:***@redis.internal:6380/2, keys expenses:*  (rate limits, DPoP replays, introspection cache)\n',
+    );
     expect(banner).toContain('\n  Client limit   100 requests per 60 s per client  (A2A_CLIENT_RATE_LIMIT)\n');
     expect(banner).not.toContain('hunter2');
   });
