@@ -124,7 +124,7 @@ describe('three instances of the sample on one Redis (express, fastify, express)
     expect((await admin.keys('*')).every((k) => k.startsWith(`{a2a:${LB_HOST}:card:`))).toBe(true);
   }, 60_000);
 
-  it(`(b) A2A_CLIENT_RATE_LIMIT=${CLIENT_LIMIT.limit}/${CLIENT_LIMIT.ttl} holds in total: the ${CLIENT_LIMIT.limit + 1}th request of a client is 429 at every instance`, async () => {
+  it(`(b) A2A_CLIENT_RATE_LIMIT=${CLIENT_LIMIT.limit}/${CLIENT_LIMIT.ttl} holds in total: request ${CLIENT_LIMIT.limit + 1} of a client is 429 at every instance`, async () => {
     const sub = await token(DEV_CLIENT_DEFAULTS.submitter);
     const statuses: number[] = [];
     for (let i = 0; i < CLIENT_LIMIT.limit; i++) statuses.push((await at(i).get('/expenses').set('Authorization', `Bearer ${sub}`)).status);

@@ -235,7 +235,7 @@ export function startupBanner(i: {
 }): string {
   const { publicUrl: p, devAuth: d } = i;
   const lines = ['', `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`, `  Agent Card     ${p}/.well-known/agent-card.json`];
-  const dpop = [
+  const security = [
     `  DPoP           ${parseDpopMode(i.env[ENV.dpop])}  (RFC 9449 sender-constrained tokens; ${ENV.dpop}=off|allowed|required)`,
     ...sharedStateLines(i.env, p),
   ];
@@ -243,7 +243,7 @@ export function startupBanner(i: {
     lines.push(
       `  Issuer         ${i.env[ENV.issuer]} (external authorization server)`,
       `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`,
-      ...dpop,
+      ...security,
       '',
     );
     return lines.join('\n');
@@ -259,7 +259,7 @@ export function startupBanner(i: {
     `  Issuer         ${d.issuer}  (embedded DEVELOPMENT authorization server, oidc-provider; never use in production)`,
     `  Token URL      ${d.tokenUrl}  (client_credentials; JWT access tokens, RS256, ${d.tokenTtl} s)`,
     `  Audience       ${d.audience}`,
-    ...dpop,
+    ...security,
     '',
     'Dev clients (client_secret_basic):',
     `  ${'client_id'.padEnd(w)}  ${'secret'.padEnd(ws)}  scopes`,
