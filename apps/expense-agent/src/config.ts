@@ -42,7 +42,56 @@ export const ENV = {
   delegationTrustedActors: 'A2A_DELEGATION_TRUSTED_ACTORS',
   /** Approving an expense above this amount over A2A also needs `expense:approve-large` (asked for mid-task). Default 1000. */
   approvalLimit: 'EXPENSE_APPROVAL_LIMIT',
+  /** Redis shared by several instances (`redis://` or `rediss://`). Unset: state in this process's memory. */
+  redisUrl: 'A2A_REDIS_URL',
+  /** Prefix of every Redis key. Default: `a2a:<host><path>:` of `PUBLIC_URL`. */
+  storeKeyPrefix: 'A2A_STORE_KEY_PREFIX',
+  /** Per-client request limit, `<requests>/<seconds>` (e.g. `100/60`). Unset: no per-client limit. */
+  clientRateLimit: 'A2A_CLIENT_RATE_LIMIT',
 } as const;
+
+/**
+ * Parses `A2A_REDIS_URL` and `A2A_STORE_KEY_PREFIX` into the library's `store` option: `undefined` (state in each
+ * process's memory) when `A2A_REDIS_URL` is unset or empty, else `{ redis: { url }, keyPrefix? }`.
+ * @throws Error naming the variable when the URL is not `redis://` or `rediss://` with a host (the password is never
+ *   repeated in the message), or when `A2A_STORE_KEY_PREFIX` is set without `A2A_REDIS_URL`.
+ */
+export function parseStore(get: (name: string) => string | undefined): A2AAuthModuleOptions['store'] {
+  const url = get(ENV.redisUrl)?.trim();
+  const keyPrefix = get(ENV.storeKeyPrefix)?.trim() || undefined;
+  if (!url) {
+    if (keyPrefix) throw new Error(`${ENV.storeKeyPrefix} needs ${ENV.redisUrl} (without Redis the state stays in this process)`);
+    return undefined;
+  }
+  const u = URL.canParse(url) ? new URL(url) : undefined;
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname)
+    throw new Error(`${ENV.redisUrl} must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0, got ${JSON.stringify(maskRedisUrl(url))}`);
+  return keyPrefix ? { redis: { url }, keyPrefix } : { redis: { url } };
+}
+
+/** A Redis URL fit for printing: its password (if any) replaced by `***`; a value that is no URL is replaced whole. */
+export function maskRedisUrl(url: string): string {
+  if (!URL.canParse(url)) return /@/.test(url) ? '***' : url;
+  const u = new URL(url);
+  if (!u.password) return url;
+  u.password = '***';
+  return u.toString();
+}
+
+/**
+ * Parses `A2A_CLIENT_RATE_LIMIT` (`<requests>/<seconds>`, e.g. `100/60`: 100 requests per 60 s per verified client)
+ * into the library's `clientRateLimit`; `undefined` (no per-client limit) when unset or empty.
+ * @throws Error naming the variable unless both numbers are positive integers.
+ */
+export function parseClientRateLimit(v: string | undefined): A2AAuthModuleOptions['clientRateLimit'] {
+  if (v === undefined || v.trim() === '') return undefined;
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(v);
+  const limit = m ? Number(m[1]) : NaN;
+  const ttl = m ? Number(m[2]) : NaN;
+  if (!(limit >= 1 && ttl >= 1 && Number.isSafeInteger(limit) && Number.isSafeInteger(ttl)))
+    throw new Error(`${ENV.clientRateLimit} must be <requests>/<seconds> with positive integers, e.g. 100/60, got ${JSON.stringify(v)}`);
+  return { limit, ttl };
+}
 
 /** The sample's longest accepted delegation chain when `A2A_DELEGATION_MAX_CHAIN` is unset (actors, not hops of the user). */
 export const DEFAULT_DELEGATION_MAX_CHAIN = 2;
@@ -225,6 +274,8 @@ export async function discoverTokenUrl(issuer: string, timeoutMs: number = DISCO
  * - `A2A_TOKEN_URL` falls back to discovery from the (first) issuer.
  * - `A2A_INTROSPECTION_CLIENT_ID` (+ `_SECRET`, `A2A_INTROSPECTION_URL`) turns on `introspection` (opaque tokens, RFC 7662).
  * - `A2A_DPOP` sets `dpop` (default `'allowed'`: Bearer and DPoP-bound tokens, RFC 9449).
+ * - `A2A_REDIS_URL` (+ `A2A_STORE_KEY_PREFIX`) sets `store` (several instances share limits and the DPoP replay
+ *   cache); `A2A_CLIENT_RATE_LIMIT` sets `clientRateLimit`.
  * - The Agent Card: JSON-RPC at `${PUBLIC_URL}/a2a/jsonrpc`, HTTP+JSON at `${PUBLIC_URL}`, extended card on.
  * @throws Error naming the variable when one is missing or invalid (the app then refuses to boot).
  */
@@ -269,6 +320,8 @@ export async function authOptionsFromConfig(config: ConfigService): Promise<A2AA
     dpop: parseDpopMode(get(ENV.dpop)),
     delegation: parseDelegation(get),
     introspection,
+    store: parseStore(get),
+    clientRateLimit: parseClientRateLimit(get(ENV.clientRateLimit)),
     card: {
       name: 'Expense Reimbursement Agent',
       description: 'Submits, approves and lists expense claims. A sample A2A agent secured with OAuth 2.0 client credentials by nestjs-a2a-auth.',

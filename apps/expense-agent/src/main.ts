@@ -1,4 +1,4 @@
-import { enableA2AMediaType } from 'nestjs-a2a-auth';
+import { defaultKeyPrefix, enableA2AMediaType } from 'nestjs-a2a-auth';
 import 'reflect-metadata';
 import { createServer } from 'node:net';
 import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { csv, DEFAULT_HOST, ENV, parseDpopMode, parseIssuers, parsePort, publicUrlOf } from './config';
+import { csv, DEFAULT_HOST, ENV, maskRedisUrl, parseClientRateLimit, parseDpopMode, parseIssuers, parsePort, parseStore, publicUrlOf } from './config';
 import { DELEGATION_DEV_CLIENT_DEFAULTS, devClientsFromEnv, type DevClient } from './dev-clients';
 import { DevAuthServerRefusedError, startDevAuthServer, type DevAuthServer } from './dev-auth-server';
 import { DEV_CIBA_DEFAULTS } from './dev-ciba';
@@ -94,6 +94,54 @@ async function freePort(host: string): Promise<number> {
 }
 
 /**
+ * Starts the sample's embedded development authorization server as `bootstrap()` does without `A2A_ISSUER`: the dev
+ * clients of `env` (`DEV_*`), audience `A2A_AUDIENCE` (first) else `publicUrl`, on 127.0.0.1:`DEV_AUTH_PORT` (default
+ * a free port), CIBA for the dev users. Several instances share one by getting {@link devAuthEnv} of it.
+ * @throws DevAuthServerRefusedError with `NODE_ENV=production`; an Error naming `DEV_AUTH_PORT` when it is taken.
+ */
+export async function startSampleDevAuthServer(env: Record<string, string | undefined>, publicUrl: string): Promise<DevAuthServer> {
+  const clients = devClientsFromEnv(env);
+  const devPort = env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT, 'DEV_AUTH_PORT') : 0;
+  return startDevAuthServer({
+    audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
+    clients: [clients.submitter, clients.approver, clients.dpop, clients.opaque],
+    introspectors: [clients.introspector],
+    keyClients: [clients.keyed],
+    port: devPort,
+    nodeEnv: env.NODE_ENV,
+    // Human approval of submissions (OpenID Connect CIBA, poll mode): the agent's own client and the dev users.
+    ciba: { clients: [{ ...DEV_CIBA_DEFAULTS.client, scopes: [...DEV_CIBA_DEFAULTS.client.scopes] }], users: [...DEV_CIBA_DEFAULTS.users] },
+  }).catch((err: unknown) => {
+    throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
+  });
+}
+
+/**
+ * The configuration values that make the agent trust the dev authorization server `devAuth` (issuer, audience, JWKS,
+ * token endpoint, introspection and CIBA credentials of the dev clients, delegation from the Assistant's dev client),
+ * as `bootstrap()` sets them for its own dev server. Contains the dev introspection and CIBA secrets: never print it.
+ */
+export function devAuthEnv(devAuth: DevAuthServer, env: Record<string, string | undefined>): Record<string, string> {
+  const clients = devClientsFromEnv(env);
+  return {
+    [ENV.issuer]: devAuth.issuer,
+    [ENV.audience]: devAuth.audience,
+    [ENV.jwksUri]: devAuth.jwksUri,
+    [ENV.tokenUrl]: devAuth.tokenUrl,
+    // Opaque tokens of the dev server's `expense-opaque` client are checked there (RFC 7662) with the agent's own credentials.
+    [ENV.introspectionUrl]: devAuth.introspectionUrl,
+    [ENV.introspectionClientId]: clients.introspector.clientId,
+    [ENV.introspectionClientSecret]: clients.introspector.clientSecret,
+    [APPROVAL_ENV.clientId]: DEV_CIBA_DEFAULTS.client.clientId,
+    [APPROVAL_ENV.clientSecret]: DEV_CIBA_DEFAULTS.client.clientSecret,
+    [APPROVAL_ENV.loginHint]: env[APPROVAL_ENV.loginHint] || DEV_CIBA_DEFAULTS.loginHint,
+    // Delegated tokens are accepted from the Assistant agent's dev client (a real issuer: off until configured).
+    [ENV.delegation]: env[ENV.delegation] || 'on',
+    DEV_ASSISTANT_ID: env.DEV_ASSISTANT_ID || DELEGATION_DEV_CLIENT_DEFAULTS.assistant.clientId,
+  };
+}
+
+/**
  * Starts the Expense Reimbursement Agent.
  *
  * - Without `A2A_ISSUER`: starts the embedded development authorization server (oidc-provider) on 127.0.0.1
@@ -111,7 +159,10 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
   let port = o.port ?? parsePort(env[ENV.port]);
   if (port === 0) port = await freePort(host);
   const issuers = parseIssuers(env[ENV.issuer]);
-  parseDpopMode(env[ENV.dpop]); // a wrong value is refused before the dev authorization server starts
+  // Wrong values are refused before the dev authorization server starts.
+  parseDpopMode(env[ENV.dpop]);
+  parseStore((k) => env[k] || undefined);
+  parseClientRateLimit(env[ENV.clientRateLimit]);
   // Without an issuer the dev server would be needed; its refusal is the more useful message in production.
   if (!issuers && env.NODE_ENV === 'production') throw new DevAuthServerRefusedError();
   const publicUrl = publicUrlOf(env[ENV.publicUrl], port, env.NODE_ENV);
@@ -119,36 +170,8 @@ export async function bootstrap(o: BootstrapOptions = {}): Promise<RunningAgent>
 
   let devAuth: DevAuthServer | undefined;
   if (!issuers) {
-    const clients = devClientsFromEnv(env);
-    const devPort = env.DEV_AUTH_PORT ? parsePort(env.DEV_AUTH_PORT, 'DEV_AUTH_PORT') : 0;
-    devAuth = await startDevAuthServer({
-      audience: csv(env[ENV.audience])?.[0] ?? publicUrl,
-      clients: [clients.submitter, clients.approver, clients.dpop, clients.opaque],
-      introspectors: [clients.introspector],
-      keyClients: [clients.keyed],
-      port: devPort,
-      nodeEnv: env.NODE_ENV,
-      // Human approval of submissions (OpenID Connect CIBA, poll mode): the agent's own client and the dev users.
-      ciba: { clients: [{ ...DEV_CIBA_DEFAULTS.client, scopes: [...DEV_CIBA_DEFAULTS.client.scopes] }], users: [...DEV_CIBA_DEFAULTS.users] },
-    }).catch((err: unknown) => {
-      throw portInUse(err, 'DEV_AUTH_PORT', devPort, '127.0.0.1', 'stop the other process, or unset DEV_AUTH_PORT to use a free port');
-    });
-    Object.assign(values, {
-      [ENV.issuer]: devAuth.issuer,
-      [ENV.audience]: devAuth.audience,
-      [ENV.jwksUri]: devAuth.jwksUri,
-      [ENV.tokenUrl]: devAuth.tokenUrl,
-      // Opaque tokens of the dev server's `expense-opaque` client are checked there (RFC 7662) with the agent's own credentials.
-      [ENV.introspectionUrl]: devAuth.introspectionUrl,
-      [ENV.introspectionClientId]: clients.introspector.clientId,
-      [ENV.introspectionClientSecret]: clients.introspector.clientSecret,
-      [APPROVAL_ENV.clientId]: DEV_CIBA_DEFAULTS.client.clientId,
-      [APPROVAL_ENV.clientSecret]: DEV_CIBA_DEFAULTS.client.clientSecret,
-      [APPROVAL_ENV.loginHint]: env[APPROVAL_ENV.loginHint] || DEV_CIBA_DEFAULTS.loginHint,
-      // Delegated tokens are accepted from the Assistant agent's dev client (a real issuer: off until configured).
-      [ENV.delegation]: env[ENV.delegation] || 'on',
-      DEV_ASSISTANT_ID: env.DEV_ASSISTANT_ID || DELEGATION_DEV_CLIENT_DEFAULTS.assistant.clientId,
-    });
+    devAuth = await startSampleDevAuthServer(env, publicUrl);
+    Object.assign(values, devAuthEnv(devAuth, env));
   }
 
   let app: INestApplication | undefined;
@@ -212,12 +235,15 @@ export function startupBanner(i: {
 }): string {
   const { publicUrl: p, devAuth: d } = i;
   const lines = ['', `Expense Reimbursement Agent listening on ${i.url} (${i.platform})`, `  Agent Card     ${p}/.well-known/agent-card.json`];
-  const dpop = `  DPoP           ${parseDpopMode(i.env[ENV.dpop])}  (RFC 9449 sender-constrained tokens; ${ENV.dpop}=off|allowed|required)`;
+  const security = [
+    `  DPoP           ${parseDpopMode(i.env[ENV.dpop])}  (RFC 9449 sender-constrained tokens; ${ENV.dpop}=off|allowed|required)`,
+    ...sharedStateLines(i.env, p),
+  ];
   if (!d) {
     lines.push(
       `  Issuer         ${i.env[ENV.issuer]} (external authorization server)`,
       `  Audience       ${csv(i.env[ENV.audience])?.join(', ') ?? p}`,
-      dpop,
+      ...security,
       '',
     );
     return lines.join('\n');
@@ -233,7 +259,7 @@ export function startupBanner(i: {
     `  Issuer         ${d.issuer}  (embedded DEVELOPMENT authorization server, oidc-provider; never use in production)`,
     `  Token URL      ${d.tokenUrl}  (client_credentials; JWT access tokens, RS256, ${d.tokenTtl} s)`,
     `  Audience       ${d.audience}`,
-    dpop,
+    ...security,
     '',
     'Dev clients (client_secret_basic):',
     `  ${'client_id'.padEnd(w)}  ${'secret'.padEnd(ws)}  scopes`,
@@ -262,6 +288,23 @@ export function startupBanner(i: {
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * The banner's lines on shared state: Redis (URL with its password masked, key prefix) or this process's memory, and
+ * the per-client limit.
+ */
+function sharedStateLines(env: Record<string, string | undefined>, publicUrl: string): string[] {
+  const store = parseStore((k) => env[k] || undefined);
+  const limit = parseClientRateLimit(env[ENV.clientRateLimit]);
+  return [
+    store?.redis && 'url' in store.redis
+      ? `  State          shared in Redis ${maskRedisUrl(store.redis.url)}, keys ${store.keyPrefix ?? defaultKeyPrefix(publicUrl)}*  (rate limits, DPoP replays, introspection cache)`
+      : `  State          per process, in memory  (set ${ENV.redisUrl} to share it between instances)`,
+    limit
+      ? `  Client limit   ${limit.limit} requests per ${limit.ttl} s per client  (${ENV.clientRateLimit})`
+      : `  Client limit   off  (${ENV.clientRateLimit}=<requests>/<seconds>, e.g. 100/60)`,
+  ];
 }
 
 /**
