@@ -133,12 +133,13 @@ function serverCpu(child: ChildProcess): Promise<number> {
 }
 
 /** What autocannon sends: one bearer token, distinct tokens, or a DPoP token with a fresh proof per request. */
-type Credentials = string | string[] | { dpopToken: string; proofs: string[]; next: number } | undefined;
+type Credentials = string | string[] | { dpopToken: string; proofs: string[]; next: number } | { bearer: string; pads: string[]; next: number } | undefined;
 
 async function load(url: string, token: Credentials, seconds: number, child: ChildProcess): Promise<Sample> {
   const cpu0 = await serverCpu(child);
   let next = 0;
-  const dpop = typeof token === 'object' && !Array.isArray(token) ? token : undefined;
+  const dpop = typeof token === 'object' && !Array.isArray(token) && 'dpopToken' in token ? token : undefined;
+  const padded = typeof token === 'object' && !Array.isArray(token) && 'pads' in token ? token : undefined;
   const r = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -165,6 +166,19 @@ async function load(url: string, token: Credentials, seconds: number, child: Chi
               setupRequest: (req: { headers?: Record<string, string> }) => ({
                 ...req,
                 headers: { ...(req.headers ?? {}), authorization: `DPoP ${dpop.dpopToken}`, dpop: dpop.proofs[dpop.next++ % dpop.proofs.length] },
+              }),
+            },
+          ],
+        }
+      : {}),
+    // The control of the DPoP setup: the same per-request work and size, a bearer token, a header nobody reads.
+    ...(padded
+      ? {
+          requests: [
+            {
+              setupRequest: (req: { headers?: Record<string, string> }) => ({
+                ...req,
+                headers: { ...(req.headers ?? {}), authorization: `Bearer ${padded.bearer}`, 'x-bench-pad': padded.pads[padded.next++ % padded.pads.length] },
               }),
             },
           ],
@@ -222,6 +236,15 @@ function markdown(
       `DPoP on ${platform}: ${fmt(dpop.cpuPerReq, 1)} µs of server CPU per request, against ${fmt(cache.cpuPerReq, 1)} µs (bearer, cache hits) + ` +
         `${fmt(proofUs, 1)} µs (one proof check${pairedProofUs[platform] !== undefined ? ', measured after each DPoP sample' : ''}) = ${fmt(budget, 1)} µs: ${(dpop.cpuPerReq / budget).toFixed(2)} × (target ≤ 1.10).`,
     );
+    const padded = rows.find((r) => r.platform === platform && r.setup === 'ours-cache-padded');
+    if (padded) {
+      const b2 = padded.cpuPerReq + proofUs;
+      lines.push('');
+      lines.push(
+        `Against the control of the same request size (${fmt(padded.cpuPerReq, 1)} µs, bearer, cache hits, padded): ` +
+          `${fmt(b2, 1)} µs with the proof check: ${(dpop.cpuPerReq / b2).toFixed(2)} ×.`,
+      );
+    }
   }
   if (micro) {
     lines.push('');
@@ -293,7 +316,7 @@ async function main(): Promise<void> {
 
   // DPoP: a token bound to an ES256 proof key, and one fresh proof per request.
   let dpopCreds: { dpopToken: string; proofs: string[]; key: TestKey } | undefined;
-  if (!ONLY || ONLY.includes('ours-dpop')) {
+  if (!ONLY || ONLY.includes('ours-dpop') || ONLY.includes('ours-cache-padded')) {
     const pk = generateTestKey('ES256');
     const { kty, crv, x, y } = pk.publicJwk as Record<string, string>;
     const jkt = createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
@@ -311,7 +334,7 @@ async function main(): Promise<void> {
       for (const setup of SETUPS) {
         if (!setup.platforms.includes(platform) || (ONLY && !ONLY.includes(setup.id))) continue;
         // "public" is served by our app's @Public route (the global guard's fast exit); churn by the cached app.
-        const serverSetup = setup.id === 'public' || setup.id === 'ours-churn' ? 'ours-cache' : setup.id;
+        const serverSetup = setup.id === 'public' || setup.id === 'ours-churn' || setup.id === 'ours-cache-padded' ? 'ours-cache' : setup.id;
         const { child, url } = await startServer({
           platform,
           setup: serverSetup,
@@ -352,6 +375,7 @@ async function main(): Promise<void> {
           if (!cursors.has(t.child)) cursors.set(t.child, { dpopToken: dpopCreds.dpopToken, proofs: dpopCreds.proofs, next: 0 });
           tok = cursors.get(t.child);
         }
+        if (t.setup.token === 'padded' && dpopCreds) tok = { bearer: token, pads: dpopCreds.proofs, next: 0 };
         await load(t.url, tok, WARMUP, t.child);
         const s = await load(t.url, tok, DURATION, t.child);
         const k = `${t.platform}/${t.setup.id}`;

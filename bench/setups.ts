@@ -12,9 +12,11 @@ export interface SetupInfo {
   route: '/public' | '/protected';
   /**
    * Whether autocannon sends the bearer token (`'distinct'`: a different valid token on every request, cycling;
-   * `'dpop'`: the DPoP-bound token with the `DPoP` scheme and a fresh pre-minted proof on every request).
+   * `'dpop'`: the DPoP-bound token with the `DPoP` scheme and a fresh pre-minted proof on every request; `'padded'`:
+   * the bearer token plus one of those proofs in a header the server never reads, so the request has the DPoP one's
+   * size and autocannon does the same work per request).
    */
-  token: boolean | 'distinct' | 'dpop';
+  token: boolean | 'distinct' | 'dpop' | 'padded';
   platforms: readonly BenchPlatform[];
 }
 
@@ -26,7 +28,9 @@ export interface SetupInfo {
  *   `tokenCache.enabled: false`; `ours-offthread`: cache off, signatures checked on the thread pool
  *   (`verifyOffThread`); `ours-churn`: cache on, 20,000 distinct tokens against a 10,000-entry cache (every request a
  *   miss and an eviction); `ours-dpop`: cache on, a DPoP-bound token (RFC 9449) with a fresh proof on every request
- *   (cache hit + one proof check);
+ *   (cache hit + one proof check); `ours-cache-padded`: the `ours-cache` server, sent requests of the DPoP one's size
+ *   and made the same way (a bearer token and a fresh proof in an `x-bench-pad` header the server ignores): the
+ *   control that separates what the proof check costs from what a larger request made per request costs;
  * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
  * - `auth0`: express-oauth2-jwt-bearer in a guard (express only);
  * - `ours-limit-memory` / `ours-limit-redis`: cache hits plus a per-client limit (`clientRateLimit`, set high enough
@@ -41,6 +45,7 @@ export type SetupId =
   | 'ours-offthread'
   | 'ours-churn'
   | 'ours-dpop'
+  | 'ours-cache-padded'
   | 'stock-passport'
   | 'auth0'
   | 'ours-limit-memory'
@@ -70,6 +75,13 @@ export const SETUPS: readonly SetupInfo[] = [
   },
   { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
   { id: 'ours-dpop', label: 'nestjs-a2a-auth, DPoP, cache hits + a fresh proof', route: '/protected', token: 'dpop', platforms: ['express', 'fastify'] },
+  {
+    id: 'ours-cache-padded',
+    label: 'nestjs-a2a-auth, cache hits, requests padded to the DPoP size',
+    route: '/protected',
+    token: 'padded',
+    platforms: ['express', 'fastify'],
+  },
   { id: 'stock-passport', label: '@nestjs/passport AuthGuard + passport-jwt + jwks-rsa', route: '/protected', token: true, platforms: ['express', 'fastify'] },
   { id: 'auth0', label: 'express-oauth2-jwt-bearer in a guard', route: '/protected', token: true, platforms: ['express'] },
 ];
