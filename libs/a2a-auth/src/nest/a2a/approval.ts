@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { ExecutionEventBus, RequestContext } from '@a2a-js/sdk/server';
+import { holdTask } from './in-task-auth';
 import { CibaClient, type CibaApprovalToken, type CibaClientOptions, type CibaOutcome } from '../../client/ciba';
 import { sdkRoot, sdkServer } from '../../client/sdk';
 
@@ -157,6 +158,8 @@ interface PendingRecord {
   contextId: string;
   loginHint: string;
   canceled?: boolean;
+  /** Ends the hold on the task ({@link holdTask}): messages on it are refused while the approval is pending. */
+  unhold: () => void;
 }
 
 /**
@@ -216,9 +219,18 @@ export class HumanApprovalService {
     const publish = (state: keyof typeof TaskState, text: string, data: HumanApprovalData) => this.publish(r.eventBus, taskId, contextId, state, text, data);
     if (!r.taskPublished) this.publishTask(r);
 
-    const record: PendingRecord = { operation: r.operation, base, abort: new AbortController(), eventBus: r.eventBus, contextId, loginHint: r.loginHint };
+    const record: PendingRecord = {
+      operation: r.operation,
+      base,
+      abort: new AbortController(),
+      eventBus: r.eventBus,
+      contextId,
+      loginHint: r.loginHint,
+      unhold: () => undefined,
+    };
     const end = (outcome: Exclude<CibaOutcome, { status: 'approved' }>): ApprovalResult => {
       this.pending.delete(taskId);
+      record.unhold();
       if (outcome.status === 'aborted' || record.canceled) {
         return { approved: false, state: 'TASK_STATE_CANCELED', reason: canceledText(r.loginHint), outcome: 'aborted' };
       }
@@ -232,6 +244,7 @@ export class HumanApprovalService {
       return end({ status: 'failed', error: 'too_many_pending_approvals' });
     }
     this.pending.set(taskId, record);
+    record.unhold = holdTask(r.context);
     this.granted.get(taskId)?.release(); // a new request on the task replaces an earlier approval
 
     let started;
@@ -256,6 +269,7 @@ export class HumanApprovalService {
     });
     if (outcome.status !== 'approved') return end(outcome);
     this.pending.delete(taskId);
+    record.unhold();
     if (record.canceled) return end({ status: 'aborted' });
     const approval = new TaskApproval(
       taskId,
@@ -294,6 +308,7 @@ export class HumanApprovalService {
     p.canceled = true;
     p.abort.abort();
     this.pending.delete(taskId);
+    p.unhold();
     this.logger.log(`approval of ${p.operation} on task ${taskId}: canceled`);
     this.publish(eventBus ?? p.eventBus, taskId, p.contextId, 'TASK_STATE_CANCELED', canceledText(p.loginHint), { ...p.base, status: 'canceled' });
     return true;
