@@ -1,9 +1,25 @@
 import { randomUUID } from 'node:crypto';
+import { Controller, Post } from '@nestjs/common';
 import request from 'supertest';
-import { ClientCredentialsTokenProvider } from 'nestjs-a2a-auth';
+import { Role, TaskState, type Artifact, type Message, type Task } from '@a2a-js/sdk';
+import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
+import {
+  A2AHttpTransport,
+  A2AInTaskAuthorization,
+  A2ASkillAuthorizer,
+  AgentCardService,
+  AgentSkill,
+  ClientCredentialsTokenProvider,
+  RequireScopes,
+  createA2ARequestHandler,
+} from 'nestjs-a2a-auth';
+import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
+import { generateTestKey, type TestKey } from './fixtures/keys';
+import { JwksServer } from './fixtures/jwks-server';
+import { mintToken } from './fixtures/tokens';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
-import { CapturingLogger, PLATFORMS } from './fixtures/test-app';
+import { CapturingLogger, PLATFORMS, startTestApp, type TestApp } from './fixtures/test-app';
 
 // Attacks on in-task authorization and human approval with real parts: the sample agent (express and fastify) with its
 // embedded dev authorization server (CIBA in poll mode), raw HTTP on both A2A bindings.
@@ -121,6 +137,147 @@ describe.each(PLATFORMS)('breaking human approval waits in the sample on %s', (p
       if (binding === 'JSONRPC') expect(late.payload.error.code).toBe(-32004);
       else expect(late.status).toBe(400);
       expect(late.text).toContain('terminal state');
+    });
+  });
+});
+
+@Controller('skills')
+class TwoSkillsController {
+  @AgentSkill({ id: 'alpha', name: 'Alpha', description: 'alpha' })
+  @RequireScopes('a:use')
+  @Post('alpha')
+  alpha() {
+    return {};
+  }
+
+  @AgentSkill({ id: 'beta', name: 'Beta', description: 'beta' })
+  @RequireScopes('b:use')
+  @Post('beta')
+  beta() {
+    return {};
+  }
+}
+
+const LEAK = 'secret result that must never reach an unauthorized caller';
+const AUD = 'http://127.0.0.1/break-in-task-agent';
+
+const textPart = (value: string) => ({ content: { $case: 'text' as const, value }, metadata: undefined, filename: '', mediaType: 'text/plain' });
+const artifact = (value: string): Artifact => ({ artifactId: randomUUID(), name: 'result', description: '', parts: [textPart(value)], metadata: undefined, extensions: [] });
+
+/** Misbehaving executor: what it does is the message text. */
+function executorWith(inTask: A2AInTaskAuthorization): AgentExecutor {
+  return {
+    execute: async (ctx: RequestContext, bus: ExecutionEventBus) => {
+      const p = ctx.userMessage.parts[0]?.content;
+      const cmd = p?.$case === 'text' ? p.value : '';
+      const task = (artifacts: Artifact[]): Task => ({
+        id: ctx.taskId,
+        contextId: ctx.contextId,
+        status: { state: TaskState.TASK_STATE_WORKING, message: undefined, timestamp: new Date().toISOString() },
+        artifacts,
+        history: [ctx.userMessage],
+        metadata: undefined,
+      });
+      const reply = (text: string) => {
+        const m: Message = { messageId: randomUUID(), contextId: ctx.contextId, taskId: '', role: Role.ROLE_AGENT, parts: [textPart(text)], metadata: undefined, extensions: [], referenceTaskIds: [] };
+        bus.publish(AgentEvent.message(m));
+        bus.finished();
+      };
+      if (cmd === 'task-with-artifact') {
+        // A "working" task that already carries the result, before any skill was authorized; then it is refused.
+        bus.publish(AgentEvent.task(task([artifact(LEAK)])));
+        await inTask.authorizeSkill(ctx, 'beta');
+        return reply('ran beta');
+      }
+      await inTask.authorizeSkill(ctx, 'alpha');
+      return reply('ran alpha');
+    },
+    cancelTask: async () => undefined,
+  };
+}
+
+describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (platform) => {
+  let jwks: JwksServer;
+  let key: TestKey;
+  let t: TestApp;
+  const logger = new CapturingLogger();
+
+  beforeAll(async () => {
+    jwks = await new JwksServer().start();
+    key = generateTestKey('RS256');
+    jwks.keys = [key.publicJwk];
+    t = await startTestApp({
+      platform,
+      auth: {
+        issuer: jwks.issuer,
+        audience: AUD,
+        jwksUri: jwks.jwksUri,
+        scopes: { 'a:use': 'A', 'b:use': 'B' },
+        tokenUrl: `${jwks.url}/token`,
+        card: {
+          name: 'Break Agent',
+          description: 'break',
+          url: AUD,
+          capabilities: { streaming: true },
+          interfaces: [
+            { url: '/a2a/jsonrpc', protocolBinding: 'JSONRPC' as const },
+            { url: '/', protocolBinding: 'HTTP+JSON' as const },
+          ],
+        },
+      },
+      controllers: [TwoSkillsController, A2AJsonRpcController, A2ARestController],
+      providers: [
+        A2ASkillAuthorizer,
+        A2AInTaskAuthorization,
+        {
+          provide: A2AHttpTransport,
+          useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer, inTask: A2AInTaskAuthorization) =>
+            new A2AHttpTransport(() => createA2ARequestHandler(cards, executorWith(inTask)), authz),
+          inject: [AgentCardService, A2ASkillAuthorizer, A2AInTaskAuthorization],
+        },
+      ],
+      logger,
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await jwks?.stop();
+  });
+
+  const token = (scope: string) => mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { scope } });
+  const wire = (text: string) => ({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] } });
+
+  describe.each(BINDINGS)('over %s', (binding) => {
+    it('a task event that already carries an artifact before any skill is authorized is not delivered (blocking, GetTask, stream)', async () => {
+      const tok = await token('a:use');
+      const path = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:send';
+      const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire('task-with-artifact') } : wire('task-with-artifact');
+      const res = await request(t.url)
+        .post(path)
+        .set('Content-Type', 'application/json')
+        .set('A2A-Version', '1.0')
+        .set('Authorization', `Bearer ${tok}`)
+        .send(JSON.stringify(body));
+      expect(res.status).toBe(200);
+      expect(res.text).not.toContain(LEAK);
+      const task = (binding === 'JSONRPC' ? res.body.result : res.body).task as Json;
+      expect(task.status.state).toBe('TASK_STATE_FAILED');
+      const got = await request(t.url).get(`/tasks/${task.id}`).set('A2A-Version', '1.0').set('Authorization', `Bearer ${tok}`);
+      expect(got.status).toBe(200);
+      expect(got.text).not.toContain(LEAK);
+
+      const spath = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:stream';
+      const sbody = binding === 'JSONRPC' ? { ...body, method: 'SendStreamingMessage' } : body;
+      const s = await fetch(`${t.url}${spath}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'a2a-version': '1.0', authorization: `Bearer ${tok}` },
+        body: JSON.stringify(sbody),
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      expect(s.status).toBe(200);
+      const text = await s.text();
+      expect(text).not.toContain(LEAK);
+      expect(text).toContain('TASK_STATE_FAILED');
     });
   });
 });

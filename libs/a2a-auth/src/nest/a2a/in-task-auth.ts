@@ -142,17 +142,28 @@ export function bindStepUpGrant(ctx: ServerCallContext, grant: StepUpGrant): voi
   grants.set(ctx, grant);
 }
 
-function isResult(ev: AgentExecutionEvent): boolean {
+/**
+ * Whether an event carries a result. A `task` event counts when it is past `WORKING`, or when it brings artifacts or
+ * agent messages the stored task (`known`, `RequestContext.task`) did not have: a "working" task can carry the result too.
+ */
+function isResult(ev: AgentExecutionEvent, known: Task | undefined): boolean {
   if (ev.kind === 'message' || ev.kind === 'artifactUpdate') return true;
   const state = ev.data.status?.state;
-  return state !== undefined && state !== SUBMITTED && state !== WORKING;
+  if (state !== undefined && state !== SUBMITTED && state !== WORKING) return true;
+  if (ev.kind !== 'task') return false;
+  const artifacts = new Set((known?.artifacts ?? []).map((a) => a.artifactId));
+  const messages = new Set((known?.history ?? []).map((m) => m.messageId));
+  return (
+    (ev.data.artifacts ?? []).some((a) => !artifacts.has(a.artifactId)) ||
+    (ev.data.history ?? []).some((m) => (m.role as number) === ROLE_AGENT && !messages.has(m.messageId))
+  );
 }
 
 /**
  * The executor as the library runs it (installed by `createA2ARequestHandler`):
  * - fail closed: until a skill is authorized for the message (by `metadata.skillId` before the executor runs, or by
- *   {@link A2AInTaskAuthorization.authorizeSkill}), the executor may only publish a task in `SUBMITTED` / `WORKING`;
- *   any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
+ *   {@link A2AInTaskAuthorization.authorizeSkill}), the executor may only publish a task in `SUBMITTED` / `WORKING`
+ *   without new artifacts or agent messages; any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
  * - a follow-up message that answers a pending authorization (verified by the transport) resumes the waiting executor
  *   instead of running a second one, and relays its events to the follow-up's own answer;
  * - `cancelTask` of a task that waits for authorization ends the wait (`TASK_STATE_CANCELED`);
@@ -169,7 +180,7 @@ export function authorizingExecutor(executor: AgentExecutor): AgentExecutor {
       executions.set(ctx, ex);
       const publish = (ev: AgentExecutionEvent): void => {
         if (ex.interrupted) return;
-        if (ex.authorized.size === 0 && isResult(ev)) throw new A2ASkillNotAuthorizedError();
+        if (ex.authorized.size === 0 && isResult(ev, ctx.task)) throw new A2ASkillNotAuthorizedError();
         if (ev.kind === 'message' && ex.taskStarted) {
           // A task exists (the library started one to wait for authorization): a reply message ends it, as a
           // message event would break the task's stream (A2A §3.1.2: a task stream carries status and artifact updates).
