@@ -190,6 +190,12 @@ function executorWith(inTask: A2AInTaskAuthorization): AgentExecutor {
         return reply('ran beta');
       }
       await inTask.authorizeSkill(ctx, 'alpha');
+      if (cmd === 'two-operations') {
+        // Two operations needing the same extra scope: the grant of the first must not cover the second.
+        await inTask.requireScopes(ctx, ['b:use'], { operation: 'op-1', timeoutMs: 60_000 });
+        const who = await inTask.requireScopes(ctx, ['b:use'], { operation: 'op-2', timeoutMs: 60_000 });
+        return reply(`both done for ${who.clientId}`);
+      }
       return reply('ran alpha');
     },
     cancelTask: async () => undefined,
@@ -247,7 +253,66 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
   const token = (scope: string) => mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { scope } });
   const wire = (text: string) => ({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] } });
 
+  const call = async (binding: Binding, method: string, params: Json, tok: string) => {
+    const rest: Record<string, [string, string]> = {
+      SendMessage: ['POST', '/message:send'],
+      GetTask: ['GET', `/tasks/${params.id}`],
+      ListTasks: ['GET', '/tasks'],
+      CancelTask: ['POST', `/tasks/${params.id}:cancel`],
+    };
+    const [verb, path] = binding === 'JSONRPC' ? ['POST', '/a2a/jsonrpc'] : rest[method];
+    const r = (verb === 'GET' ? request(t.url).get(path) : request(t.url).post(path).set('Content-Type', 'application/json'))
+      .set('A2A-Version', '1.0')
+      .set('Authorization', `Bearer ${tok}`);
+    const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method, params } : method === 'SendMessage' ? params : verb === 'POST' ? {} : undefined;
+    const res = body === undefined ? await r : await r.send(JSON.stringify(body));
+    const payload = binding === 'JSONRPC' && res.status === 200 ? (res.body.result ?? { error: res.body.error }) : res.body;
+    return { status: res.status, headers: res.headers, payload: payload as Json, text: res.text };
+  };
+  const onTask = (text: string, task: Json) => ({ message: { ...wire(text).message, taskId: task.id, contextId: task.contextId } });
+  const notFound = (binding: Binding, r: { status: number; payload: Json }) => {
+    if (binding === 'JSONRPC') expect([r.status, r.payload.error?.code]).toEqual([200, -32001]);
+    else expect(r.status).toBe(404);
+  };
+
   describe.each(BINDINGS)('over %s', (binding) => {
+    it('while a task waits for scopes: another subject cannot see, list, cancel or answer it; a token for another audience is 401', async () => {
+      const owner = await token('a:use');
+      const r = await call(binding, 'SendMessage', wire('two-operations'), owner);
+      const task = r.payload.task;
+      expect(task.status.state).toBe('TASK_STATE_AUTH_REQUIRED');
+      const stranger = await mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { scope: 'a:use b:use', sub: 'mallory', client_id: 'mallory' } });
+      notFound(binding, await call(binding, 'GetTask', { id: task.id }, stranger));
+      notFound(binding, await call(binding, 'CancelTask', { id: task.id }, stranger));
+      notFound(binding, await call(binding, 'SendMessage', onTask('x', task), stranger));
+      const listed = await call(binding, 'ListTasks', {}, stranger);
+      expect(listed.status).toBe(200);
+      expect(listed.text).not.toContain(task.id);
+      // The owner's identity and the scope, but minted for another resource: the guard refuses it before anything.
+      const elsewhere = await mintToken({ key, issuer: jwks.issuer, audience: 'http://127.0.0.1/another-agent', claims: { scope: 'b:use' } });
+      const wrongAud = await call(binding, 'SendMessage', onTask('x', task), elsewhere);
+      expect(wrongAud.status).toBe(401);
+      expect(wrongAud.headers['www-authenticate']).toMatch(/^Bearer .*error="invalid_token"/);
+      expect((await call(binding, 'GetTask', { id: task.id }, owner)).payload.status.state).toBe('TASK_STATE_AUTH_REQUIRED');
+
+      // The grant covers op-1 only: the second operation asks again, even with the same scope.
+      const first = await call(binding, 'SendMessage', onTask('granted', task), await token('b:use'));
+      expect(first.status).toBe(200);
+      const afterFirst = await until('the second request', async () => {
+        const t2 = (await call(binding, 'GetTask', { id: task.id }, owner)).payload;
+        const op = t2.status.message?.parts?.find((p: Json) => p.data)?.data?.authorizationRequest?.operation;
+        return t2.status.state === 'TASK_STATE_AUTH_REQUIRED' && op === 'op-2' ? t2 : undefined;
+      });
+      expect(afterFirst.status.state).toBe('TASK_STATE_AUTH_REQUIRED');
+      const second = await call(binding, 'SendMessage', onTask('granted again', task), await token('b:use'));
+      expect(second.status).toBe(200);
+      const done = await until('the completed task', async () => {
+        const t2 = (await call(binding, 'GetTask', { id: task.id }, owner)).payload;
+        return t2.status.state === 'TASK_STATE_COMPLETED' ? t2 : undefined;
+      });
+      expect(done.status.message.parts[0].text).toBe('both done for client-a');
+    });
+
     it('a task event that already carries an artifact before any skill is authorized is not delivered (blocking, GetTask, stream)', async () => {
       const tok = await token('a:use');
       const path = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:send';
