@@ -14,6 +14,8 @@ import {
   createA2ARequestHandler,
 } from 'nestjs-a2a-auth';
 import { A2AJsonRpcController, A2ARestController } from '../apps/expense-agent/src/a2a/a2a.controllers';
+import { startDevAuthServer, type DevAuthServer } from '../apps/expense-agent/src/dev-auth-server';
+import { HumanApprovalService } from '../libs/a2a-auth/src/nest/a2a/approval';
 import { generateTestKey, type TestKey } from './fixtures/keys';
 import { JwksServer } from './fixtures/jwks-server';
 import { mintToken } from './fixtures/tokens';
@@ -165,7 +167,7 @@ const textPart = (value: string) => ({ content: { $case: 'text' as const, value 
 const artifact = (value: string): Artifact => ({ artifactId: randomUUID(), name: 'result', description: '', parts: [textPart(value)], metadata: undefined, extensions: [] });
 
 /** Misbehaving executor: what it does is the message text. */
-function executorWith(inTask: A2AInTaskAuthorization): AgentExecutor {
+function executorWith(inTask: A2AInTaskAuthorization, approvals: () => HumanApprovalService): AgentExecutor {
   return {
     execute: async (ctx: RequestContext, bus: ExecutionEventBus) => {
       const p = ctx.userMessage.parts[0]?.content;
@@ -183,6 +185,11 @@ function executorWith(inTask: A2AInTaskAuthorization): AgentExecutor {
         bus.publish(AgentEvent.message(m));
         bus.finished();
       };
+      if (cmd === 'approval-first') {
+        // Asks a human before any skill is authorized for the message.
+        const r = await approvals().requestApproval({ context: ctx, eventBus: bus, loginHint: 'alice', scopes: ['expense:submit'], operation: 'op' });
+        return r.approved ? reply(LEAK) : undefined;
+      }
       if (cmd === 'task-with-artifact') {
         // A "working" task that already carries the result, before any skill was authorized; then it is refused.
         bus.publish(AgentEvent.task(task([artifact(LEAK)])));
@@ -206,9 +213,18 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
   let jwks: JwksServer;
   let key: TestKey;
   let t: TestApp;
+  let dev: DevAuthServer;
+  let approvals: HumanApprovalService;
   const logger = new CapturingLogger();
 
   beforeAll(async () => {
+    dev = await startDevAuthServer({
+      audience: AUD,
+      clients: [],
+      nodeEnv: 'test',
+      ciba: { clients: [{ clientId: 'break-ciba', clientSecret: 'break-ciba-secret-71d2', scopes: ['expense:submit'] }], users: ['alice'], intervalSeconds: 1 },
+    });
+    approvals = new HumanApprovalService({ ciba: { issuer: dev.issuer, clientId: 'break-ciba', clientSecret: 'break-ciba-secret-71d2' }, timeoutMs: 5000 });
     jwks = await new JwksServer().start();
     key = generateTestKey('RS256');
     jwks.keys = [key.publicJwk];
@@ -238,7 +254,7 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
         {
           provide: A2AHttpTransport,
           useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer, inTask: A2AInTaskAuthorization) =>
-            new A2AHttpTransport(() => createA2ARequestHandler(cards, executorWith(inTask)), authz),
+            new A2AHttpTransport(() => createA2ARequestHandler(cards, executorWith(inTask, () => approvals)), authz),
           inject: [AgentCardService, A2ASkillAuthorizer, A2AInTaskAuthorization],
         },
       ],
@@ -248,6 +264,7 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
   afterAll(async () => {
     await t?.close();
     await jwks?.stop();
+    await dev?.close();
   });
 
   const token = (scope: string) => mintToken({ key, issuer: jwks.issuer, audience: AUD, claims: { scope } });
@@ -311,6 +328,18 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
         return t2.status.state === 'TASK_STATE_COMPLETED' ? t2 : undefined;
       });
       expect(done.status.message.parts[0].text).toBe('both done for client-a');
+    });
+
+    it('a human approval asked before any skill is authorized: nobody is asked, the wait is not kept, the task fails', async () => {
+      const r = await call(binding, 'SendMessage', wire('approval-first'), await token('a:use'));
+      expect(r.status).toBe(200);
+      expect(r.text).not.toContain(LEAK);
+      expect(r.payload.task.status.state).toBe('TASK_STATE_FAILED');
+      expect(dev.ciba!.pending()).toEqual([]);
+      expect(approvals.pendingCount).toBe(0);
+      // The task is not held: a message on it gets the SDK's own terminal-task answer.
+      const again = await call(binding, 'SendMessage', onTask('x', r.payload.task), await token('a:use'));
+      expect(again.text).toContain('terminal state');
     });
 
     it('a task event that already carries an artifact before any skill is authorized is not delivered (blocking, GetTask, stream)', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { ExecutionEventBus, RequestContext } from '@a2a-js/sdk/server';
-import { holdTask } from './in-task-auth';
+import { A2ASkillNotAuthorizedError, holdTask, resultsRefused } from './in-task-auth';
 import { CibaClient, type CibaApprovalToken, type CibaClientOptions, type CibaOutcome } from '../../client/ciba';
 import { sdkRoot, sdkServer } from '../../client/sdk';
 
@@ -203,12 +203,16 @@ export class HumanApprovalService {
   /**
    * Asks `loginHint` to approve `operation` and waits (see the class description). Never throws for an
    * authorization-server problem: that ends the task `TASK_STATE_FAILED`.
-   * @throws Error when the task already waits for an approval (one at a time per task).
+   * @throws Error when the task already waits for an approval (one at a time per task); A2ASkillNotAuthorizedError
+   *   when the executor runs under the library and no skill is authorized for the message yet (fail closed: nobody is
+   *   asked, nothing is published).
    */
   async requestApproval(r: ApprovalRequest): Promise<ApprovalResult> {
     const taskId = r.context.taskId;
     const contextId = r.context.contextId;
     if (this.pending.has(taskId)) throw new Error(`task ${taskId} already waits for an approval`);
+    // Fail closed before anyone is asked: the waiting status could not be published for an unauthorized message.
+    if (resultsRefused(r.context)) throw new A2ASkillNotAuthorizedError();
     const base: Omit<HumanApprovalData, 'status'> = {
       method: 'openid-ciba',
       loginHint: r.loginHint,
@@ -245,6 +249,26 @@ export class HumanApprovalService {
     }
     this.pending.set(taskId, record);
     record.unhold = holdTask(r.context);
+    try {
+      return await this.wait(r, record, end, publish);
+    } catch (e) {
+      // A publish that threw (the bus, the executor wrapper): forget the wait so it does not count against maxPending.
+      if (this.pending.get(taskId) === record) this.pending.delete(taskId);
+      record.unhold();
+      record.abort.abort();
+      throw e;
+    }
+  }
+
+  /** The CIBA request and its polling, once the wait is recorded. */
+  private async wait(
+    r: ApprovalRequest,
+    record: PendingRecord,
+    end: (outcome: Exclude<CibaOutcome, { status: 'approved' }>) => ApprovalResult,
+    publish: (state: keyof typeof TaskState, text: string, data: HumanApprovalData) => void,
+  ): Promise<ApprovalResult> {
+    const taskId = r.context.taskId;
+    const base = record.base;
     this.granted.get(taskId)?.release(); // a new request on the task replaces an earlier approval
 
     let started;

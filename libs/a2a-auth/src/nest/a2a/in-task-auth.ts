@@ -137,6 +137,16 @@ export function bindRequest(ctx: ServerCallContext, req: object): void {
   requests.set(ctx, req);
 }
 
+/**
+ * Whether the library refuses results of this execution (fail closed: it came through `createA2ARequestHandler` and no
+ * skill is authorized for its message yet). `false` for a context the library did not run.
+ * @internal
+ */
+export function resultsRefused(ctx: RequestContext): boolean {
+  const ex = executions.get(ctx);
+  return ex !== undefined && ex.authorized.size === 0;
+}
+
 /** Marks a call context as the verified answer to a pending authorization of `taskId`. @internal */
 export function bindStepUpGrant(ctx: ServerCallContext, grant: StepUpGrant): void {
   grants.set(ctx, grant);
