@@ -57,7 +57,11 @@ describe.each(PLATFORMS)('breaking human approval waits in the sample on %s', (p
       banner: false,
     });
     const tokenUrl = agent.devAuth!.tokenUrl;
-    submitter = await new ClientCredentialsTokenProvider({ tokenUrl, ...DEV_CLIENT_DEFAULTS.submitter, scopes: ['expense:submit', 'expense:read'] }).getAccessToken();
+    submitter = await new ClientCredentialsTokenProvider({
+      tokenUrl,
+      ...DEV_CLIENT_DEFAULTS.submitter,
+      scopes: ['expense:submit', 'expense:read'],
+    }).getAccessToken();
     otherSubject = await new ClientCredentialsTokenProvider({ tokenUrl, ...DEV_CLIENT_DEFAULTS.approver, scopes: ['expense:read'] }).getAccessToken();
   });
   afterAll(() => agent?.close());
@@ -86,7 +90,11 @@ describe.each(PLATFORMS)('breaking human approval waits in the sample on %s', (p
     },
   });
   const listed = async () => {
-    const r = await send('HTTP+JSON', { message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: {} }], metadata: { skillId: 'list-expenses' } } }, submitter);
+    const r = await send(
+      'HTTP+JSON',
+      { message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: {} }], metadata: { skillId: 'list-expenses' } } },
+      submitter,
+    );
     return (r.payload.message.parts[0].data.expenses as Json[]).map((e) => e.description as string);
   };
 
@@ -115,7 +123,16 @@ describe.each(PLATFORMS)('breaking human approval waits in the sample on %s', (p
       // Another owner: the task does not exist for them.
       const stranger = await send(
         binding,
-        { message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: {} }], metadata: { skillId: 'list-expenses' }, taskId: task.id, contextId: task.contextId } },
+        {
+          message: {
+            messageId: randomUUID(),
+            role: 'ROLE_USER',
+            parts: [{ data: {} }],
+            metadata: { skillId: 'list-expenses' },
+            taskId: task.id,
+            contextId: task.contextId,
+          },
+        },
         otherSubject,
       );
       if (binding === 'JSONRPC') expect(stranger.payload.error.code).toBe(-32001);
@@ -164,7 +181,14 @@ const LEAK = 'secret result that must never reach an unauthorized caller';
 const AUD = 'http://127.0.0.1/break-in-task-agent';
 
 const textPart = (value: string) => ({ content: { $case: 'text' as const, value }, metadata: undefined, filename: '', mediaType: 'text/plain' });
-const artifact = (value: string): Artifact => ({ artifactId: randomUUID(), name: 'result', description: '', parts: [textPart(value)], metadata: undefined, extensions: [] });
+const artifact = (value: string): Artifact => ({
+  artifactId: randomUUID(),
+  name: 'result',
+  description: '',
+  parts: [textPart(value)],
+  metadata: undefined,
+  extensions: [],
+});
 
 /** Misbehaving executor: what it does is the message text. */
 function executorWith(inTask: A2AInTaskAuthorization, approvals: () => HumanApprovalService): AgentExecutor {
@@ -181,7 +205,16 @@ function executorWith(inTask: A2AInTaskAuthorization, approvals: () => HumanAppr
         metadata: undefined,
       });
       const reply = (text: string) => {
-        const m: Message = { messageId: randomUUID(), contextId: ctx.contextId, taskId: '', role: Role.ROLE_AGENT, parts: [textPart(text)], metadata: undefined, extensions: [], referenceTaskIds: [] };
+        const m: Message = {
+          messageId: randomUUID(),
+          contextId: ctx.contextId,
+          taskId: '',
+          role: Role.ROLE_AGENT,
+          parts: [textPart(text)],
+          metadata: undefined,
+          extensions: [],
+          referenceTaskIds: [],
+        };
         bus.publish(AgentEvent.message(m));
         bus.finished();
       };
@@ -254,7 +287,14 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
         {
           provide: A2AHttpTransport,
           useFactory: (cards: AgentCardService, authz: A2ASkillAuthorizer, inTask: A2AInTaskAuthorization) =>
-            new A2AHttpTransport(() => createA2ARequestHandler(cards, executorWith(inTask, () => approvals)), authz),
+            new A2AHttpTransport(
+              () =>
+                createA2ARequestHandler(
+                  cards,
+                  executorWith(inTask, () => approvals),
+                ),
+              authz,
+            ),
           inject: [AgentCardService, A2ASkillAuthorizer, A2AInTaskAuthorization],
         },
       ],

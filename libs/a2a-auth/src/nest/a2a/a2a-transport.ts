@@ -450,7 +450,13 @@ export class A2AHttpTransport {
    *   unsupported-operation for a message on a waiting task; `undefined` to go on.
    * @throws HttpException 401/403 (headers on `res`) when the token lacks the pending scopes.
    */
-  private async followUp(req: HttpRequestLike, res: unknown, params: unknown, ctx: ServerCallContext, caller: A2ACaller | undefined): Promise<Error | undefined> {
+  private async followUp(
+    req: HttpRequestLike,
+    res: unknown,
+    params: unknown,
+    ctx: ServerCallContext,
+    caller: A2ACaller | undefined,
+  ): Promise<Error | undefined> {
     const p = await this.authorizer.authorizeFollowUp(req, res, params, caller);
     if (p === 'not_owner') return new (sdkErrors().TaskNotFoundError)('Task not found');
     if (p && caller) {
