@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import {
   CLIENT_ASSERTION_TYPE,
+  createClientAssertion,
   ClientCredentialsError,
   ClientCredentialsTokenProvider,
   TokenEndpointError,
@@ -195,6 +196,51 @@ describe('private_key_jwt and rotation against a real oidc-provider', () => {
     const fixed = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: SUBMITTER.clientId, clientSecret: 'wrong-static' });
     await expect(fixed.getToken()).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
     expect(as.tokenRequests).toBe(1);
+  });
+
+  it('a source that never answers is bounded by the request timeout: ClientCredentialsError, nothing is sent, no hang', async () => {
+    const never = () => new Promise<never>(() => undefined);
+    const t0 = Date.now();
+    const secret = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: SUBMITTER.clientId, clientSecret: never, timeoutMs: 300 });
+    await expect(secret.getToken()).rejects.toThrow(new ClientCredentialsError('the clientSecret source gave no answer within 300 ms'));
+    const key = new ClientCredentialsTokenProvider({ tokenUrl: as.tokenUrl, clientId: 'keyed-client', privateKey: never, timeoutMs: 300 });
+    const e = (await key.getToken().catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(ClientCredentialsError);
+    expect(e.message).toBe('the privateKey source gave no answer within 300 ms');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(as.tokenRequests).toBe(0);
+  });
+
+  it('the dev authorization server itself refuses a replayed assertion (same jti) and one for another audience: 401 invalid_client', async () => {
+    const k = keyed();
+    const post = (assertion: string) =>
+      fetch(as.dev.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          scope: 'expense:read',
+          client_id: 'keyed-client',
+          client_assertion_type: CLIENT_ASSERTION_TYPE,
+          client_assertion: assertion,
+        }).toString(),
+        signal: AbortSignal.timeout(10_000),
+      });
+    const good = await createClientAssertion({ clientId: 'keyed-client', audience: as.dev.tokenUrl, key: { key: k.key, kid: k.kid }, lifetimeSeconds: 60 });
+    const first = await post(good);
+    expect(first.status).toBe(200);
+    const replay = await post(good);
+    expect(replay.status).toBe(401);
+    expect(((await replay.json()) as { error: string }).error).toBe('invalid_client');
+    const wrongAud = await createClientAssertion({
+      clientId: 'keyed-client',
+      audience: 'https://elsewhere.example/token',
+      key: { key: k.key, kid: k.kid },
+      lifetimeSeconds: 60,
+    });
+    const other = await post(wrongAud);
+    expect(other.status).toBe(401);
+    expect(((await other.json()) as { error: string }).error).toBe('invalid_client');
   });
 
   it('a source that throws or gives nothing is a ClientCredentialsError naming the source, not the value; nothing is sent', async () => {

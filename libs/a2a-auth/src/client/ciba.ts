@@ -374,7 +374,7 @@ export class CibaClient {
   ): Promise<{ kind: 'answer'; status: number; body?: Json } | { kind: 'unavailable'; detail: string }> {
     let creds;
     try {
-      creds = await clientAuthentication(this.#auth, url);
+      creds = await clientAuthentication(this.#auth, url, Math.min(this.timeoutMs(), deadline - Date.now()));
     } catch (e) {
       if (e instanceof ClientAuthenticationError) throw new CibaError('invalid_client', `client authentication failed: ${e.message}`);
       throw e;

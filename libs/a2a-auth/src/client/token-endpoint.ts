@@ -48,7 +48,7 @@ export async function postTokenRequest(c: TokenEndpointClient, form: URLSearchPa
   for (;;) {
     let creds;
     try {
-      creds = await clientAuthentication(c.auth, c.tokenUrl);
+      creds = await clientAuthentication(c.auth, c.tokenUrl, c.timeoutMs);
     } catch (e) {
       if (e instanceof ClientAuthenticationError) throw new ClientCredentialsError(e.message);
       throw e;

@@ -169,21 +169,43 @@ export interface ClientAuthRequestParts {
   redact: string[];
 }
 
+/** Default bound on one call of a credential source function (a secret store that does not answer), milliseconds. */
+export const DEFAULT_CREDENTIAL_SOURCE_TIMEOUT_MS = 10_000;
+
+/** Calls a credential source function, bounded by `timeoutMs` (a hung secret store must not hang every token request). */
+async function fromSource<T>(what: string, source: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ClientAuthenticationError(`the ${what} source gave no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(source), late]);
+  } catch (e) {
+    if (e instanceof ClientAuthenticationError) throw e;
+    throw new ClientAuthenticationError(`the ${what} source threw`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * The client authentication of one request to `endpoint`, reading the credential from its source (a function is
- * called every time).
+ * called every time, and must answer within `timeoutMs`).
  * @param endpoint the URL called: the default `aud` of an assertion.
- * @throws ClientAuthenticationError when the source throws or gives an empty secret or an unusable key.
+ * @param timeoutMs bound on the source function, milliseconds (the caller's request timeout); never more than
+ *   {@link DEFAULT_CREDENTIAL_SOURCE_TIMEOUT_MS}, the default.
+ * @throws ClientAuthenticationError when the source throws, does not answer in time, or gives an empty secret or an
+ *   unusable key.
  */
-export async function clientAuthentication(auth: ResolvedClientAuth, endpoint: string): Promise<ClientAuthRequestParts> {
+export async function clientAuthentication(
+  auth: ResolvedClientAuth,
+  endpoint: string,
+  timeoutMs = DEFAULT_CREDENTIAL_SOURCE_TIMEOUT_MS,
+): Promise<ClientAuthRequestParts> {
+  const ms = Math.max(1, Math.min(timeoutMs, DEFAULT_CREDENTIAL_SOURCE_TIMEOUT_MS));
   if (auth.method === 'private_key_jwt') {
-    let key: ClientPrivateKeyMaterial | ClientSigningKey;
-    try {
-      const s = auth.privateKey!;
-      key = typeof s === 'function' ? await s() : s;
-    } catch {
-      throw new ClientAuthenticationError('the privateKey source threw');
-    }
+    const s = auth.privateKey!;
+    const key: ClientPrivateKeyMaterial | ClientSigningKey = typeof s === 'function' ? await fromSource('privateKey', s, ms) : s;
     const assertion = await createClientAssertion({
       clientId: auth.clientId,
       audience: auth.audience ?? endpoint,
@@ -198,13 +220,8 @@ export async function clientAuthentication(auth: ResolvedClientAuth, endpoint: s
       redact: [assertion],
     };
   }
-  let secret: unknown;
-  try {
-    const s = auth.secret!;
-    secret = typeof s === 'function' ? await s() : s;
-  } catch {
-    throw new ClientAuthenticationError('the clientSecret source threw');
-  }
+  const src = auth.secret!;
+  const secret: unknown = typeof src === 'function' ? await fromSource('clientSecret', src, ms) : src;
   if (typeof secret !== 'string' || secret === '') throw new ClientAuthenticationError('the clientSecret source gave no secret');
   if (auth.method === 'client_secret_post') return { headers: {}, params: { client_id: auth.clientId, client_secret: secret }, redact: [secret] };
   // RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined for Basic.

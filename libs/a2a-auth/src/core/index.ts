@@ -109,6 +109,7 @@ export {
   ClientAuthenticationError,
   createClientAssertion,
   clientAuthentication,
+  DEFAULT_CREDENTIAL_SOURCE_TIMEOUT_MS,
   resolveClientAuth,
   type ClientAuthMethod,
   type ClientAuthOptions,

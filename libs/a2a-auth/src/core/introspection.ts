@@ -232,7 +232,7 @@ export class TokenIntrospector {
     for (let attempt = 0; ; attempt++) {
       let creds;
       try {
-        creds = await clientAuthentication(this.options.auth, endpoint);
+        creds = await clientAuthentication(this.options.auth, endpoint, remaining());
       } catch (e) {
         if (e instanceof ClientAuthenticationError) throw new AuthError('introspection_unavailable', `introspection client authentication: ${e.message}`);
         throw e;

@@ -9,7 +9,7 @@ import { requestedA2AVersion, type HttpRequestLike } from '../http/request-info'
 import { A2A_CALLER_STATE_KEY, A2A_SKILL_STATE_KEY, A2AUser, a2aTaskOwner } from './a2a-user';
 import { sdkErrors, sdkRoot, sdkServer } from '../../client/sdk';
 import { A2A_MESSAGE_METHODS, A2ASkillAuthorizer, A2ASkillResolutionError, type AuthorizedCall, type AuthorizedSkill } from './skill-authorizer';
-import { authorizingExecutor, bindRequest, bindStepUpGrant, inTaskBusManager } from './in-task-auth';
+import { authorizingExecutor, bindRequest, bindStepUpGrant, heldTaskRefusal, inTaskBusManager } from './in-task-auth';
 import type { A2ACaller } from '../../core/caller';
 import { createPushNotifications, type A2APushNotificationOptions } from './push-sender';
 
@@ -167,9 +167,8 @@ export class A2AHttpTransport {
     } catch (e) {
       return fail(e);
     }
-    if (isMessage && !(await this.followUp(req, res, (body as { params?: unknown }).params, ctx, call.caller))) {
-      return fail(new (sdkErrors().TaskNotFoundError)('Task not found'));
-    }
+    const refusal = isMessage ? await this.followUp(req, res, (body as { params?: unknown }).params, ctx, call.caller) : undefined;
+    if (refusal) return fail(refusal);
     const out = await new JsonRpcTransportHandler(this.requestHandler).handle(body as Record<string, unknown>, ctx);
     if (isAsyncIterable(out)) {
       return streamSse(
@@ -433,9 +432,10 @@ export class A2AHttpTransport {
       sendJson(res, s, A2A_JSON, toRestErrorBody(e, s));
       return undefined;
     }
-    if (isMessage && !(await this.followUp(req, res, body, ctx, caller))) {
-      const e = new (sdkErrors().TaskNotFoundError)('Task not found');
-      sendJson(res, 404, A2A_JSON, toRestErrorBody(e, 404));
+    const refusal = isMessage ? await this.followUp(req, res, body, ctx, caller) : undefined;
+    if (refusal) {
+      const s = restStatusFor(refusal);
+      sendJson(res, s, A2A_JSON, toRestErrorBody(refusal, s));
       return undefined;
     }
     return ctx;
@@ -444,14 +444,26 @@ export class A2AHttpTransport {
   /**
    * A message on a task that waits for more scopes answers it ({@link A2ASkillAuthorizer.authorizeFollowUp}): when the
    * owner's token grants them, the call context is marked so the waiting executor resumes (and no second one runs).
-   * @returns `false` for a follow-up from another owner (answered as an unknown task; nothing changes on it).
+   * A message by the owner on a task whose execution still waits for something else (a human approval, or a scope
+   * request that just lapsed) is refused: the SDK would run a second execution of the task beside the waiting one.
+   * @returns the A2A error to answer with: task-not-found for a follow-up from another owner (nothing changes on it),
+   *   unsupported-operation for a message on a waiting task; `undefined` to go on.
    * @throws HttpException 401/403 (headers on `res`) when the token lacks the pending scopes.
    */
-  private async followUp(req: HttpRequestLike, res: unknown, params: unknown, ctx: ServerCallContext, caller: A2ACaller | undefined): Promise<boolean> {
+  private async followUp(
+    req: HttpRequestLike,
+    res: unknown,
+    params: unknown,
+    ctx: ServerCallContext,
+    caller: A2ACaller | undefined,
+  ): Promise<Error | undefined> {
     const p = await this.authorizer.authorizeFollowUp(req, res, params, caller);
-    if (p === 'not_owner') return false;
-    if (p && caller) bindStepUpGrant(ctx, { taskId: p.taskId, operation: p.operation, caller, store: this.authorizer.pending });
-    return true;
+    if (p === 'not_owner') return new (sdkErrors().TaskNotFoundError)('Task not found');
+    if (p && caller) {
+      bindStepUpGrant(ctx, { taskId: p.taskId, operation: p.operation, caller, store: this.authorizer.pending });
+      return undefined;
+    }
+    return heldTaskRefusal(messageTaskIdOf(params), ctx);
   }
 }
 
@@ -470,6 +482,12 @@ function withinDepth(value: unknown, max: number): boolean {
     }
   }
   return true;
+}
+
+/** `message.taskId` of a `SendMessageRequest` JSON, or `''`. */
+function messageTaskIdOf(params: unknown): string {
+  const m = (params as { message?: { taskId?: unknown } } | null)?.message;
+  return typeof m?.taskId === 'string' ? m.taskId : '';
 }
 
 function header(req: HttpRequestLike, name: string): string | undefined {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { ExecutionEventBus, RequestContext } from '@a2a-js/sdk/server';
+import { A2ASkillNotAuthorizedError, holdTask, resultsRefused } from './in-task-auth';
 import { CibaClient, type CibaApprovalToken, type CibaClientOptions, type CibaOutcome } from '../../client/ciba';
 import { sdkRoot, sdkServer } from '../../client/sdk';
 
@@ -157,6 +158,8 @@ interface PendingRecord {
   contextId: string;
   loginHint: string;
   canceled?: boolean;
+  /** Ends the hold on the task ({@link holdTask}): messages on it are refused while the approval is pending. */
+  unhold: () => void;
 }
 
 /**
@@ -200,12 +203,16 @@ export class HumanApprovalService {
   /**
    * Asks `loginHint` to approve `operation` and waits (see the class description). Never throws for an
    * authorization-server problem: that ends the task `TASK_STATE_FAILED`.
-   * @throws Error when the task already waits for an approval (one at a time per task).
+   * @throws Error when the task already waits for an approval (one at a time per task); A2ASkillNotAuthorizedError
+   *   when the executor runs under the library and no skill is authorized for the message yet (fail closed: nobody is
+   *   asked, nothing is published).
    */
   async requestApproval(r: ApprovalRequest): Promise<ApprovalResult> {
     const taskId = r.context.taskId;
     const contextId = r.context.contextId;
     if (this.pending.has(taskId)) throw new Error(`task ${taskId} already waits for an approval`);
+    // Fail closed before anyone is asked: the waiting status could not be published for an unauthorized message.
+    if (resultsRefused(r.context)) throw new A2ASkillNotAuthorizedError();
     const base: Omit<HumanApprovalData, 'status'> = {
       method: 'openid-ciba',
       loginHint: r.loginHint,
@@ -216,9 +223,18 @@ export class HumanApprovalService {
     const publish = (state: keyof typeof TaskState, text: string, data: HumanApprovalData) => this.publish(r.eventBus, taskId, contextId, state, text, data);
     if (!r.taskPublished) this.publishTask(r);
 
-    const record: PendingRecord = { operation: r.operation, base, abort: new AbortController(), eventBus: r.eventBus, contextId, loginHint: r.loginHint };
+    const record: PendingRecord = {
+      operation: r.operation,
+      base,
+      abort: new AbortController(),
+      eventBus: r.eventBus,
+      contextId,
+      loginHint: r.loginHint,
+      unhold: () => undefined,
+    };
     const end = (outcome: Exclude<CibaOutcome, { status: 'approved' }>): ApprovalResult => {
       this.pending.delete(taskId);
+      record.unhold();
       if (outcome.status === 'aborted' || record.canceled) {
         return { approved: false, state: 'TASK_STATE_CANCELED', reason: canceledText(r.loginHint), outcome: 'aborted' };
       }
@@ -232,6 +248,27 @@ export class HumanApprovalService {
       return end({ status: 'failed', error: 'too_many_pending_approvals' });
     }
     this.pending.set(taskId, record);
+    record.unhold = holdTask(r.context);
+    try {
+      return await this.wait(r, record, end, publish);
+    } catch (e) {
+      // A publish that threw (the bus, the executor wrapper): forget the wait so it does not count against maxPending.
+      if (this.pending.get(taskId) === record) this.pending.delete(taskId);
+      record.unhold();
+      record.abort.abort();
+      throw e;
+    }
+  }
+
+  /** The CIBA request and its polling, once the wait is recorded. */
+  private async wait(
+    r: ApprovalRequest,
+    record: PendingRecord,
+    end: (outcome: Exclude<CibaOutcome, { status: 'approved' }>) => ApprovalResult,
+    publish: (state: keyof typeof TaskState, text: string, data: HumanApprovalData) => void,
+  ): Promise<ApprovalResult> {
+    const taskId = r.context.taskId;
+    const base = record.base;
     this.granted.get(taskId)?.release(); // a new request on the task replaces an earlier approval
 
     let started;
@@ -256,6 +293,7 @@ export class HumanApprovalService {
     });
     if (outcome.status !== 'approved') return end(outcome);
     this.pending.delete(taskId);
+    record.unhold();
     if (record.canceled) return end({ status: 'aborted' });
     const approval = new TaskApproval(
       taskId,
@@ -294,6 +332,7 @@ export class HumanApprovalService {
     p.canceled = true;
     p.abort.abort();
     this.pending.delete(taskId);
+    p.unhold();
     this.logger.log(`approval of ${p.operation} on task ${taskId}: canceled`);
     this.publish(eventBus ?? p.eventBus, taskId, p.contextId, 'TASK_STATE_CANCELED', canceledText(p.loginHint), { ...p.base, status: 'canceled' });
     return true;

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { AgentExecutionEvent, AgentExecutor, ExecutionEventBus, ExecutionEventBusManager, RequestContext, ServerCallContext } from '@a2a-js/sdk/server';
-import { sdkServer } from '../../client/sdk';
+import { sdkErrors, sdkServer } from '../../client/sdk';
 import type { A2ACaller } from '../../core/caller';
 import { protectedResourceMetadataUrl } from '../../core/card/resource-metadata';
 import { IN_TASK_AUTH_EXTENSION_URI, taskOwnerOf, type A2AAuthorizationRequest, type PendingAuthorizationStore } from '../../core/in-task-authorization';
 import type { ResolvedOptions } from '../../core/options';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
-import { a2aCallerOf, authorizedSkillOf } from './a2a-user';
+import { a2aCallerOf, a2aTaskOwner, authorizedSkillOf } from './a2a-user';
 import { A2ASkillAuthorizer, type AuthorizedSkill } from './skill-authorizer';
 
 // TaskState values (protobuf enum of A2A v1.0); read as numbers so this file needs no runtime import of the SDK.
@@ -92,10 +92,59 @@ const grants = new WeakMap<ServerCallContext, StepUpGrant>();
 const requests = new WeakMap<ServerCallContext, object>();
 // Keyed by task id (server-generated UUIDs): the executors waiting in this process.
 const waiting = new Map<string, Waiter>();
+// Task id → owner key (`a2aTaskOwner`) of the tasks whose execution is still running and waits for something other than
+// a message (more scopes, a human approval): a message on such a task must not start a second execution of it.
+const held = new Map<string, { owner: string; count: number }>();
+
+/**
+ * Marks the task of `ctx` as waiting inside its running execution (`TASK_STATE_AUTH_REQUIRED`: scopes, a human
+ * approval) until the returned function is called (idempotent). While held, a message on the task from its owner that
+ * does not answer a pending scope request is refused by the transport ({@link heldTaskRefusal}); the SDK would run a
+ * second execution of the same task beside the waiting one, which could end the task while the wait goes on.
+ * @internal
+ */
+export function holdTask(ctx: RequestContext): () => void {
+  // A context built outside the library (no call context) has no owner a follow-up could match.
+  const owner = ctx.context ? a2aTaskOwner(ctx.context) : `\u0000no-owner:${randomUUID()}`;
+  const h = held.get(ctx.taskId);
+  if (h && h.owner === owner) h.count++;
+  else held.set(ctx.taskId, { owner, count: 1 });
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const cur = held.get(ctx.taskId);
+    if (cur && cur.owner === owner && --cur.count <= 0) held.delete(ctx.taskId);
+  };
+}
+
+/**
+ * The refusal of a message on a held task ({@link holdTask}) by its owner: the SDK's `UnsupportedOperationError` (as for
+ * a message on a terminal task: JSON-RPC `-32004`, HTTP+JSON `400`). `undefined` when the task is not held, or is
+ * another owner's (the SDK then answers "task not found" itself, so its existence is not revealed).
+ * @internal
+ */
+export function heldTaskRefusal(taskId: string, ctx: ServerCallContext): Error | undefined {
+  const h = taskId ? held.get(taskId) : undefined;
+  if (!h || h.owner !== a2aTaskOwner(ctx)) return undefined;
+  return new (sdkErrors().UnsupportedOperationError)(
+    `Task ${taskId} is waiting for an authorization (TASK_STATE_AUTH_REQUIRED) and accepts no other message until it is answered or canceled`,
+  );
+}
 
 /** Records the HTTP request of a call context, for the audit trail of in-task decisions (not put in `state`, which executors may log). @internal */
 export function bindRequest(ctx: ServerCallContext, req: object): void {
   requests.set(ctx, req);
+}
+
+/**
+ * Whether the library refuses results of this execution (fail closed: it came through `createA2ARequestHandler` and no
+ * skill is authorized for its message yet). `false` for a context the library did not run.
+ * @internal
+ */
+export function resultsRefused(ctx: RequestContext): boolean {
+  const ex = executions.get(ctx);
+  return ex !== undefined && ex.authorized.size === 0;
 }
 
 /** Marks a call context as the verified answer to a pending authorization of `taskId`. @internal */
@@ -103,17 +152,28 @@ export function bindStepUpGrant(ctx: ServerCallContext, grant: StepUpGrant): voi
   grants.set(ctx, grant);
 }
 
-function isResult(ev: AgentExecutionEvent): boolean {
+/**
+ * Whether an event carries a result. A `task` event counts when it is past `WORKING`, or when it brings artifacts or
+ * agent messages the stored task (`known`, `RequestContext.task`) did not have: a "working" task can carry the result too.
+ */
+function isResult(ev: AgentExecutionEvent, known: Task | undefined): boolean {
   if (ev.kind === 'message' || ev.kind === 'artifactUpdate') return true;
   const state = ev.data.status?.state;
-  return state !== undefined && state !== SUBMITTED && state !== WORKING;
+  if (state !== undefined && state !== SUBMITTED && state !== WORKING) return true;
+  if (ev.kind !== 'task') return false;
+  const artifacts = new Set((known?.artifacts ?? []).map((a) => a.artifactId));
+  const messages = new Set((known?.history ?? []).map((m) => m.messageId));
+  return (
+    (ev.data.artifacts ?? []).some((a) => !artifacts.has(a.artifactId)) ||
+    (ev.data.history ?? []).some((m) => (m.role as number) === ROLE_AGENT && !messages.has(m.messageId))
+  );
 }
 
 /**
  * The executor as the library runs it (installed by `createA2ARequestHandler`):
  * - fail closed: until a skill is authorized for the message (by `metadata.skillId` before the executor runs, or by
- *   {@link A2AInTaskAuthorization.authorizeSkill}), the executor may only publish a task in `SUBMITTED` / `WORKING`;
- *   any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
+ *   {@link A2AInTaskAuthorization.authorizeSkill}), the executor may only publish a task in `SUBMITTED` / `WORKING`
+ *   without new artifacts or agent messages; any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
  * - a follow-up message that answers a pending authorization (verified by the transport) resumes the waiting executor
  *   instead of running a second one, and relays its events to the follow-up's own answer;
  * - `cancelTask` of a task that waits for authorization ends the wait (`TASK_STATE_CANCELED`);
@@ -130,7 +190,7 @@ export function authorizingExecutor(executor: AgentExecutor): AgentExecutor {
       executions.set(ctx, ex);
       const publish = (ev: AgentExecutionEvent): void => {
         if (ex.interrupted) return;
-        if (ex.authorized.size === 0 && isResult(ev)) throw new A2ASkillNotAuthorizedError();
+        if (ex.authorized.size === 0 && isResult(ev, ctx.task)) throw new A2ASkillNotAuthorizedError();
         if (ev.kind === 'message' && ex.taskStarted) {
           // A task exists (the library started one to wait for authorization): a reply message ends it, as a
           // message event would break the task's stream (A2A §3.1.2: a task stream carries status and artifact updates).
@@ -345,17 +405,20 @@ export class A2AInTaskAuthorization implements OnModuleDestroy {
     return new Promise<A2ACaller>((resolve, reject) => {
       const timer = setTimeout(() => w.interrupt('expired'), timeoutMs);
       timer.unref?.();
+      const unhold = holdTask(ctx);
       const w: Waiter = {
         operation: o.operation,
         bus: ex.bus,
         resolve: (granted) => {
           clearTimeout(timer);
+          unhold();
           this.mine.delete(w);
           this.publishStatus(ctx, ex, WORKING, [text(`authorized: ${o.operation}`)]);
           resolve(granted);
         },
         interrupt: (reason) => {
           clearTimeout(timer);
+          unhold();
           this.mine.delete(w);
           if (waiting.get(ctx.taskId) === w) waiting.delete(ctx.taskId);
           void store.delete(ctx.taskId).catch(() => undefined);
