@@ -7,7 +7,7 @@
  * bench/results/ for Chrome DevTools.
  *
  * Env: BENCH_PLATFORMS (first entry used; default express), BENCH_SETUPS (first entry used; default ours-cache),
- * BENCH_DURATION (s).
+ * BENCH_DURATION (s). `ours-dpop` gets a DPoP-bound token and a fresh pre-minted proof per request, as in the bench.
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +15,8 @@ import { join, resolve } from 'node:path';
 import { generateTestKey } from '../test/fixtures/keys';
 import { JwksServer } from '../test/fixtures/jwks-server';
 import { mintToken } from '../test/fixtures/tokens';
-import { BENCH_SCOPE, type BenchPlatform, type SetupId } from './setups';
+import { createHash } from 'node:crypto';
+import { BENCH_SCOPE, mintDPoPProofs, type BenchPlatform, type SetupId } from './setups';
 
 const autocannon = require('autocannon') as (o: Record<string, unknown>) => Promise<{ requests: { average: number; total: number } }>;
 
@@ -48,10 +49,19 @@ async function main(): Promise<void> {
   const jwks = await new JwksServer().start();
   const key = generateTestKey('RS256');
   jwks.keys = [key.publicJwk];
-  const token = await mintToken({ key, issuer: jwks.issuer, audience: AUDIENCE, ttl: 3600, claims: { scope: BENCH_SCOPE } });
+  const dpop = setup === 'ours-dpop';
+  const pk = generateTestKey('ES256');
+  const { kty, crv, x, y } = pk.publicJwk as Record<string, string>;
+  const jkt = createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
+  const claims = dpop ? { scope: BENCH_SCOPE, cnf: { jkt } } : { scope: BENCH_SCOPE };
+  const token = await mintToken({ key, issuer: jwks.issuer, audience: AUDIENCE, ttl: 3600, claims });
+  const proofs = dpop ? mintDPoPProofs(pk, token, Math.ceil((duration + 2) * 15_000)) : [];
   const child = fork(join(__dirname, 'server.js'), [], {
     execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-    env: { ...process.env, BENCH_SERVER: JSON.stringify({ platform, setup, issuer: jwks.issuer, audience: AUDIENCE, jwksUri: jwks.jwksUri }) },
+    env: {
+      ...process.env,
+      BENCH_SERVER: JSON.stringify({ platform, setup, issuer: jwks.issuer, audience: AUDIENCE, jwksUri: jwks.jwksUri, dpopProofs: proofs.length || undefined }),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((res, rej) => {
@@ -59,9 +69,23 @@ async function main(): Promise<void> {
     child.once('exit', (c) => rej(new Error(`server exited with ${c}`)));
   });
   const url = `http://127.0.0.1:${port}/protected`;
-  const headers = { authorization: `Bearer ${token}` };
-  await autocannon({ url, connections: 50, duration: 2, headers });
-  const r = await autocannon({ url, connections: 50, duration, headers });
+  const headers = { authorization: `${dpop ? 'DPoP' : 'Bearer'} ${token}` };
+  let next = 0;
+  // Each proof once: the server's replay cache remembers them.
+  const requests = dpop
+    ? [
+        {
+          setupRequest: (req: { headers?: Record<string, string> }) => ({
+            ...req,
+            headers: { ...(req.headers ?? {}), ...headers, dpop: proofs[next++ % proofs.length] },
+          }),
+        },
+      ]
+    : undefined;
+  await autocannon({ url, connections: 50, duration: 2, headers, ...(requests ? { requests } : {}) });
+  const r = await autocannon({ url, connections: 50, duration, headers, ...(requests ? { requests } : {}) });
+  const non2xx = (r as unknown as { non2xx: number }).non2xx;
+  if (non2xx) console.log(`warning: ${non2xx} non-2xx answers`);
   await new Promise<void>((res) => {
     child.once('exit', () => res());
     child.kill('SIGTERM');

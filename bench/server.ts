@@ -13,6 +13,7 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { passportJwtSecret } from 'jwks-rsa';
 import { auth } from 'express-oauth2-jwt-bearer';
 import { A2AAuthModule, Public, RequireScopes } from '../libs/a2a-auth/src';
+import { createDPoPChecker, type DPoPChecker } from '../libs/a2a-auth/src/core';
 import { BENCH_DPOP_ORIGIN, BENCH_SCOPE, type ServerConfig } from './setups';
 
 const cfg = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerConfig;
@@ -119,6 +120,30 @@ class Auth0Controller {
   }
 }
 
+/**
+ * `ours-cache-proof`: checks the request's `x-bench-pad` header as one DPoP proof (the same checker, policy and in-memory
+ * replay cache as the `ours-dpop` server) after the library's guard, so the server does "a bearer token through the
+ * cache plus one proof verification" under the same load as the DPoP setup.
+ */
+@Injectable()
+class ProofCheckGuard implements CanActivate {
+  private readonly checker: DPoPChecker = createDPoPChecker({
+    algorithms: ['ES256', 'PS256', 'RS256', 'EdDSA'],
+    iatWindow: 86_400,
+    clockTolerance: 5,
+    maxReplayEntries: (cfg.dpopProofs ?? 0) + 10_000,
+  });
+  private readonly uri = `${BENCH_DPOP_ORIGIN}/protected`;
+
+  canActivate(ctx: ExecutionContext): boolean {
+    const req = ctx.switchToHttp().getRequest<{ headers: Record<string, string | undefined>; method: string }>();
+    const pad = req.headers['x-bench-pad'];
+    if (pad === undefined) return true; // the parent's sanity requests
+    void this.checker.check(cfg.dpopToken!, cfg.dpopJkt!, { proofs: [pad], method: req.method, uri: this.uri });
+    return true;
+  }
+}
+
 function moduleFor(c: ServerConfig): Type {
   if (c.setup === 'bare') {
     @Module({ controllers: [BareController] })
@@ -160,6 +185,7 @@ function moduleFor(c: ServerConfig): Type {
       }),
     ],
     controllers: [OursController],
+    providers: c.setup === 'ours-cache-proof' ? [{ provide: APP_GUARD, useClass: ProofCheckGuard }] : [],
   })
   class OursModule {}
   return OursModule;

@@ -31,6 +31,8 @@ export interface SetupInfo {
  *   (cache hit + one proof check); `ours-cache-padded`: the `ours-cache` server, sent requests of the DPoP one's size
  *   and made the same way (a bearer token and a fresh proof in an `x-bench-pad` header the server ignores): the
  *   control that separates what the proof check costs from what a larger request made per request costs;
+ *   `ours-cache-proof`: the same padded requests to the `ours-cache` app plus a guard that checks the pad as a DPoP proof
+ *   (`createDPoPChecker`): "a bearer token through the cache plus one proof verification", measured in the server;
  * - `stock-passport`: @nestjs/passport `AuthGuard` + passport-jwt + jwks-rsa `passportJwtSecret`;
  * - `auth0`: express-oauth2-jwt-bearer in a guard (express only);
  * - `ours-limit-memory` / `ours-limit-redis`: cache hits plus a per-client limit (`clientRateLimit`, set high enough
@@ -46,6 +48,7 @@ export type SetupId =
   | 'ours-churn'
   | 'ours-dpop'
   | 'ours-cache-padded'
+  | 'ours-cache-proof'
   | 'stock-passport'
   | 'auth0'
   | 'ours-limit-memory'
@@ -76,6 +79,13 @@ export const SETUPS: readonly SetupInfo[] = [
   { id: 'ours-churn', label: 'nestjs-a2a-auth, 20,000 distinct tokens', route: '/protected', token: 'distinct', platforms: ['express', 'fastify'] },
   { id: 'ours-dpop', label: 'nestjs-a2a-auth, DPoP, cache hits + a fresh proof', route: '/protected', token: 'dpop', platforms: ['express', 'fastify'] },
   {
+    id: 'ours-cache-proof',
+    label: 'nestjs-a2a-auth, cache hits (bearer) + one proof check in a guard',
+    route: '/protected',
+    token: 'padded',
+    platforms: ['express', 'fastify'],
+  },
+  {
     id: 'ours-cache-padded',
     label: 'nestjs-a2a-auth, cache hits, requests padded to the DPoP size',
     route: '/protected',
@@ -98,6 +108,9 @@ export interface ServerConfig {
   jwksUri: string;
   /** `ours-dpop`: how many distinct proofs the parent pre-minted (the server's replay cache must hold them all). */
   dpopProofs?: number;
+  /** `ours-cache-proof`: the DPoP-bound token the pads were minted for (their `ath`) and its `cnf.jkt`. */
+  dpopToken?: string;
+  dpopJkt?: string;
   /** The local redis-server's URL, for `ours-limit-redis`. */
   redisUrl?: string;
 }
