@@ -185,6 +185,21 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       expect(approval.service!.pendingCount).toBe(0);
     });
 
+    it('connectA2AAgent.sendMessageStream yields a human approval through: no follow-up, the same states', async () => {
+      const c = clients[binding]!;
+      const before = agent.devAuth!.ciba!.pending().map((p) => p.authReqId);
+      const states: string[] = [];
+      for await (const ev of c.sendMessageStream(submit(1600))) {
+        const s = ev.payload?.$case === 'task' ? ev.payload.value.status : ev.payload?.$case === 'statusUpdate' ? ev.payload.value.status : undefined;
+        states.push(`${ev.payload?.$case}:${taskStateToJSON(s!.state)}`);
+        if (ev.payload?.$case === 'statusUpdate' && taskStateToJSON(s!.state) === 'TASK_STATE_AUTH_REQUIRED') {
+          expect(seen(s).data).toEqual(pendingData(1600));
+          await answer((await pendingFor('alice', before)).authReqId, 'approve');
+        }
+      }
+      expect(states).toEqual(['task:TASK_STATE_WORKING', 'statusUpdate:TASK_STATE_AUTH_REQUIRED', 'statusUpdate:TASK_STATE_WORKING', 'statusUpdate:TASK_STATE_COMPLETED']);
+    });
+
     it('blocking SendMessage, denied: the snapshot is AUTH_REQUIRED; the task ends REJECTED with the reason', async () => {
       const c = clients[binding]!;
       const before = agent.devAuth!.ciba!.pending().map((p) => p.authReqId);
