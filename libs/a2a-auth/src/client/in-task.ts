@@ -52,7 +52,10 @@ export function authorizationRequestOf(task: Task): A2AAuthorizationRequest | un
   return undefined;
 }
 
-/** Whether the task's status message is a human approval (the `humanApproval` data part): no follow-up is due. */
+/**
+ * Whether the task's status message is a human approval (the `humanApproval` data part of the library's human approval
+ * extension, named here as a literal: client/ does not import the Nest side): no follow-up is due.
+ */
 function isHumanApproval(task: Task): boolean {
   return (task.status?.message?.parts ?? []).some(
     (p) => p.content?.$case === 'data' && typeof p.content.value === 'object' && p.content.value !== null && 'humanApproval' in p.content.value,
@@ -119,6 +122,8 @@ export async function* sendMessageStreamWithStepUp(
 ): AsyncGenerator<StreamResponse, void, undefined> {
   let task: Task | undefined;
   let round = 0;
+  // A request already answered (a task snapshot and a status update can both carry it): one follow-up per request.
+  let answered: A2AAuthorizationRequest | undefined;
   for await (const ev of client.sendMessageStream(params)) {
     const p = ev.payload;
     let waiting: Task | undefined;
@@ -132,6 +137,10 @@ export async function* sendMessageStreamWithStepUp(
       task = { ...task, status: p.value.status };
     }
     yield ev;
-    if (waiting && !isHumanApproval(waiting)) await continueTask(waiting, params, o, round++);
+    if (!waiting || isHumanApproval(waiting)) continue;
+    const request = authorizationRequestOf(waiting);
+    if (request && answered && request.operation === answered.operation && request.expiresAt === answered.expiresAt) continue;
+    answered = request;
+    await continueTask(waiting, params, o, round++);
   }
 }
