@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { SendMessageRequest, type Task } from '@a2a-js/sdk';
+import { decodeJwt } from 'jose';
+import { SendMessageRequest, taskStateToJSON, type StreamResponse, type Task, type TaskStatusUpdateEvent } from '@a2a-js/sdk';
 import {
   A2AAuthorizationRequiredError,
   ClientCredentialsTokenProvider,
@@ -287,6 +288,76 @@ describe.each(PLATFORMS)('in-task authorization in the sample agent on %s', (pla
       const id3 = await submit(10);
       const small = await plain.sendMessage(approve(id3));
       expect('messageId' in small).toBe(true);
+    });
+
+    it('connectA2AAgent.sendMessageStream: follows up on the same stream with a token for that follow-up only, or throws', async () => {
+      const bearer: { path: string; scope: string }[] = [];
+      // Observes which token each A2A request carries (its scope claim only; nothing is kept or printed).
+      const observing = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        const auth = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).get('authorization');
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        if (auth && /^(Bearer|DPoP) /.test(auth)) bearer.push({ path: url.pathname, scope: String(decodeJwt(auth.split(' ')[1]).scope) });
+        return fetch(input, init);
+      }) as typeof fetch;
+      const common = { agentUrl: agent.url, skillId: 'approve-expense', preferredTransports: [binding], fetch: observing };
+      const stepping = await connectA2AAgent({ ...common, credentials: APPROVER, stepUpScopes: ['expense:approve-large'] });
+      const plain = await connectA2AAgent({ ...common, credentials: APPROVER });
+      const approve = (id: string) =>
+        SendMessageRequest.fromJSON({
+          message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: { id } }], metadata: { skillId: 'approve-expense' } },
+        });
+      const stateOf = (ev: StreamResponse) =>
+        ev.payload?.$case === 'task' ? ev.payload.value.status?.state : ev.payload?.$case === 'statusUpdate' ? ev.payload.value.status?.state : undefined;
+      const sendPath = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:send';
+      const streamPath = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:stream';
+
+      const id = await submit(4200);
+      const events: StreamResponse[] = [];
+      const t0 = Date.now();
+      for await (const ev of stepping.sendMessageStream(approve(id))) events.push(ev);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(events.map((e) => [e.payload?.$case, taskStateToJSON(stateOf(e)!)])).toEqual([
+        ['task', 'TASK_STATE_SUBMITTED'],
+        ['statusUpdate', 'TASK_STATE_AUTH_REQUIRED'],
+        ['statusUpdate', 'TASK_STATE_WORKING'],
+        ['statusUpdate', 'TASK_STATE_COMPLETED'],
+      ]);
+      const last = events[3].payload!.value as TaskStatusUpdateEvent;
+      expect(last.taskId).toBe((events[0].payload!.value as Task).id);
+      const part = last.status?.message?.parts.find((p) => p.content?.$case === 'data')?.content;
+      expect(part?.$case === 'data' && (part.value as Json).expense).toMatchObject({ id, status: 'approved', approvedBy: APPROVER.clientId });
+      // The stream with the skill's token, the follow-up alone with exactly the requested scope.
+      expect(bearer).toEqual([
+        { path: streamPath, scope: 'expense:approve' },
+        { path: sendPath, scope: 'expense:approve-large' },
+      ]);
+      // Not kept: the next call carries the skill's token again, and the next large approval asks again.
+      bearer.length = 0;
+      const small = await submit(15);
+      const smallEvents: StreamResponse[] = [];
+      for await (const ev of stepping.sendMessageStream(approve(small))) smallEvents.push(ev);
+      expect(smallEvents.map((e) => e.payload?.$case)).toEqual(['message']);
+      expect(bearer).toEqual([{ path: streamPath, scope: 'expense:approve' }]);
+
+      // Without stepUpScopes: the AUTH_REQUIRED event is yielded, then the typed error; nothing else is sent.
+      bearer.length = 0;
+      const id2 = await submit(4300);
+      const seen: (string | undefined)[] = [];
+      const err = await (async () => {
+        for await (const ev of plain.sendMessageStream(approve(id2))) seen.push(ev.payload?.$case + ':' + taskStateToJSON(stateOf(ev)!));
+      })().catch((e: unknown) => e);
+      expect(seen).toEqual(['task:TASK_STATE_SUBMITTED', 'statusUpdate:TASK_STATE_AUTH_REQUIRED']);
+      expect(err).toBeInstanceOf(A2AAuthorizationRequiredError);
+      const e = err as A2AAuthorizationRequiredError;
+      expect([e.reason, e.request?.scopes, e.request?.operation, taskStateToJSON(e.task.status!.state)]).toEqual([
+        'scope_not_allowed',
+        ['expense:approve-large'],
+        `approve-expense:${id2}`,
+        'TASK_STATE_AUTH_REQUIRED',
+      ]);
+      expect(bearer).toEqual([{ path: streamPath, scope: 'expense:approve' }]);
+      // The task still waits: another client with the scope may continue it.
+      expect((await getTask(binding, e.task.id, approverToken)).status.state).toBe('TASK_STATE_AUTH_REQUIRED');
     });
 
     it('streaming: the stream stays open while the task waits and carries the rest of the task after the follow-up', async () => {

@@ -11,7 +11,12 @@ import {
 } from '@a2a-js/sdk';
 import { connectA2AAgent, type ConnectedA2AAgent } from '../libs/a2a-auth/src/client/a2a-client-auth';
 import { Test } from '@nestjs/testing';
-import { HUMAN_APPROVAL_EXTENSION_URI, A2A_HUMAN_APPROVAL_OPTIONS, HumanApprovalService } from '../libs/a2a-auth/src/nest/a2a/approval';
+import {
+  HUMAN_APPROVAL_EXTENSION_URI,
+  A2A_HUMAN_APPROVAL_OPTIONS,
+  HumanApprovalInputError,
+  HumanApprovalService,
+} from '../libs/a2a-auth/src/nest/a2a/approval';
 import { bootstrap, type RunningAgent } from '../apps/expense-agent/src/main';
 import { DEV_CLIENT_DEFAULTS } from '../apps/expense-agent/src/dev-clients';
 import { runApprovalDemo } from '../apps/expense-agent/src/a2a/demo-approval';
@@ -185,6 +190,26 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
       expect(approval.service!.pendingCount).toBe(0);
     });
 
+    it('connectA2AAgent.sendMessageStream yields a human approval through: no follow-up, the same states', async () => {
+      const c = clients[binding]!;
+      const before = agent.devAuth!.ciba!.pending().map((p) => p.authReqId);
+      const states: string[] = [];
+      for await (const ev of c.sendMessageStream(submit(1600))) {
+        const s = ev.payload?.$case === 'task' ? ev.payload.value.status : ev.payload?.$case === 'statusUpdate' ? ev.payload.value.status : undefined;
+        states.push(`${ev.payload?.$case}:${taskStateToJSON(s!.state)}`);
+        if (ev.payload?.$case === 'statusUpdate' && taskStateToJSON(s!.state) === 'TASK_STATE_AUTH_REQUIRED') {
+          expect(seen(s).data).toEqual(pendingData(1600));
+          await answer((await pendingFor('alice', before)).authReqId, 'approve');
+        }
+      }
+      expect(states).toEqual([
+        'task:TASK_STATE_WORKING',
+        'statusUpdate:TASK_STATE_AUTH_REQUIRED',
+        'statusUpdate:TASK_STATE_WORKING',
+        'statusUpdate:TASK_STATE_COMPLETED',
+      ]);
+    });
+
     it('blocking SendMessage, denied: the snapshot is AUTH_REQUIRED; the task ends REJECTED with the reason', async () => {
       const c = clients[binding]!;
       const before = agent.devAuth!.ciba!.pending().map((p) => p.authReqId);
@@ -287,6 +312,118 @@ describe.each(PLATFORMS)('human approval through CIBA in the sample on %s', (pla
     const all = logs.lines.join('\n');
     expect(all).toMatch(/approval of submit-expense on task [0-9a-f-]+: approved by alice/);
     for (const t of cibaTokens) expect(all).not.toContain(t);
+  });
+});
+
+describe.each(PLATFORMS)('human approval inputs and the per-owner cap in the sample on %s', (platform) => {
+  let agent: RunningAgent;
+  let approval: ExpenseApproval;
+  const connect = (binding: (typeof BINDINGS)[number], who: { clientId: string; clientSecret: string }) =>
+    connectA2AAgent({ agentUrl: agent.url, preferredTransports: [binding], credentials: who, skillId: 'submit-expense' });
+  const submitter = { clientId: DEV_CLIENT_DEFAULTS.submitter.clientId, clientSecret: DEV_CLIENT_DEFAULTS.submitter.clientSecret };
+  const other = { clientId: DEV_CLIENT_DEFAULTS.opaque.clientId, clientSecret: DEV_CLIENT_DEFAULTS.opaque.clientSecret };
+
+  beforeAll(async () => {
+    agent = await bootstrap({
+      platform,
+      port: 0,
+      env: { NODE_ENV: 'test', A2A_APPROVAL_THRESHOLD: '1000', A2A_APPROVAL_TIMEOUT_MS: '20000', A2A_APPROVAL_MAX_PENDING_PER_OWNER: '2' },
+      logger: false,
+      banner: false,
+    });
+    approval = agent.app.get<ExpenseApproval>(EXPENSE_APPROVAL);
+  });
+  afterAll(async () => {
+    await agent?.close();
+  });
+
+  it.each(BINDINGS)('%s: a loginHint out of bounds: TASK_STATE_REJECTED with the reason, nothing sent to the authorization server', async (binding) => {
+    const c = await connect(binding, submitter);
+    const before = agent.devAuth!.ciba!.pending().length;
+    const cases: [string, string, string][] = [
+      ['a'.repeat(257), 'too_long', "the approval request's loginHint is longer than 256 characters"],
+      ['alice\u0007', 'control_character', "the approval request's loginHint contains a control character"],
+      ['alice\nbob', 'control_character', "the approval request's loginHint contains a control character"],
+      ['alice\u202e', 'control_character', "the approval request's loginHint contains a control character"],
+    ];
+    for (const [loginHint, reason, text] of cases) {
+      const t = (await c.client.sendMessage(submit(1500, { loginHint }))) as Task;
+      expect(seen(t.status)).toEqual({ state: 'TASK_STATE_REJECTED', text, data: { error: 'invalid_request', reason, field: 'loginHint' }, extensions: [] });
+      const states: string[] = [];
+      for await (const ev of c.client.sendMessageStream(submit(1500, { loginHint }))) {
+        states.push(`${ev.payload?.$case}:${taskStateToJSON((ev.payload!.value as Task).status!.state)}`);
+      }
+      expect(states).toEqual(['task:TASK_STATE_REJECTED']);
+    }
+    expect(agent.devAuth!.ciba!.pending().length).toBe(before);
+    expect(approval.service!.pendingCount).toBe(0);
+    // 256 characters is within bounds: it reaches the authorization server, which knows no such user.
+    const t = (await c.client.sendMessage(submit(1500, { loginHint: 'a'.repeat(256) }))) as Task;
+    const end = await until('the task to fail', async () => {
+      const now = await c.client.getTask(GetTaskRequest.fromJSON({ id: t.id }));
+      return taskStateToJSON(now.status!.state) === 'TASK_STATE_FAILED' ? now : undefined;
+    });
+    expect((seen(end.status).data as { humanApproval: { error: string } }).humanApproval.error).toBe('unknown_user_id');
+  });
+
+  it('bindingMessage bounds: HumanApprovalInputError before anything is published or sent', async () => {
+    const service = approval.service!;
+    const before = agent.devAuth!.ciba!.pending().length;
+    const { RequestContext, DefaultExecutionEventBus } = await import('@a2a-js/sdk/server');
+    const { ServerCallContext } = await import('@a2a-js/sdk/server');
+    for (const [bindingMessage, reason] of [
+      ['x'.repeat(257), 'too_long'],
+      ['Submit\u0000expense', 'control_character'],
+      ['Submit expense\r\n1500 EUR', 'control_character'],
+    ] as const) {
+      const bus = new DefaultExecutionEventBus();
+      const published: unknown[] = [];
+      bus.on('event', (e: unknown) => published.push(e));
+      const context = new RequestContext(submit(1500), randomUUID(), randomUUID(), new ServerCallContext());
+      const err = await service
+        .requestApproval({ context, eventBus: bus, loginHint: 'alice', bindingMessage, scopes: ['expense:submit'], operation: 'submit-expense' })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HumanApprovalInputError);
+      expect([(err as HumanApprovalInputError).field, (err as HumanApprovalInputError).reason]).toEqual(['bindingMessage', reason]);
+      expect(published).toEqual([]);
+    }
+    expect(agent.devAuth!.ciba!.pending().length).toBe(before);
+    expect(service.pendingCount).toBe(0);
+  });
+
+  it.each(BINDINGS)('%s: one owner gets at most A2A_APPROVAL_MAX_PENDING_PER_OWNER waiting approvals; another owner still gets one', async (binding) => {
+    const c = await connect(binding, submitter);
+    const o = await connect(binding, other);
+    const waiting: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const t = (await c.client.sendMessage(submit(1100 + i))) as Task;
+        expect(taskStateToJSON(t.status!.state)).toBe('TASK_STATE_AUTH_REQUIRED');
+        waiting.push(t.id);
+      }
+      const third = (await c.client.sendMessage(submit(1102))) as Task;
+      const failed = await until('the third task to fail', async () => {
+        const now = await c.client.getTask(GetTaskRequest.fromJSON({ id: third.id }));
+        return taskStateToJSON(now.status!.state) === 'TASK_STATE_FAILED' ? now : undefined;
+      });
+      expect(seen(failed.status)).toEqual({
+        state: 'TASK_STATE_FAILED',
+        text: 'The approval request to alice could not be completed (too_many_pending_approvals)',
+        data: endData(1102, 'failed', 'too_many_pending_approvals'),
+        extensions: [HUMAN_APPROVAL_EXTENSION_URI],
+      });
+      const theirs = (await o.client.sendMessage(submit(1103))) as Task;
+      expect(taskStateToJSON(theirs.status!.state)).toBe('TASK_STATE_AUTH_REQUIRED');
+      await o.client.cancelTask(CancelTaskRequest.fromJSON({ id: theirs.id }));
+      // A slot freed (canceled) is usable again.
+      await c.client.cancelTask(CancelTaskRequest.fromJSON({ id: waiting.shift()! }));
+      const again = (await c.client.sendMessage(submit(1104))) as Task;
+      expect(taskStateToJSON(again.status!.state)).toBe('TASK_STATE_AUTH_REQUIRED');
+      waiting.push(again.id);
+    } finally {
+      for (const id of waiting) await c.client.cancelTask(CancelTaskRequest.fromJSON({ id })).catch(() => undefined);
+    }
+    expect(approval.service!.pendingCount).toBe(0);
   });
 });
 

@@ -4,7 +4,7 @@ import { ModuleRef } from '@nestjs/core';
 import { Role, TaskState, type Message, type Part } from '@a2a-js/sdk';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
 import { ConfigService } from '@nestjs/config';
-import { A2AInTaskAuthorization, a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
+import { A2AInTaskAuthorization, HumanApprovalInputError, a2aCallerOf, authorizedSkillOf } from 'nestjs-a2a-auth';
 import { ENV } from '../config';
 import { parseSubmitExpense } from '../expenses/expense';
 import { ExpenseStore } from '../expenses/expense.store';
@@ -119,6 +119,23 @@ export class ExpenseA2AExecutor implements AgentExecutor {
       bus.publish(AgentEvent.message(m));
       bus.finished();
     };
+    /** Nothing was published yet: the task, ended `TASK_STATE_REJECTED` with why the approval could not be asked. */
+    const reject = (e: HumanApprovalInputError) => {
+      const text: Part = { content: { $case: 'text', value: e.message }, metadata: undefined, filename: '', mediaType: 'text/plain' };
+      const data: Part = {
+        content: { $case: 'data', value: { error: 'invalid_request', reason: e.reason, field: e.field } },
+        metadata: undefined,
+        filename: '',
+        mediaType: 'application/json',
+      };
+      const status = {
+        state: TaskState.TASK_STATE_REJECTED,
+        message: { ...agentMessage(ctx, {}), parts: [text, data] },
+        timestamp: new Date().toISOString(),
+      };
+      bus.publish(AgentEvent.task({ id: ctx.taskId, contextId: ctx.contextId, status, artifacts: [], history: [ctx.userMessage], metadata: undefined }));
+      bus.finished();
+    };
     const msg = ctx.userMessage;
     // The fast path (metadata.skillId) was checked before this runs; otherwise route, and ask the library first.
     const authorized = authorizedSkillOf(ctx.context) ?? (await this.inTask.authorizeSkill(ctx, routeExpenseMessage(msg)));
@@ -133,16 +150,23 @@ export class ExpenseA2AExecutor implements AgentExecutor {
           const needsApproval = meta.requireApproval === true || (this.approval.threshold !== undefined && input.amount > this.approval.threshold);
           if (!needsApproval) return reply({ expense: this.expenses().submit(input, who) });
           const service = this.approval.service;
-          const loginHint = typeof meta.loginHint === 'string' && meta.loginHint ? meta.loginHint.slice(0, 100) : this.approval.loginHint;
+          // Not trimmed or cut here: the library bounds it (HumanApprovalInputError) and the task is rejected with why.
+          const loginHint = typeof meta.loginHint === 'string' && meta.loginHint ? meta.loginHint : this.approval.loginHint;
           if (!service || !loginHint) return reply({ error: { status: 503, message: 'this expense needs an approval, and human approval is not configured' } });
-          const r = await service.requestApproval({
-            context: ctx,
-            eventBus: bus,
-            loginHint,
-            bindingMessage: `Submit expense ${input.amount} ${input.currency}`,
-            scopes: ['expense:submit'],
-            operation: 'submit-expense',
-          });
+          let r;
+          try {
+            r = await service.requestApproval({
+              context: ctx,
+              eventBus: bus,
+              loginHint,
+              bindingMessage: `Submit expense ${input.amount} ${input.currency}`,
+              scopes: ['expense:submit'],
+              operation: 'submit-expense',
+            });
+          } catch (e) {
+            if (!(e instanceof HumanApprovalInputError)) throw e;
+            return reject(e);
+          }
           if (!r.approved) return; // the library has ended the task (rejected, failed or canceled) with the reason
           try {
             const expense = this.expenses().submit(input, who);

@@ -15,6 +15,8 @@ export const APPROVAL_ENV = {
   loginHint: 'A2A_APPROVAL_LOGIN_HINT',
   /** Upper bound of one wait, milliseconds. Default 120000. */
   timeoutMs: 'A2A_APPROVAL_TIMEOUT_MS',
+  /** Approvals waiting at the same time for one task owner (`maxPendingPerOwner`). Default 10. */
+  maxPendingPerOwner: 'A2A_APPROVAL_MAX_PENDING_PER_OWNER',
 } as const;
 
 /** Injection token of {@link ExpenseApproval}. */
@@ -48,6 +50,7 @@ export function expenseApprovalFromConfig(config: ConfigService): ExpenseApprova
   };
   const threshold = num(APPROVAL_ENV.threshold);
   const timeoutMs = num(APPROVAL_ENV.timeoutMs) ?? 120_000;
+  const maxPendingPerOwner = num(APPROVAL_ENV.maxPendingPerOwner);
   const loginHint = get(APPROVAL_ENV.loginHint);
   const clientId = get(APPROVAL_ENV.clientId);
   if (!clientId) return { threshold, loginHint };
@@ -63,6 +66,7 @@ export function expenseApprovalFromConfig(config: ConfigService): ExpenseApprova
       ...(backchannel && tokenUrl ? { backchannelAuthenticationEndpoint: backchannel, tokenUrl } : { issuer, backchannelAuthenticationEndpoint: backchannel }),
     },
     timeoutMs,
+    ...(maxPendingPerOwner !== undefined ? { maxPendingPerOwner } : {}),
   });
   return { service, threshold, loginHint };
 }

@@ -1,6 +1,6 @@
-import type { Message, SendMessageRequest, Task } from '@a2a-js/sdk';
+import type { Message, SendMessageRequest, StreamResponse, Task } from '@a2a-js/sdk';
 import type { AuthenticationHandler, Client, ClientFactory } from '@a2a-js/sdk/client';
-import { sendMessageWithStepUp } from './in-task';
+import { sendMessageStreamWithStepUp, sendMessageWithStepUp } from './in-task';
 import { sdkClient } from './sdk';
 import { bearerDestinationCheck, httpOrigin, type BearerDestinationOptions } from './destinations';
 import { isUseDpopNonceChallenge, type DPoPProofSigner } from './dpop';
@@ -284,6 +284,13 @@ export interface ConnectedA2AAgent {
    * message carrying a token for exactly those scopes ({@link sendMessageWithStepUp}).
    */
   sendMessage(params: SendMessageRequest): Promise<Message | Task>;
+  /**
+   * `client.sendMessageStream` that does the same on a stream ({@link sendMessageStreamWithStepUp}): it yields the
+   * stream's events, sends the follow-up when a status update asks for scopes in `stepUpScopes`, and keeps yielding the
+   * same stream (the agent carries the rest of the task on it). A human approval is yielded through, no follow-up.
+   * @throws A2AAuthorizationRequiredError when the task asks for scopes it may not request.
+   */
+  sendMessageStream(params: SendMessageRequest): AsyncGenerator<StreamResponse, void, undefined>;
 }
 
 /**
@@ -352,5 +359,13 @@ export async function connectA2AAgent(o: ConnectA2AAgentOptions): Promise<Connec
     return f.createFromAgentCard(auth.card as never);
   };
   const stepUp = { stepUpScopes: o.stepUpScopes ?? [], clientForScopes, unsupported: exchange !== undefined };
-  return { client, provider, exchange, auth, fetch: fetchImpl, sendMessage: (params) => sendMessageWithStepUp(client, params, stepUp) };
+  return {
+    client,
+    provider,
+    exchange,
+    auth,
+    fetch: fetchImpl,
+    sendMessage: (params) => sendMessageWithStepUp(client, params, stepUp),
+    sendMessageStream: (params) => sendMessageStreamWithStepUp(client, params, stepUp),
+  };
 }

@@ -84,4 +84,4 @@ export {
   type CibaPollOptions,
   type CibaOutcome,
 } from './ciba';
-export { sendMessageWithStepUp, authorizationRequestOf, A2AAuthorizationRequiredError, type StepUpOptions } from './in-task';
+export { sendMessageWithStepUp, sendMessageStreamWithStepUp, authorizationRequestOf, A2AAuthorizationRequiredError, type StepUpOptions } from './in-task';

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Message, Part, Task, TaskState } from '@a2a-js/sdk';
 import type { ExecutionEventBus, RequestContext } from '@a2a-js/sdk/server';
 import { A2ASkillNotAuthorizedError, holdTask, resultsRefused } from './in-task-auth';
+import { a2aTaskOwner } from './a2a-user';
 import { CibaClient, type CibaApprovalToken, type CibaClientOptions, type CibaOutcome } from '../../client/ciba';
 import { sdkRoot, sdkServer } from '../../client/sdk';
 
@@ -21,6 +22,53 @@ export const A2A_HUMAN_APPROVAL_OPTIONS = Symbol('A2A_HUMAN_APPROVAL_OPTIONS');
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 300_000;
 /** Default cap on approvals waiting at the same time, over all tasks. */
 export const DEFAULT_MAX_PENDING_APPROVALS = 1000;
+/** Default cap on approvals waiting at the same time for the tasks of one owner (`a2aTaskOwner`). */
+export const DEFAULT_MAX_PENDING_APPROVALS_PER_OWNER = 10;
+/** Longest accepted `loginHint`, characters (Unicode code points). */
+export const MAX_LOGIN_HINT_LENGTH = 256;
+/**
+ * Longest accepted `bindingMessage`, characters (Unicode code points). CIBA Core 1.0 §7.1: it SHOULD be relatively
+ * short and use a limited set of plain text characters, since it is shown on the user's device.
+ */
+export const MAX_BINDING_MESSAGE_LENGTH = 256;
+
+// C0/C1 controls, line/paragraph separators and bidirectional overrides/isolates: they could break a log line or
+// make the binding message the user reads differ from the one the client sees.
+const FORBIDDEN_CHARS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * An {@link ApprovalRequest} the service refuses before anything is published or sent to the authorization server:
+ * `field` is `loginHint` or `bindingMessage`, `reason` is `empty` (loginHint only), `too_long` (over
+ * {@link MAX_LOGIN_HINT_LENGTH} / {@link MAX_BINDING_MESSAGE_LENGTH}) or `control_character`. The message names the
+ * field and the rule, never the value.
+ */
+export class HumanApprovalInputError extends Error {
+  override readonly name = 'HumanApprovalInputError';
+  constructor(
+    readonly field: 'loginHint' | 'bindingMessage',
+    readonly reason: 'empty' | 'too_long' | 'control_character',
+  ) {
+    const max = field === 'loginHint' ? MAX_LOGIN_HINT_LENGTH : MAX_BINDING_MESSAGE_LENGTH;
+    super(
+      reason === 'empty'
+        ? `the approval request has an empty ${field}`
+        : reason === 'too_long'
+          ? `the approval request's ${field} is longer than ${max} characters`
+          : `the approval request's ${field} contains a control character`,
+    );
+  }
+}
+
+/** @throws HumanApprovalInputError */
+function checkApprovalInput(loginHint: unknown, bindingMessage: unknown): void {
+  if (typeof loginHint !== 'string' || loginHint === '') throw new HumanApprovalInputError('loginHint', 'empty');
+  if ([...loginHint].length > MAX_LOGIN_HINT_LENGTH) throw new HumanApprovalInputError('loginHint', 'too_long');
+  if (FORBIDDEN_CHARS.test(loginHint)) throw new HumanApprovalInputError('loginHint', 'control_character');
+  if (bindingMessage === undefined) return;
+  if (typeof bindingMessage !== 'string') throw new HumanApprovalInputError('bindingMessage', 'empty');
+  if ([...bindingMessage].length > MAX_BINDING_MESSAGE_LENGTH) throw new HumanApprovalInputError('bindingMessage', 'too_long');
+  if (FORBIDDEN_CHARS.test(bindingMessage)) throw new HumanApprovalInputError('bindingMessage', 'control_character');
+}
 
 /** Options of {@link HumanApprovalService}. */
 export interface HumanApprovalOptions {
@@ -32,6 +80,12 @@ export interface HumanApprovalOptions {
   requestedExpirySeconds?: number;
   /** Approvals waiting at the same time; beyond it a request ends the task `TASK_STATE_FAILED` at once. Default 1000. */
   maxPending?: number;
+  /**
+   * Approvals waiting at the same time for the tasks of one owner (`a2aTaskOwner`: issuer and subject of the token),
+   * so that one client cannot take every slot of `maxPending`; beyond it a request of that owner ends the task
+   * `TASK_STATE_FAILED` (`too_many_pending_approvals`) at once. Default {@link DEFAULT_MAX_PENDING_APPROVALS_PER_OWNER}.
+   */
+  maxPendingPerOwner?: number;
 }
 
 /** What {@link HumanApprovalService.requestApproval} needs. */
@@ -40,9 +94,15 @@ export interface ApprovalRequest {
   context: RequestContext;
   /** The executor's event bus; the status updates are published on it. */
   eventBus: ExecutionEventBus;
-  /** Whose approval is asked: CIBA `login_hint`. It is shown to the client in the status message. */
+  /**
+   * Whose approval is asked: CIBA `login_hint`. It is shown to the client in the status message. Non-empty, at most
+   * {@link MAX_LOGIN_HINT_LENGTH} characters, no control characters, else {@link HumanApprovalInputError}.
+   */
   loginHint: string;
-  /** CIBA `binding_message`, shown to the user on their device and to the client: say what is approved. */
+  /**
+   * CIBA `binding_message`, shown to the user on their device and to the client: say what is approved. At most
+   * {@link MAX_BINDING_MESSAGE_LENGTH} characters, no control characters, else {@link HumanApprovalInputError}.
+   */
   bindingMessage?: string;
   /** Scopes of the approval's access token (`openid` is added). */
   scopes: readonly string[];
@@ -157,6 +217,8 @@ interface PendingRecord {
   eventBus: ExecutionEventBus;
   contextId: string;
   loginHint: string;
+  /** `a2aTaskOwner` of the task; `undefined` for a context built outside the library (only `maxPending` applies). */
+  owner?: string;
   canceled?: boolean;
   /** Ends the hold on the task ({@link holdTask}): messages on it are refused while the approval is pending. */
   unhold: () => void;
@@ -203,13 +265,16 @@ export class HumanApprovalService {
   /**
    * Asks `loginHint` to approve `operation` and waits (see the class description). Never throws for an
    * authorization-server problem: that ends the task `TASK_STATE_FAILED`.
-   * @throws Error when the task already waits for an approval (one at a time per task); A2ASkillNotAuthorizedError
+   * @throws HumanApprovalInputError for a `loginHint` or `bindingMessage` out of bounds (nothing is published or
+   *   sent; the executor should end the task, e.g. `TASK_STATE_REJECTED` with the error's message);
+   *   Error when the task already waits for an approval (one at a time per task); A2ASkillNotAuthorizedError
    *   when the executor runs under the library and no skill is authorized for the message yet (fail closed: nobody is
    *   asked, nothing is published).
    */
   async requestApproval(r: ApprovalRequest): Promise<ApprovalResult> {
     const taskId = r.context.taskId;
     const contextId = r.context.contextId;
+    checkApprovalInput(r.loginHint, r.bindingMessage);
     if (this.pending.has(taskId)) throw new Error(`task ${taskId} already waits for an approval`);
     // Fail closed before anyone is asked: the waiting status could not be published for an unauthorized message.
     if (resultsRefused(r.context)) throw new A2ASkillNotAuthorizedError();
@@ -230,6 +295,7 @@ export class HumanApprovalService {
       eventBus: r.eventBus,
       contextId,
       loginHint: r.loginHint,
+      owner: r.context.context ? a2aTaskOwner(r.context.context) : undefined,
       unhold: () => undefined,
     };
     const end = (outcome: Exclude<CibaOutcome, { status: 'approved' }>): ApprovalResult => {
@@ -244,7 +310,7 @@ export class HumanApprovalService {
       return { approved: false, state, reason, outcome: outcome.status };
     };
 
-    if (this.pending.size >= (this.opts.maxPending ?? DEFAULT_MAX_PENDING_APPROVALS)) {
+    if (this.pending.size >= (this.opts.maxPending ?? DEFAULT_MAX_PENDING_APPROVALS) || this.ownerFull(record.owner)) {
       return end({ status: 'failed', error: 'too_many_pending_approvals' });
     }
     this.pending.set(taskId, record);
@@ -258,6 +324,15 @@ export class HumanApprovalService {
       record.abort.abort();
       throw e;
     }
+  }
+
+  /** Whether `owner` already has `maxPendingPerOwner` approvals waiting (bounded by `maxPending`, so a scan is cheap). */
+  private ownerFull(owner: string | undefined): boolean {
+    if (owner === undefined) return false;
+    const max = this.opts.maxPendingPerOwner ?? DEFAULT_MAX_PENDING_APPROVALS_PER_OWNER;
+    let n = 0;
+    for (const p of this.pending.values()) if (p.owner === owner && ++n >= max) return true;
+    return false;
   }
 
   /** The CIBA request and its polling, once the wait is recorded. */
