@@ -223,6 +223,30 @@ function executorWith(inTask: A2AInTaskAuthorization, approvals: () => HumanAppr
         const r = await approvals().requestApproval({ context: ctx, eventBus: bus, loginHint: 'alice', scopes: ['expense:submit'], operation: 'op' });
         return r.approved ? reply(LEAK) : undefined;
       }
+      if (cmd === 'progress-with-result') {
+        // A "progress" message that already says the result, before any skill was authorized; then it is refused.
+        bus.publish(AgentEvent.task(task([])));
+        const said: Message = {
+          messageId: randomUUID(),
+          contextId: ctx.contextId,
+          taskId: ctx.taskId,
+          role: Role.ROLE_AGENT,
+          parts: [textPart(LEAK)],
+          metadata: undefined,
+          extensions: [],
+          referenceTaskIds: [],
+        };
+        bus.publish(
+          AgentEvent.statusUpdate({
+            taskId: ctx.taskId,
+            contextId: ctx.contextId,
+            status: { state: TaskState.TASK_STATE_WORKING, message: said, timestamp: new Date().toISOString() },
+            metadata: undefined,
+          }),
+        );
+        await inTask.authorizeSkill(ctx, 'beta');
+        return reply('ran beta');
+      }
       if (cmd === 'task-with-artifact') {
         // A "working" task that already carries the result, before any skill was authorized; then it is refused.
         bus.publish(AgentEvent.task(task([artifact(LEAK)])));
@@ -382,10 +406,10 @@ describe.each(PLATFORMS)('breaking the fail-closed executor wrapper on %s', (pla
       expect(again.text).toContain('terminal state');
     });
 
-    it('a task event that already carries an artifact before any skill is authorized is not delivered (blocking, GetTask, stream)', async () => {
+    it.each(['task-with-artifact', 'progress-with-result'])('%s before any skill is authorized is not delivered (blocking, GetTask, stream)', async (cmd) => {
       const tok = await token('a:use');
       const path = binding === 'JSONRPC' ? '/a2a/jsonrpc' : '/message:send';
-      const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire('task-with-artifact') } : wire('task-with-artifact');
+      const body = binding === 'JSONRPC' ? { jsonrpc: '2.0', id: 1, method: 'SendMessage', params: wire(cmd) } : wire(cmd);
       const res = await request(t.url)
         .post(path)
         .set('Content-Type', 'application/json')

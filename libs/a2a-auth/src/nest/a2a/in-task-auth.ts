@@ -160,6 +160,9 @@ function isResult(ev: AgentExecutionEvent, known: Task | undefined): boolean {
   if (ev.kind === 'message' || ev.kind === 'artifactUpdate') return true;
   const state = ev.data.status?.state;
   if (state !== undefined && state !== SUBMITTED && state !== WORKING) return true;
+  // A progress message is the agent talking about work it was not yet allowed to do: its text could carry a result.
+  const said = ev.data.status?.message;
+  if (said && (said.role as number) === ROLE_AGENT) return true;
   if (ev.kind !== 'task') return false;
   const artifacts = new Set((known?.artifacts ?? []).map((a) => a.artifactId));
   const messages = new Set((known?.history ?? []).map((m) => m.messageId));
@@ -173,7 +176,7 @@ function isResult(ev: AgentExecutionEvent, known: Task | undefined): boolean {
  * The executor as the library runs it (installed by `createA2ARequestHandler`):
  * - fail closed: until a skill is authorized for the message (by `metadata.skillId` before the executor runs, or by
  *   {@link A2AInTaskAuthorization.authorizeSkill}), the executor may only publish a task in `SUBMITTED` / `WORKING`
- *   without new artifacts or agent messages; any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
+ *   without new artifacts or agent messages, and status updates without an agent message; any result throws {@link A2ASkillNotAuthorizedError} from `publish` and is not delivered;
  * - a follow-up message that answers a pending authorization (verified by the transport) resumes the waiting executor
  *   instead of running a second one, and relays its events to the follow-up's own answer;
  * - `cancelTask` of a task that waits for authorization ends the wait (`TASK_STATE_CANCELED`);
