@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { ClientCredentialsError } from './errors';
 import { ClientAuthenticationError, clientAuthentication, type ClientAuthOptions, type ResolvedClientAuth } from '../core/client-auth';
 import { parseTokenUrl, providerClientAuth } from './token-provider';
-import { clean, readLimited } from './token-endpoint';
+import { clean, oauthErrorCode, readLimited } from './token-endpoint';
 
 /** The CIBA grant type (OpenID Connect CIBA Core 1.0 §10.1). */
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba';
@@ -423,7 +423,7 @@ function positive(v: unknown): number | undefined {
 }
 
 function oauthError(body: Json | undefined, secret: readonly string[]): { error: string; description?: string } {
-  const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'invalid_response';
+  const error = oauthErrorCode(body) ?? 'invalid_response';
   const description = typeof body?.error_description === 'string' ? clean(body.error_description, secret) : undefined;
   return { error, ...(description ? { description } : {}) };
 }

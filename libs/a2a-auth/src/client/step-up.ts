@@ -1,3 +1,4 @@
+import { missingScopes } from '../core/scopes';
 import { InsufficientScopeError } from './errors';
 
 /** One challenge of a `WWW-Authenticate` header (RFC 9110 §11.6.1): the scheme (lower-cased) and its auth-params (names lower-cased). */
@@ -103,8 +104,7 @@ export function planStepUp(p: {
   /** For the error: the refusal's `WWW-Authenticate` value. */
   wwwAuthenticate?: string | null;
 }): StepUpPlan {
-  const granted = new Set(p.granted);
-  const missing = p.required.filter((s) => !granted.has(s));
+  const missing = missingScopes(p.granted, p.required);
   const may = new Set([...p.requested, ...p.allowed]);
   const refused = missing.filter((s) => !may.has(s));
   if (missing.length === 0 || refused.length > 0) {

@@ -77,7 +77,7 @@ export async function postTokenRequest(c: TokenEndpointClient, form: URLSearchPa
     const fail = (error: string, description?: string) =>
       new TokenEndpointError({ error, errorDescription: description, status, tokenUrl: c.tokenUrl, clientId: c.auth.clientId });
     if (status < 200 || status >= 300) {
-      const error = typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : 'unexpected_response';
+      const error = oauthErrorCode(body) ?? 'unexpected_response';
       // A rotated credential: the store may already hold the new one, so ask it once more.
       if (error === 'invalid_client' && (status === 400 || status === 401) && c.auth.rotatable && !rotated) {
         rotated = true;
@@ -114,6 +114,14 @@ async function send(
     const err = e as { message?: string; cause?: { code?: string } };
     throw new TokenEndpointUnavailableError({ kind: 'network', tokenUrl: c.tokenUrl, detail: scrub(err?.cause?.code ?? err?.message ?? 'fetch failed') });
   }
+}
+
+/**
+ * The `error` of an OAuth 2.0 error response (RFC 6749 §5.2) when it is a well-formed code (printable ASCII without `"`
+ * or `\\`, at most 64 characters), so it can be put in an error and a log line as is; otherwise `undefined`. @internal
+ */
+export function oauthErrorCode(body: Record<string, unknown> | undefined): string | undefined {
+  return typeof body?.error === 'string' && /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(body.error) ? body.error : undefined;
 }
 
 function errorCode(text: string): unknown {

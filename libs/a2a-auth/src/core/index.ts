@@ -55,7 +55,7 @@ export {
   type DPoPRequest,
 } from './dpop';
 export { InMemoryReplayCache, SharedStoreReplayCache, type DPoPReplayCache } from './replay-cache';
-export { extractScopes, assertScopes, grantsScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
+export { extractScopes, assertScopes, grantsScopes, missingScopes, DEFAULT_SCOPE_CLAIMS } from './scopes';
 export { checkClaims, type ClaimValidator, type ClaimPolicy } from './claims';
 export { decodeForVerification, type DecodedToken } from './decode';
 export { keyFitsAlgorithm, verifyJwsSignature } from './jws';

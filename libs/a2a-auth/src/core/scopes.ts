@@ -52,7 +52,15 @@ export function grantsScopes(granted: ReadonlySet<string> | readonly string[], r
   return true;
 }
 
+/**
+ * The required scopes the caller is not granted, in the order required: what a refusal names (the audit text, an
+ * in-task status message, the client's step-up). Empty when {@link grantsScopes} is `true`.
+ */
+export function missingScopes(granted: ReadonlySet<string> | readonly string[], required: readonly string[]): string[] {
+  const set = granted instanceof Set ? (granted as ReadonlySet<string>) : new Set(granted);
+  return required.filter((s) => !set.has(s));
+}
+
 function refuse(granted: ReadonlySet<string>, required: readonly string[]): never {
-  const missing = required.filter((s) => !granted.has(s));
-  throw new AuthError('insufficient_scope', `missing scopes: ${missing.join(' ')}`, required);
+  throw new AuthError('insufficient_scope', `missing scopes: ${missingScopes(granted, required).join(' ')}`, required);
 }

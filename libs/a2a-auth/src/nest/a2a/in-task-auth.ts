@@ -7,6 +7,7 @@ import type { A2ACaller } from '../../core/caller';
 import { protectedResourceMetadataUrl } from '../../core/card/resource-metadata';
 import { IN_TASK_AUTH_EXTENSION_URI, taskOwnerOf, type A2AAuthorizationRequest, type PendingAuthorizationStore } from '../../core/in-task-authorization';
 import type { ResolvedOptions } from '../../core/options';
+import { missingScopes } from '../../core/scopes';
 import { A2A_AUTH_RESOLVED_OPTIONS } from '../constants';
 import { a2aCallerOf, a2aTaskOwner, authorizedSkillOf } from './a2a-user';
 import { A2ASkillAuthorizer, type AuthorizedSkill } from './skill-authorizer';
@@ -352,7 +353,7 @@ export class A2AInTaskAuthorization implements OnModuleDestroy {
       return { skillId, skill: d.skill, caller };
     }
     const required = [...d.skill.scopes];
-    const missing = required.filter((s) => !caller?.scopes.includes(s));
+    const missing = missingScopes(caller?.scopes ?? [], required);
     const why =
       d.error.reason === 'insufficient_scope'
         ? `skill ${skillId} needs the scopes ${required.join(' ')}; the token lacks ${missing.join(' ')}`
